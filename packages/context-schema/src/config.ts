@@ -1,0 +1,40 @@
+export type Engine = 'localai' | 'llama-server';
+export type TlsMode = 'self-signed' | 'letsencrypt' | 'custom';
+
+/** The appliance's one configuration type: parsed once from the context, then passed everywhere. */
+export interface Config {
+  /** The main API key; null = use (or generate) the key kept in the appliance's state directory. */
+  apiKey: string | null;
+  extraApiKeys: string[];
+  engine: Engine;
+  modelId: string;
+  /** Tokens each request may use; the engine's total is this × parallelSlots. */
+  contextSize: number;
+  /** 0 = physical cores (resolved against host facts by the engine renderer). */
+  threads: number;
+  parallelSlots: number;
+  hostname: string | null;
+  httpsPort: number;
+  corsOrigins: string[];
+  /** Requests per minute per key; 0 = off. */
+  rateLimitPerMinute: number;
+  /** Concurrent requests per key; 0 = off. */
+  connectionLimit: number;
+  requestTimeoutSeconds: number;
+  maxBodyMegabytes: number;
+  metrics: boolean;
+  basicAuth: boolean;
+  tls: TlsConfig;
+}
+
+export interface TlsConfig {
+  /** What the operator asked for (`auto` included). */
+  requestedMode: TlsMode | 'auto';
+  /** What will be served: `auto` resolved to letsencrypt (hostname set) or self-signed. */
+  mode: TlsMode;
+  /** PEM, decoded from base64; only in custom mode. */
+  certificatePem: string | null;
+  privateKeyPem: string | null;
+  letsEncryptEmail: string | null;
+  acmeDirectory: string;
+}

@@ -1,0 +1,98 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createLogger, type Logger } from './log.js';
+import { ExitCode, formatError, isTaskError, UsageError } from './errors.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface CommandSpec<O extends Options> {
+  /** e.g. `context-schema validate` */
+  name: string;
+  summary: string;
+  usage: string;
+  options: O;
+  /** Lines after the option list: examples, environment variables. */
+  details?: string;
+  allowPositionals?: boolean;
+}
+
+/** Options every command shares. */
+export const commonOptions = {
+  help: { type: 'boolean', short: 'h', default: false },
+  quiet: { type: 'boolean', short: 'q', default: false },
+  verbose: { type: 'boolean', short: 'v', default: false },
+} as const satisfies Options;
+
+export function helpText(spec: CommandSpec<Options>, optionHelp: Record<string, string>): string {
+  const lines = [`${spec.name} — ${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Options:'];
+  const all = { ...spec.options, ...commonOptions };
+  for (const [name, def] of Object.entries(all)) {
+    const flag = `${def.short ? `-${def.short}, ` : '    '}--${name}${(def.type as string) === 'string' ? ' <value>' : ''}`;
+    const help =
+      optionHelp[name] ??
+      ({ help: 'show this help', quiet: 'only warnings and errors', verbose: 'debug output' } as Record<string, string>)[name] ??
+      '';
+    lines.push(`  ${flag.padEnd(30)} ${help}`);
+  }
+  if (spec.details) lines.push('', spec.details.trimEnd());
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Parses argv, prints --help, builds the logger and turns errors into exit codes:
+ * a TaskError prints its message and hint (never a stack), anything else is a bug and prints its stack.
+ */
+export async function runCommand<O extends Options>(
+  spec: CommandSpec<O>,
+  optionHelp: Record<string, string>,
+  argv: string[],
+  main: (args: { values: Record<string, unknown>; positionals: string[]; log: Logger }) => Promise<number | void>,
+): Promise<number> {
+  let log = createLogger();
+  try {
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: argv,
+        options: { ...spec.options, ...commonOptions },
+        allowPositionals: spec.allowPositionals ?? false,
+        strict: true,
+      });
+    } catch (error) {
+      throw new UsageError((error as Error).message, `see ${spec.name} --help`);
+    }
+    const values = parsed.values as Record<string, unknown>;
+    if (values.help) {
+      process.stdout.write(helpText(spec as unknown as CommandSpec<Options>, optionHelp));
+      return ExitCode.ok;
+    }
+    log = createLogger({ quiet: Boolean(values.quiet), level: values.verbose ? 'debug' : undefined });
+    return (await main({ values, positionals: parsed.positionals, log })) ?? ExitCode.ok;
+  } catch (error) {
+    log.error(formatError(error));
+    return isTaskError(error) ? error.exitCode : ExitCode.failure;
+  }
+}
+
+/** Dispatches `tool <subcommand> …` to one of several commands. */
+export async function runSubcommands(
+  tool: string,
+  summary: string,
+  commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }>,
+  argv: string[],
+): Promise<number> {
+  const [sub, ...rest] = argv;
+  const list = Object.entries(commands)
+    .map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`)
+    .join('\n');
+  const help = `${tool} — ${summary}\n\nUsage: ${tool} <command> [options]\n\nCommands:\n${list}\n\nRun "${tool} <command> --help" for a command's options.\n`;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(help);
+    return sub === undefined ? ExitCode.usage : ExitCode.ok;
+  }
+  const command = commands[sub];
+  if (!command) {
+    process.stderr.write(`${tool}: unknown command "${sub}"\n\n${help}`);
+    return ExitCode.usage;
+  }
+  return command.run(rest);
+}
