@@ -20,6 +20,7 @@ const common = {
 
 const started = performance.now();
 if (existsSync('src/cli.ts')) {
+  // src/cli.ts must not carry its own shebang: the banner puts one first.
   await build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.mjs', banner: { js: `#!/usr/bin/env node\n${common.banner.js}` } });
   await chmod('dist/cli.mjs', 0o755);
 }

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, runCommand, runSubcommands, TaskError, writeFileAtomic } from '@slm-copilot/task-kit';

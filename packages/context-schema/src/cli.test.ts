@@ -1,0 +1,46 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { $ } from 'zx';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = (...args: string[]) =>
+  $({ cwd: pkg, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+
+describe('context-schema CLI', () => {
+  it('has --help for the tool and every command', async () => {
+    for (const args of [['--help'], ...['validate', 'docs', 'params', 'marketplace', 'generate'].map((c) => [c, '--help'])]) {
+      const r = await cli(...args);
+      expect(r.exitCode, args.join(' ')).toBe(0);
+      expect(r.stdout).toMatch(/Usage: context-schema/);
+    }
+  }, 60_000);
+
+  it('validate --file refuses a bad context.sh with exit 3, naming variables, masking secrets, running nothing', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'ctx-cli-'));
+    const marker = path.join(dir, 'ran');
+    const secret = 'ThisIsTheSecretKey$(touch x)';
+    const file = path.join(dir, 'context.sh');
+    await writeFile(file, `ONEAPP_COPILOT_PASSWORD='${secret}'\nONEAPP_COPILOT_CONTEXT_SIZE='$(touch ${marker})'\nONEAPP_COPILOT_ENGINE='llama-server'\n`);
+    const r = await cli('validate', '--file', file);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toContain('ONEAPP_COPILOT_PASSWORD = ');
+    expect(r.stderr).toContain(`ONEAPP_COPILOT_CONTEXT_SIZE = "$(touch ${marker})": expected an integer`);
+    expect(r.stderr + r.stdout).not.toContain(secret);
+    expect(existsSync(marker)).toBe(false);
+  }, 30_000);
+
+  it('validate prints the configuration with the key masked', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'ctx-cli-'));
+    const file = path.join(dir, 'context.sh');
+    await writeFile(file, "ONEAPP_COPILOT_PASSWORD='a-valid-api-key-0123456789'\nONEAPP_COPILOT_THREADS='4'\n");
+    const r = await cli('validate', '--file', file, '--json');
+    expect(r.exitCode).toBe(0);
+    const printed = JSON.parse(r.stdout);
+    expect(printed.threads).toBe(4);
+    expect(r.stdout).not.toContain('a-valid-api-key-0123456789');
+  }, 30_000);
+});
