@@ -3,3 +3,4 @@ export { parseContext, ContextError, redactConfig, secretsOf, showValue, type Co
 export { parseContextFile, type ContextFile } from './context-file.js';
 export { variables, variableByName, contextSchema, VARIABLE_PREFIX, type VariableSpec } from './schema.js';
 export { renderDocsTable, renderServiceParams, renderMarketplaceInputs, marketplaceInputs, userInput, contextDefault } from './generate.js';
+export { appliancePaths, type AppliancePaths } from './paths.js';

@@ -4,3 +4,4 @@ export * from './files.js';
 export * from './secrets.js';
 export * from './cli.js';
 export * from './shell.js';
+export * from './host.js';
