@@ -14,7 +14,7 @@ export interface AppliancePaths {
   apiKeyFile: string;
   /** Rendered configuration of our own (env files, chat template). */
   configDir: string;
-  /** The GGUF model and its manifest. */
+  /** The GGUF model, its manifest, and LocalAI's model YAML (LocalAI's models path). */
   modelsDir: string;
   logDir: string;
   systemdDir: string;
@@ -23,8 +23,6 @@ export interface AppliancePaths {
     port: number;
     localaiBinary: string;
     localaiBackendsDir: string;
-    /** LocalAI's model YAMLs. */
-    localaiModelsDir: string;
     llamaServerBinary: string;
     /** Our Devstral chat template, used by both engines. */
     chatTemplate: string;
@@ -64,7 +62,6 @@ export function appliancePaths(prefix = ''): AppliancePaths {
       port: 8080,
       localaiBinary: p('opt/local-ai/bin/local-ai'),
       localaiBackendsDir: p('opt/local-ai/backends'),
-      localaiModelsDir: p('opt/local-ai/models'),
       llamaServerBinary: p('opt/llama.cpp/bin/llama-server'),
       chatTemplate: p('etc/slm-copilot/devstral-chat-template.jinja'),
     },

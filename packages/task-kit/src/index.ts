@@ -5,3 +5,4 @@ export * from './secrets.js';
 export * from './cli.js';
 export * from './shell.js';
 export * from './host.js';
+export * from './lock.js';

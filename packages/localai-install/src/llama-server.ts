@@ -1,0 +1,32 @@
+import path from 'node:path';
+import type { AppliancePaths, Config } from '@slm-copilot/context-schema';
+import type { EnginePlan } from './plan.js';
+import type { ModelFacts } from './model.js';
+
+/**
+ * Prompt-cache reuse chunk (llama-server `--cache-reuse`): lets a request reuse cached KV
+ * chunks of at least this many tokens even when an earlier part of the prompt changed.
+ */
+export const CACHE_REUSE_TOKENS = 256;
+
+/** The llama-server command line for the plan. Pure; each flag checked against llama.cpp's common/arg.cpp. */
+export function llamaServerArgs(config: Config, plan: EnginePlan, model: ModelFacts, paths: AppliancePaths): string[] {
+  return [
+    '--host', paths.engine.host,
+    '--port', String(paths.engine.port),
+    '--model', path.join(paths.modelsDir, model.fileName),
+    '--alias', config.modelId,
+    '--ctx-size', String(plan.totalContext),
+    '--parallel', String(plan.parallelSlots),
+    '--threads', String(plan.threads),
+    '--threads-batch', String(plan.threads),
+    '--jinja',
+    '--chat-template-file', paths.engine.chatTemplate,
+    '--cache-prompt',
+    '--cache-reuse', String(CACHE_REUSE_TOKENS),
+    // llama-server's own HTTP timeout (default 600 s) would cut a long CPU prefill short.
+    '--timeout', String(config.requestTimeoutSeconds),
+    '--no-ui',
+    ...(config.metrics ? ['--metrics'] : []),
+  ];
+}

@@ -1,0 +1,105 @@
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
+import { applyFileSet, changedPaths, writeFileAtomic } from '@slm-copilot/task-kit';
+import { $ } from 'zx';
+import { devstralFacts, vm16x32 } from './fixtures.js';
+import { loadChatTemplate, renderEngine } from './render.js';
+
+const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
+const paths = appliancePaths();
+
+async function renderInto(engine: 'localai' | 'llama-server') {
+  const root = await mkdtemp(path.join(tmpdir(), `engine-${engine}-`));
+  const config = parseContext({ ONEAPP_COPILOT_ENGINE: engine });
+  const render = renderEngine({ config, model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
+  const applied = await applyFileSet(root, render.files);
+  return { root, render, applied };
+}
+
+/** Compares a rendered file with its reviewed copy under fixtures/ (UPDATE_FIXTURES=1 rewrites them). */
+async function expectFixture(actual: string, name: string) {
+  const file = path.join(fixtures, name);
+  if (process.env.UPDATE_FIXTURES === '1') await writeFileAtomic(file, actual);
+  expect(actual).toBe(await readFile(file, 'utf8'));
+}
+
+describe('engine render (exact output)', () => {
+  it('LocalAI: model YAML, env file, unit and template at the appliance paths', async () => {
+    const { root, render, applied } = await renderInto('localai');
+    expect(applied.map((a) => a.path)).toEqual([
+      '/etc/slm-copilot/devstral-chat-template.jinja',
+      '/opt/slm-copilot/models/devstral-small-2.yaml',
+      '/etc/slm-copilot/engine.env',
+      '/etc/systemd/system/slm-copilot-engine.service',
+    ]);
+    expect(render.unit).toBe('slm-copilot-engine.service');
+    await expectFixture(await readFile(path.join(root, 'opt/slm-copilot/models/devstral-small-2.yaml'), 'utf8'), 'localai/devstral-small-2.yaml');
+    await expectFixture(await readFile(path.join(root, 'etc/slm-copilot/engine.env'), 'utf8'), 'localai/engine.env');
+    await expectFixture(await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'), 'localai/slm-copilot-engine.service');
+  });
+
+  it('llama-server: one unit carrying the whole command line', async () => {
+    const { root, applied } = await renderInto('llama-server');
+    expect(applied.map((a) => a.path)).toEqual(['/etc/slm-copilot/devstral-chat-template.jinja', '/etc/systemd/system/slm-copilot-engine.service']);
+    await expectFixture(await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'), 'llama-server/slm-copilot-engine.service');
+  });
+
+  it('is idempotent: rendering the same inputs again changes nothing', async () => {
+    const { root } = await renderInto('localai');
+    const config = parseContext({ ONEAPP_COPILOT_ENGINE: 'localai' });
+    const again = renderEngine({ config, model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
+    expect(changedPaths(await applyFileSet(root, again.files))).toEqual([]);
+    const other = renderEngine({ config: parseContext({ ONEAPP_COPILOT_CONTEXT_SIZE: '16384' }), model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
+    expect(changedPaths(await applyFileSet(root, other.files))).toEqual(['/opt/slm-copilot/models/devstral-small-2.yaml', '/etc/slm-copilot/engine.env']);
+  });
+
+  it('switching engines rewrites the one engine unit (no second unit can be left running)', async () => {
+    const { root } = await renderInto('localai');
+    const before = await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8');
+    const switched = renderEngine({ config: parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server' }), model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
+    expect(changedPaths(await applyFileSet(root, switched.files))).toEqual(['/etc/systemd/system/slm-copilot-engine.service']);
+    const after = await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8');
+    expect(before).toMatch(/ExecStart=\/opt\/local-ai\/bin\/local-ai run/);
+    expect(after).toMatch(/ExecStart=\/opt\/llama.cpp\/bin\/llama-server /);
+    expect(await readdir(path.join(root, 'etc/systemd/system'))).toEqual(['slm-copilot-engine.service']);
+  });
+
+  /** Lines systemd-analyze verify prints about our unit (it exits 0 even for unknown or unparsable keys). */
+  async function verifyProblems(unit: string): Promise<string[]> {
+    const r = await $({ nothrow: true, quiet: true })`systemd-analyze verify --man=no ${unit}`;
+    return (r.stderr + r.stdout)
+      .split('\n')
+      .filter((l) => l.includes('slm-copilot-engine.service') && !/Failed to (open|create|set up|initialize)|not running|No such file/.test(l));
+  }
+
+  async function renderedUnit(engine: 'localai' | 'llama-server'): Promise<string> {
+    const { root } = await renderInto(engine);
+    const unit = path.join(root, 'etc/systemd/system/slm-copilot-engine.service');
+    // verify checks that ExecStart's binary exists: point it at a real executable
+    await writeFileAtomic(unit, (await readFile(unit, 'utf8')).replace(/ExecStart=\S+/, 'ExecStart=/bin/true'));
+    return unit;
+  }
+
+  it('systemd-analyze verify accepts the units, and flags a broken one', async (ctx) => {
+    if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip();
+    for (const engine of ['localai', 'llama-server'] as const) expect(await verifyProblems(await renderedUnit(engine))).toEqual([]);
+    // mutation check: the same verification must notice a bad value and an unknown key
+    const broken = await renderedUnit('localai');
+    await writeFileAtomic(broken, (await readFile(broken, 'utf8')).replace('ProtectHome=yes', 'ProtectHome=maybe').replace('[Install]', 'Bogus=1\n[Install]'));
+    expect((await verifyProblems(broken)).length).toBe(2);
+  }, 60_000);
+
+  it('systemd-analyze security rates both units 2.5 or better (lower is safer)', async (ctx) => {
+    if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip();
+    for (const engine of ['localai', 'llama-server'] as const) {
+      const r = await $({ nothrow: true, quiet: true })`systemd-analyze security --offline=yes ${await renderedUnit(engine)}`;
+      const exposure = Number(/Overall exposure level for slm-copilot-engine\.service: ([\d.]+)/.exec(r.stdout + r.stderr)?.[1]);
+      expect(exposure, engine).toBeLessThanOrEqual(2.5);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,86 @@
+import type { AppliancePaths } from '@slm-copilot/context-schema';
+import { TaskError } from '@slm-copilot/task-kit';
+
+export const ENGINE_UNIT = 'slm-copilot-engine.service';
+
+export interface EngineUnitSpec {
+  description: string;
+  execStart: string[];
+  environmentFile?: string;
+  /** Seconds systemd waits for start-up (mapping a 14 GB model from a cold disk is slow). */
+  startTimeoutSeconds: number;
+  /** Directories the engine may write (everything else is read-only). */
+  writablePaths?: string[];
+}
+
+/** systemd's ExecStart splits on spaces and interprets quotes and specifiers: allow only plain words. */
+function execWord(word: string): string {
+  if (!/^[A-Za-z0-9@%+=:,./_-]+$/.test(word) || word.includes('%')) {
+    throw new TaskError(`internal: refusing to put ${JSON.stringify(word)} on a systemd ExecStart line`);
+  }
+  return word;
+}
+
+/**
+ * One unit for whichever engine is configured, so switching engines leaves no stale unit:
+ * the unit's text changes and the lifecycle restarts it.
+ * Hardened: a dynamic user with no capabilities, a read-only system, loopback-only networking.
+ */
+export function renderEngineUnit(spec: EngineUnitSpec, paths: AppliancePaths): string {
+  const lines = [
+    '# Rendered by SLM-Copilot (localai-install) on every boot; edits are overwritten.',
+    '[Unit]',
+    `Description=${spec.description}`,
+    'After=network.target',
+    'StartLimitIntervalSec=300',
+    'StartLimitBurst=5',
+    '',
+    '[Service]',
+    'Type=exec',
+    ...(spec.environmentFile ? [`EnvironmentFile=${spec.environmentFile}`] : []),
+    `ExecStart=${spec.execStart.map(execWord).join(' ')}`,
+    'Restart=on-failure',
+    'RestartSec=3',
+    `TimeoutStartSec=${spec.startTimeoutSeconds}`,
+    'TimeoutStopSec=30',
+    'DynamicUser=yes',
+    'StateDirectory=slm-copilot-engine',
+    'WorkingDirectory=/var/lib/slm-copilot-engine',
+    'UMask=0077',
+    'NoNewPrivileges=yes',
+    'CapabilityBoundingSet=',
+    'AmbientCapabilities=',
+    'ProtectSystem=strict',
+    'ProtectHome=yes',
+    'PrivateTmp=yes',
+    'PrivateDevices=yes',
+    'PrivateUsers=yes',
+    'ProtectClock=yes',
+    'ProtectHostname=yes',
+    'ProtectKernelTunables=yes',
+    'ProtectKernelModules=yes',
+    'ProtectKernelLogs=yes',
+    'ProtectControlGroups=yes',
+    'ProtectProc=invisible',
+    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
+    'RestrictNamespaces=yes',
+    'RestrictRealtime=yes',
+    'RestrictSUIDSGID=yes',
+    'LockPersonality=yes',
+    'MemoryDenyWriteExecute=yes',
+    'RemoveIPC=yes',
+    'SystemCallArchitectures=native',
+    'SystemCallFilter=@system-service',
+    'SystemCallFilter=~@privileged',
+    // The engine talks to nginx on loopback and to nothing else: no telemetry, no downloads.
+    'IPAddressDeny=any',
+    'IPAddressAllow=localhost',
+    ...(spec.writablePaths ?? []).map((p) => `ReadWritePaths=${execWord(p)}`),
+    `ReadOnlyPaths=${execWord(paths.modelsDir)}`,
+    '',
+    '[Install]',
+    'WantedBy=multi-user.target',
+    '',
+  ];
+  return lines.join('\n');
+}

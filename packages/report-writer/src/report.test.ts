@@ -1,0 +1,157 @@
+import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { $ } from 'zx';
+import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
+import { applyFileSet, createLogger, generateApiKey } from '@slm-copilot/task-kit';
+import { renderBanner } from './banner.js';
+import { publishToOneGate } from './onegate.js';
+import { renderReport, type ReportInputs } from './report.js';
+
+const key = generateApiKey();
+function inputs(overrides: Partial<ReportInputs> = {}, env: Record<string, string> = {}): ReportInputs {
+  const paths = appliancePaths();
+  return {
+    config: parseContext({ ONEAPP_COPILOT_PASSWORD: key, ...env }),
+    paths,
+    apiKey: key,
+    generatedKeyFile: null,
+    host: '192.0.2.10',
+    engine: { name: 'localai', version: 'LocalAI v4.9.0', threads: 8, contextPerSlot: 32768, parallelSlots: 1 },
+    tls: {
+      mode: 'self-signed',
+      caCertPath: paths.tls.caCert,
+      caFingerprintSha256: 'AA:BB',
+      certFingerprintSha256: 'CC:DD',
+      notAfter: '2028-01-01T00:00:00Z',
+    },
+    warnings: [],
+    errors: [],
+    generatedAt: '2026-11-28T00:00:00Z',
+    ...overrides,
+  };
+}
+
+/** Parses the report with Python's configparser: an independent INI reader. */
+async function parseIni(text: string): Promise<Record<string, Record<string, string>>> {
+  const script = 'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
+  const r = await $({ input: text, quiet: true })`python3 -c ${script}`;
+  return JSON.parse(r.stdout);
+}
+
+describe('report', () => {
+  it('parses as INI and carries the endpoint, key, model, context, engine, TLS and health URL', async () => {
+    const [report] = renderReport(inputs());
+    expect(report!.path).toBe('/etc/one-appliance/config');
+    expect(report!.mode).toBe(0o600);
+    const ini = await parseIni(report!.text);
+    expect(ini.Connection).toMatchObject({
+      endpoint: 'https://192.0.2.10/v1',
+      api_key: key,
+      model_id: 'devstral-small-2',
+      context_window: '32768',
+      health_url: 'https://192.0.2.10/readyz',
+    });
+    expect(ini.Engine).toMatchObject({ engine: 'localai', version: 'LocalAI v4.9.0' });
+    expect(ini.TLS).toMatchObject({ mode: 'self-signed', ca_certificate: '/etc/slm-copilot/tls/ca.crt', ca_sha256: 'AA:BB', certificate_sha256: 'CC:DD' });
+    expect(ini.Trust!.vscode).toContain('NODE_EXTRA_CA_CERTS=');
+    expect(ini.Trust!.python).toContain('SSL_CERT_FILE=');
+    expect(ini.Examples!.curl_models).toContain("--cacert ~/slm-copilot-ca.crt -H 'Authorization: Bearer");
+  });
+
+  it('its Cline and Continue snippets parse and carry the right values', async () => {
+    const files = renderReport(inputs({}, { ONEAPP_COPILOT_HTTPS_PORT: '8443', ONEAPP_COPILOT_HOSTNAME: 'copilot.example.com' }));
+    const ini = await parseIni(files[0]!.text);
+    const cline = JSON.parse(ini.Cline!.settings_json!);
+    expect(cline).toEqual({
+      'API Provider': 'OpenAI Compatible',
+      'Base URL': 'https://192.0.2.10:8443/v1',
+      'API Key': key,
+      'Model ID': 'devstral-small-2',
+      'Context Window Size': 32768,
+      'Supports Images': false,
+    });
+    const fromIni = parseYaml(ini.Continue!.config_yaml!);
+    const fromFile = parseYaml(files[1]!.text);
+    expect(fromIni).toEqual(fromFile);
+    expect(fromFile.models[0]).toMatchObject({
+      provider: 'openai',
+      model: 'devstral-small-2',
+      apiBase: 'https://192.0.2.10:8443/v1',
+      apiKey: key,
+      capabilities: ['tool_use'],
+      defaultCompletionOptions: { contextLength: 32768 },
+      requestOptions: { caBundlePath: '/path/to/slm-copilot-ca.crt' },
+    });
+    expect(JSON.parse(files[2]!.text)).toEqual(cline);
+    expect(files.map((f) => f.mode)).toEqual([0o600, 0o600, 0o600]);
+  });
+
+  it('lists refused variables and warnings; Let\'s Encrypt mode needs no CA file', async () => {
+    const ini = await parseIni(
+      renderReport(
+        inputs({
+          tls: { mode: 'letsencrypt', caCertPath: null, caFingerprintSha256: null, certFingerprintSha256: 'EE', notAfter: 'x' },
+          errors: ['ONEAPP_COPILOT_CONTEXT_SIZE = "big": expected an integer from 2048 to 262144'],
+          warnings: ['this VM\'s CPU does not expose AVX2'],
+        }),
+      )[0]!.text,
+    );
+    expect(ini.Status).toEqual({
+      state: 'configuration refused: serving the last good configuration',
+      generated_at: '2026-11-28T00:00:00Z',
+      error_1: 'ONEAPP_COPILOT_CONTEXT_SIZE = "big": expected an integer from 2048 to 262144',
+      warning_1: "this VM's CPU does not expose AVX2",
+    });
+    expect(ini.TLS!.ca_certificate).toBeUndefined();
+    expect(ini.Examples!.curl_models).not.toContain('--cacert');
+  });
+
+  it('is written 0600 (the one place the key is shown)', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'report-'));
+    await applyFileSet(root, renderReport(inputs()));
+    expect((await stat(path.join(root, 'etc/one-appliance/config'))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('login banner', () => {
+  it('shows the endpoint and where the key is, never the key', () => {
+    const files = renderBanner(inputs({ errors: ['ONEAPP_COPILOT_ENGINE = "vllm": expected one of: localai, llama-server'] }));
+    const text = files[0]!.text;
+    expect(files.map((f) => f.path)).toEqual(['/etc/slm-copilot/motd', '/etc/update-motd.d/60-slm-copilot']);
+    expect(text).toContain('https://192.0.2.10/v1');
+    expect(text).toContain('sudo cat /etc/one-appliance/config');
+    expect(text).toContain('ERROR    : ONEAPP_COPILOT_ENGINE');
+    expect(text).not.toContain(key);
+    expect(files[1]!.mode).toBe(0o755);
+  });
+
+  it('the update-motd.d script prints the banner', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'banner-'));
+    const paths = appliancePaths(root);
+    await applyFileSet('/', renderBanner({ ...inputs(), paths }));
+    const out = await $({ quiet: true })`sh ${path.join(root, 'etc/update-motd.d/60-slm-copilot')}`;
+    expect(out.stdout).toContain('SLM-Copilot');
+  });
+});
+
+describe('OneGate', () => {
+  const log = createLogger({ quiet: true });
+  it('is skipped quietly without the onegate command or endpoint', async () => {
+    expect(await publishToOneGate({ A: 'b' }, { env: {}, onegate: '/nonexistent/onegate', log })).toEqual({ published: false, reason: 'no ONEGATE_ENDPOINT in the context' });
+  });
+  it('calls `onegate vm update --data K=V` (a FAKE onegate records the call)', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'onegate-'));
+    const fake = path.join(dir, 'onegate');
+    await writeFile(fake, `#!/bin/sh\n# FAKE onegate for tests\necho "$@" > ${dir}/args\n`);
+    await chmod(fake, 0o755);
+    const result = await publishToOneGate(
+      { ONEAPP_COPILOT_ENDPOINT: 'https://192.0.2.10/v1' },
+      { env: { ...process.env, ONEGATE_ENDPOINT: 'http://169.254.16.9:5030' }, onegate: fake, log },
+    );
+    expect(result).toEqual({ published: true });
+    expect((await readFile(path.join(dir, 'args'), 'utf8')).trim()).toBe('vm update --data ONEAPP_COPILOT_ENDPOINT=https://192.0.2.10/v1');
+  });
+});

@@ -1,0 +1,35 @@
+export { cacheRoot, formatDuration, hashKey, sha256File, type Logger } from './cache.js';
+export { withLock, type LockOptions } from './lock.js';
+export {
+  LLAMA_TARGETS,
+  LLAMA_VARIANTS,
+  NODE_LLAMA_CPP_VERSION,
+  VARIANT_CPU_FLAGS,
+  aptInstall,
+  ensureLlamaBuild,
+  ensureLlamaSource,
+  llamaBuildKey,
+  llamaCmakeFlags,
+  missingCpuFlags,
+  type LlamaBuild,
+  type LlamaBuildOptions,
+  type LlamaSource,
+  type LlamaVariant,
+} from './llama-build.js';
+export {
+  CHAT_TEMPLATE_PATH_IN_TREE,
+  DEVSTRAL_SHAPED_PARAMS,
+  SYSTEM_PYTHON,
+  TINY_MODEL_PARAMS,
+  ensureDevstralShapedModel,
+  ensureGgufModel,
+  ensurePython,
+  ensureTinyModel,
+  generatorScriptPath,
+  type GgufModel,
+  type ModelOptions,
+  type ModelParams,
+} from './tiny-model.js';
+export { freePort, startLlamaServer, type LlamaServer, type StartLlamaServerOptions } from './llama-server.js';
+export { parseRange, startMirror, type Mirror, type MirrorFault, type MirrorOptions, type MirrorRequest } from './mirror.js';
+export { ggufContextLength, readGgufMetadata, type GgufHeader, type GgufValue } from './gguf.js';

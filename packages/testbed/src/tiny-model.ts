@@ -1,0 +1,206 @@
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { $ } from 'zx';
+import { buildAtomically, cacheRoot, defaultLogger, exists, formatDuration, hashKey, phase, sha256File, type Logger } from './cache.js';
+import { aptInstall, ensureLlamaBuild, type LlamaBuild } from './llama-build.js';
+import { withLock } from './lock.js';
+
+/** Debian's interpreter (has apt's numpy/yaml), deliberately not whatever `python3` is on PATH. */
+export const SYSTEM_PYTHON = '/usr/bin/python3';
+
+/** The stock chat template embedded in the test models (Mistral's 2512 generation, like Devstral Small 2). */
+export const CHAT_TEMPLATE_PATH_IN_TREE = 'models/templates/mistralai-Ministral-3-14B-Reasoning-2512.jinja';
+
+export interface ModelParams {
+  /** GGUF architecture: `mistral3` (Devstral Small 2's) or `llama`. */
+  arch: 'mistral3' | 'llama';
+  name: string;
+  nLayer: number;
+  nEmbd: number;
+  nHead: number;
+  nHeadKv: number;
+  headDim: number;
+  nFf: number;
+  vocabSize: number;
+  /** Trained context length written as `<arch>.context_length`. */
+  contextLength: number;
+  ropeTheta: number;
+  seed: number;
+  /** llama-quantize type of the final file. */
+  quant: string;
+}
+
+/** 2 layers × 256, vocab 2048, trained context 32768: ~1.7 MB at Q4_K_M, made in about a second. */
+export const TINY_MODEL_PARAMS: Readonly<ModelParams> = Object.freeze({
+  arch: 'mistral3',
+  name: 'slm-copilot tiny test model',
+  nLayer: 2,
+  nEmbd: 256,
+  nHead: 4,
+  nHeadKv: 1,
+  headDim: 64,
+  nFf: 768,
+  vocabSize: 2048,
+  contextLength: 32768,
+  ropeTheta: 1_000_000,
+  seed: 42,
+  quant: 'Q4_K_M',
+});
+
+/**
+ * Devstral Small 2's shape (head_dim 128, GQA 4:1, ff = 6.4 × n_embd, vocab 131072) scaled to
+ * 16 layers × 2560: 2.95 B parameters, ~1.8 GB at Q4_K_M. For speed work only, never in tests.
+ */
+export const DEVSTRAL_SHAPED_PARAMS: Readonly<ModelParams> = Object.freeze({
+  arch: 'mistral3',
+  name: 'slm-copilot devstral-shaped test model',
+  nLayer: 16,
+  nEmbd: 2560,
+  nHead: 20,
+  nHeadKv: 5,
+  headDim: 128,
+  nFf: 16384,
+  vocabSize: 131072,
+  contextLength: 32768,
+  ropeTheta: 1_000_000,
+  seed: 42,
+  quant: 'Q4_K_M',
+});
+
+export interface GgufModel {
+  /** The quantized GGUF. */
+  path: string;
+  sha256: string;
+  bytes: number;
+  params: ModelParams;
+  /** Cache key (directory name under `<cache>/models/`). */
+  key: string;
+  /** Token ids the output layer is biased against (control tokens, bytes >= 0x80, ASCII control bytes). */
+  bannedTokenIds: number[];
+  nParams: number;
+}
+
+export interface ModelOptions {
+  cacheDir?: string;
+  log?: Logger;
+  /** llama.cpp build whose llama-quantize and gguf-py are used (default: the 'avx2' build). */
+  llama?: LlamaBuild;
+}
+
+/** Path of py/make_tiny_gguf.py, both from src/ (tsx, vitest) and from dist/ (bundled CLI). */
+export function generatorScriptPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return join(here, '..', 'py', 'make_tiny_gguf.py');
+}
+
+/** Debian's python3 with numpy and yaml (what gguf-py imports); installs them with apt as root. */
+export async function ensurePython(log: Logger = defaultLogger): Promise<string> {
+  const check = () => $({ quiet: true, nothrow: true })`${SYSTEM_PYTHON} -c ${'import numpy, yaml'}`;
+  if ((await exists(SYSTEM_PYTHON)) && (await check()).exitCode === 0) return SYSTEM_PYTHON;
+  await aptInstall(['python3', 'python3-numpy', 'python3-yaml'], log);
+  const r = await check();
+  if (r.exitCode !== 0) throw new Error(`${SYSTEM_PYTHON} still cannot import numpy and yaml: ${r.stderr}`);
+  return SYSTEM_PYTHON;
+}
+
+export async function ensureTinyModel(opts: ModelOptions = {}): Promise<GgufModel> {
+  return ensureGgufModel('tiny', TINY_MODEL_PARAMS, opts);
+}
+
+/** On demand only (~1.8 GB, a few minutes): not used by the tests. */
+export async function ensureDevstralShapedModel(opts: ModelOptions = {}): Promise<GgufModel> {
+  return ensureGgufModel('devstral-shaped', DEVSTRAL_SHAPED_PARAMS, opts);
+}
+
+/**
+ * Generates (once, cached) a random-weight GGUF with py/make_tiny_gguf.py and quantizes it.
+ * Cache: `<cache>/models/<kind>-<hash>/{<kind>-<quant>.gguf, model.json}`; the hash covers the
+ * script, the parameters, the chat template and the llama.cpp version.
+ */
+export async function ensureGgufModel(kind: string, params: ModelParams, opts: ModelOptions = {}): Promise<GgufModel> {
+  const log = opts.log ?? defaultLogger;
+  const llama = opts.llama ?? (await ensureLlamaBuild({ variant: 'avx2', cacheDir: opts.cacheDir, log }));
+  const script = generatorScriptPath();
+  const scriptText = await readFile(script);
+  const templatePath = join(llama.srcDir, CHAT_TEMPLATE_PATH_IN_TREE);
+  const template = await readFile(templatePath);
+  const key = `${kind}-${hashKey([scriptText, JSON.stringify(params), template, llama.version, llama.commit], 12)}`;
+  const dir = join(cacheRoot(opts.cacheDir), 'models', key);
+  const fileName = `${kind}-${params.quant}.gguf`;
+  const file = join(dir, fileName);
+  const manifest = join(dir, 'model.json');
+  const read = async (): Promise<GgufModel> => {
+    const m = JSON.parse(await readFile(manifest, 'utf8')) as Omit<GgufModel, 'path'>;
+    return { ...m, path: file };
+  };
+  if (await exists(manifest)) return read();
+
+  return withLock(
+    join(cacheRoot(opts.cacheDir), 'locks', `model-${key}.lock`),
+    async () => {
+      if (await exists(manifest)) return read();
+      const python = await ensurePython(log);
+      const t0 = performance.now();
+      const durations: Record<string, number> = {};
+      const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+        const s = performance.now();
+        const r = await phase(log, name, fn);
+        durations[name] = Math.round(performance.now() - s);
+        return r;
+      };
+      await buildAtomically(dir, async (tmp) => {
+        const f16 = join(tmp, `${kind}-F16.gguf`);
+        const metaJson = join(tmp, 'generator.json');
+        await timed(`generate ${kind} model (F16, ${params.nLayer} layers × ${params.nEmbd}, vocab ${params.vocabSize})`, async () => {
+          const args = [
+            '--out', f16,
+            '--arch', params.arch,
+            '--name', params.name,
+            '--n-layer', String(params.nLayer),
+            '--n-embd', String(params.nEmbd),
+            '--n-head', String(params.nHead),
+            '--n-head-kv', String(params.nHeadKv),
+            '--head-dim', String(params.headDim),
+            '--n-ff', String(params.nFf),
+            '--vocab-size', String(params.vocabSize),
+            '--ctx', String(params.contextLength),
+            '--rope-theta', String(params.ropeTheta),
+            '--seed', String(params.seed),
+            '--chat-template-file', templatePath,
+            '--dtype', 'f16',
+            '--meta-out', metaJson,
+          ];
+          const r = await $({ quiet: true, nothrow: true, env: { ...process.env, PYTHONPATH: join(llama.srcDir, 'gguf-py') } })`${python} ${script} ${args}`;
+          if (r.exitCode !== 0) throw new Error(`make_tiny_gguf.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
+        });
+        await timed(`llama-quantize ${params.quant}`, async () => {
+          const r = await $({ quiet: true, nothrow: true })`${llama.llamaQuantize} ${f16} ${join(tmp, fileName)} ${params.quant} ${String(2)}`;
+          if (r.exitCode !== 0) throw new Error(`llama-quantize failed (exit ${r.exitCode}):\n${r.stdall.slice(-3000)}`);
+        });
+        await rm(f16, { force: true });
+        const out = join(tmp, fileName);
+        const sha256 = await timed('sha256', () => sha256File(out));
+        const bytes = (await stat(out)).size;
+        const gen = JSON.parse(await readFile(metaJson, 'utf8')) as { banned_token_ids: number[]; n_params: number };
+        const m: Omit<GgufModel, 'path'> & Record<string, unknown> = {
+          key,
+          sha256,
+          bytes,
+          params: { ...params },
+          bannedTokenIds: gen.banned_token_ids,
+          nParams: gen.n_params,
+          llama: { version: llama.version, release: llama.release, commit: llama.commit },
+          chatTemplate: CHAT_TEMPLATE_PATH_IN_TREE,
+          createdAt: new Date().toISOString(),
+          durationsMs: durations,
+        };
+        await writeFile(join(tmp, 'model.json'), JSON.stringify(m, null, 2) + '\n');
+      });
+      const model = await read();
+      log(`${kind} model ready in ${formatDuration(performance.now() - t0)}: ${model.path} (${(model.bytes / 1e6).toFixed(1)} MB)`);
+      return model;
+    },
+    { log, what: `${kind} model` },
+  );
+}
