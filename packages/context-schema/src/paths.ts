@@ -38,7 +38,7 @@ export interface AppliancePaths {
   nginx: {
     confDir: string;
     siteFile: string;
-    /** Webroot for ACME http-01 challenges. */
+    /** Webroot for ACME http-01 challenges (outside the 0700 state dir: nginx's workers read it). */
     acmeWebroot: string;
     /** nginx's own files of ours: auth map, error pages, snippets. */
     snippetsDir: string;
@@ -75,7 +75,7 @@ export function appliancePaths(prefix = ''): AppliancePaths {
     nginx: {
       confDir: p('etc/nginx'),
       siteFile: p('etc/nginx/conf.d/slm-copilot.conf'),
-      acmeWebroot: p('var/lib/slm-copilot/acme'),
+      acmeWebroot: p('var/lib/slm-copilot-acme'),
       snippetsDir: p('etc/nginx/slm-copilot'),
     },
     reportFile: p('etc/one-appliance/config'),

@@ -1,0 +1,160 @@
+import path from 'node:path';
+import { appliancePaths, ContextError, parseContext, VARIABLE_PREFIX, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
+import { loadChatTemplate, modelFactsFromManifest, renderEngine } from '@slm-copilot/localai-install';
+import { readManifest, verifySampled } from '@slm-copilot/model-fetch';
+import { installGateway, prepareTls, renderGateway, renderUnconfigured, resolveApiKeys } from '@slm-copilot/nginx-config';
+import { renderBanner, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
+import { applyFileSet, changedPaths, ExitCode, gatherHostFacts, TaskError, type HostFacts, type Logger } from '@slm-copilot/task-kit';
+import type { ServiceControl } from './services.js';
+import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
+
+export interface StageOptions {
+  /** '' in the appliance; a temp dir in tests. */
+  prefix: string;
+  env: Record<string, string | undefined>;
+  services: ServiceControl;
+  log: Logger;
+  /** Injectable for tests. */
+  hostFacts?: () => Promise<HostFacts>;
+  now?: () => Date;
+}
+
+const DEBIAN_DEFAULT_SITE = '/etc/nginx/sites-enabled/default';
+
+function contextOnly(env: Record<string, string | undefined>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(VARIABLE_PREFIX) && e[1] !== undefined));
+}
+
+/** The HTTPS port to answer on even when the context was refused: the given one if it is a valid port, else 443. */
+function httpsPortOf(env: Record<string, string | undefined>): number {
+  const port = Number(env.ONEAPP_COPILOT_HTTPS_PORT);
+  return Number.isInteger(port) && port > 0 && port < 65536 && port !== 80 ? port : 443;
+}
+
+/** Where clients reach the appliance: its DNS name, else its first address. */
+export function publicHost(config: Config, host: HostFacts): string {
+  return config.hostname ?? host.ipAddresses[0] ?? host.hostname;
+}
+
+/**
+ * configure (every boot): parse the context once, check the model and the machine, render every
+ * file and install them idempotently. A refused context changes nothing that serves: the error goes
+ * to the log, the report and the banner, and the last good configuration keeps running.
+ */
+export async function configure(opts: StageOptions): Promise<void> {
+  const { log } = opts;
+  const paths = appliancePaths(opts.prefix);
+  const files = stateFiles(paths);
+  const host = await (opts.hostFacts ?? gatherHostFacts)();
+
+  let config: Config;
+  try {
+    config = parseContext(opts.env);
+  } catch (error) {
+    if (error instanceof ContextError) await reportRefusedContext(error, paths, host, opts);
+    throw error;
+  }
+
+  const installed = await readJson<InstalledImage>(files.installed);
+  if (!installed) throw new TaskError(`${files.installed} is missing: the image was not built by the install stage`, { exitCode: ExitCode.environment });
+  const modelPath = path.join(paths.modelsDir, installed.model.file);
+  const manifest = await readManifest(modelPath);
+  if (!manifest) throw new TaskError(`no manifest for ${modelPath}`, { exitCode: ExitCode.integrity, hint: `model-fetch inspect ${modelPath} --write` });
+  const check = await log.phase('check the model file (size, GGUF header, sampled hash)', () => verifySampled(modelPath, manifest));
+  if (!check.ok) {
+    throw new TaskError(`the model file ${modelPath} is damaged: ${check.reason}`, {
+      exitCode: ExitCode.integrity,
+      hint: `model-fetch verify ${modelPath} --full; re-fetch it with model-fetch or redeploy the image`,
+    });
+  }
+
+  const keys = await resolveApiKeys(config, paths, { generate: true });
+  log.addSecret(keys.main);
+  for (const k of keys.extra) log.addSecret(k);
+  if (keys.generated) log.info(`generated an API key (kept in ${paths.apiKeyFile})`);
+
+  const tls = await log.phase('TLS certificate', () => prepareTls(config, { paths, ipAddresses: host.ipAddresses, log }));
+  const engine = renderEngine({ config, model: modelFactsFromManifest(manifest), host, paths, chatTemplate: await loadChatTemplate() });
+  for (const w of engine.plan.warnings) log.warn(w.message);
+  const gateway = renderGateway(config, { paths, keys, tls: tls.served });
+
+  const engineChanged = changedPaths(await applyFileSet('/', engine.files));
+  const nginxRunning = await opts.services.isActive('nginx');
+  await installGateway(gateway, {
+    removeFile: path.join(opts.prefix || '/', DEBIAN_DEFAULT_SITE),
+    directories: [paths.nginx.acmeWebroot],
+    reload: nginxRunning ? () => opts.services.reload('nginx') : null,
+    log,
+  });
+
+  const warnings = [...engine.plan.warnings.map((w) => w.message), ...(tls.letsEncryptReason && !tls.letsEncryptPending ? [tls.letsEncryptReason] : [])];
+  const previous = await readJson<PendingWork>(files.pending);
+  const reportInputs: Omit<ReportInputs, 'paths'> = {
+    config,
+    apiKey: keys.main,
+    generatedKeyFile: config.apiKey ? null : paths.apiKeyFile,
+    host: publicHost(config, host),
+    engine: {
+      name: config.engine,
+      version: config.engine === 'localai' ? `LocalAI ${installed.localai?.version ?? '?'}` : 'llama.cpp llama-server',
+      threads: engine.plan.threads,
+      contextPerSlot: engine.plan.contextPerSlot,
+      parallelSlots: engine.plan.parallelSlots,
+    },
+    tls: {
+      mode: tls.kind,
+      caCertPath: tls.kind === 'self-signed' ? paths.tls.caCert : null,
+      caFingerprintSha256: tls.selfSigned?.caFingerprint ?? null,
+      certFingerprintSha256: tls.fingerprint,
+      notAfter: (tls.selfSigned?.leafNotAfter ?? new Date(0)).toISOString(),
+    },
+    warnings,
+    errors: [],
+    generatedAt: (opts.now?.() ?? new Date()).toISOString(),
+  };
+  await writeJson(files.reportInputs, reportInputs);
+  const pending: PendingWork = {
+    // a restart still owed by a bootstrap that did not finish is kept
+    restartEngine: engineChanged.length > 0 || (previous?.restartEngine ?? false),
+    engineUnit: engine.unit,
+    letsEncrypt: tls.letsEncryptPending,
+    warnings,
+    reportInputsFile: files.reportInputs,
+  };
+  await writeJson(files.pending, pending);
+  await writeJson(files.lastGoodContext, contextOnly(opts.env));
+  log.info(`configured: engine ${config.engine}, ${engineChanged.length} engine file(s) changed, context ${engine.plan.contextPerSlot} × ${engine.plan.parallelSlots}`);
+}
+
+/** A refused context: say so everywhere the operator looks; serve the last good configuration (or a 503 that names the problem). */
+async function reportRefusedContext(error: ContextError, paths: AppliancePaths, host: HostFacts, opts: StageOptions): Promise<void> {
+  const files = stateFiles(paths);
+  const errors = error.problems.map((p) => `${p.variable} = ${p.shown}: expected ${p.expected}`);
+  const previous = await readJson<Omit<ReportInputs, 'paths'>>(files.reportInputs);
+  if (previous) {
+    const inputs: ReportInputs = { ...previous, paths, errors, generatedAt: (opts.now?.() ?? new Date()).toISOString() };
+    await applyFileSet('/', [...renderReport(inputs), ...renderBanner(inputs)]);
+    opts.log.error('the context was refused; the previous good configuration keeps serving');
+    return;
+  }
+  // First boot and nothing good yet: nginx answers every path with a 503 naming the problem, and never proxies.
+  const tls = await prepareTls(parseContext({}), { paths, ipAddresses: host.ipAddresses, log: opts.log });
+  const nginxRunning = await opts.services.isActive('nginx');
+  await installGateway(renderUnconfigured(errors.join('; '), { paths, tls: tls.served, httpsPort: httpsPortOf(opts.env) }), {
+    removeFile: path.join(opts.prefix || '/', DEBIAN_DEFAULT_SITE),
+    reload: nginxRunning ? () => opts.services.reload('nginx') : null,
+    log: opts.log,
+  });
+  if (!nginxRunning) await opts.services.ensureStarted('nginx');
+  const banner = renderBanner({
+    host: host.ipAddresses[0] ?? host.hostname,
+    config: parseContext({}),
+    paths,
+    warnings: [],
+    errors,
+    engine: { name: 'none', version: '-', threads: 0, contextPerSlot: 0, parallelSlots: 0 },
+    tls: { mode: 'self-signed', caCertPath: paths.tls.caCert, caFingerprintSha256: null, certFingerprintSha256: tls.fingerprint, notAfter: '' },
+  });
+  await applyFileSet('/', banner);
+  opts.log.error('the context was refused on first boot: nginx answers 503 naming the problem until it is fixed');
+}

@@ -1,0 +1,72 @@
+import { existsSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { appliancePaths } from '@slm-copilot/context-schema';
+import { installLlamaServer, installLocalAi } from '@slm-copilot/localai-install';
+import { fetchModel, mirrorSources } from '@slm-copilot/model-fetch';
+import { ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
+import { stateFiles, writeJson, type InstalledImage } from './state.js';
+
+/** What the image build hands to the install stage (written by scripts/build-image into the bundle). */
+export interface BuildPlan {
+  profile: 'production' | 'offline' | 'test';
+  engineDefault: 'localai' | 'llama-server';
+  /** Mirror directories inside the build VM (`<mirror>/<artifact-name>`), tried before upstream. */
+  mirrors: string[];
+  /** false: mirrors only (offline and test profiles). */
+  upstream: boolean;
+  model: { file: string; sha256: string; size?: number; url: string | null };
+  /** Install LocalAI (production: yes; the test image has no LocalAI binary). */
+  localai: boolean;
+  /** A llama-server binary to install (built from the pinned llama.cpp source). */
+  llamaServer: string | null;
+  /** apt packages the appliance needs at run time (installed when missing). */
+  aptPackages: string[];
+}
+
+/**
+ * install (build time, inside the image): packages, engine, model, state directories — nothing
+ * per-VM: no API key, no TLS key, no machine identity (those are made at first boot).
+ */
+export async function install(plan: BuildPlan, opts: { prefix: string; log: Logger }): Promise<InstalledImage> {
+  const { log } = opts;
+  const paths = appliancePaths(opts.prefix);
+  for (const dir of [paths.configDir, paths.modelsDir, paths.logDir]) await mkdir(dir, { recursive: true, mode: 0o755 });
+  await mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
+
+  const missing: string[] = [];
+  for (const p of plan.aptPackages) {
+    if ((await sh({ nothrow: true })`dpkg-query -W -f=${'${Status}'} ${p}`).stdout.includes('install ok installed')) continue;
+    missing.push(p);
+  }
+  if (missing.length > 0) {
+    if (!plan.upstream) throw new TaskError(`offline build, but the base image lacks: ${missing.join(' ')}`, { exitCode: ExitCode.environment });
+    await log.phase(`apt-get install ${missing.join(' ')}`, async () => {
+      await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get update -qq`;
+      await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get install -y -qq --no-install-recommends ${missing}`;
+    });
+  }
+
+  const localai = plan.localai ? await log.phase('LocalAI', () => installLocalAi({ paths, mirrors: plan.mirrors, upstream: plan.upstream, log })) : null;
+  const llama = plan.llamaServer ? await log.phase('llama-server', () => installLlamaServer(plan.llamaServer!, paths, log)) : null;
+  if (!localai && !llama) throw new TaskError('the build plan installs no engine', { exitCode: ExitCode.usage });
+
+  const dest = path.join(paths.modelsDir, plan.model.file);
+  const urls = [...mirrorSources(plan.mirrors, plan.model.file), ...(plan.upstream && plan.model.url ? [plan.model.url] : [])];
+  const fetched = await log.phase(`model ${plan.model.file}`, () => fetchModel({ urls, sha256: plan.model.sha256, size: plan.model.size, dest, log }));
+
+  // Per-VM secrets are made at first boot; make sure none came in with the build.
+  for (const secret of [paths.apiKeyFile, paths.tls.caKey, paths.tls.key]) await rm(secret, { force: true });
+  if (existsSync(paths.tls.dir)) await rm(paths.tls.dir, { recursive: true, force: true });
+
+  const installed: InstalledImage = {
+    engineDefault: plan.engineDefault,
+    model: { file: plan.model.file, sha256: plan.model.sha256, source: fetched.source },
+    localai: localai ? { version: localai.version, sha256: localai.sha256 } : null,
+    llamaServer: llama ? { sha256: llama.sha256, source: plan.llamaServer! } : null,
+    builtAt: new Date().toISOString(),
+  };
+  await writeJson(stateFiles(paths).installed, installed);
+  log.info(`installed: ${JSON.stringify(installed)}`);
+  return installed;
+}

@@ -1,0 +1,43 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { AppliancePaths } from '@slm-copilot/context-schema';
+import { writeFileAtomic } from '@slm-copilot/task-kit';
+
+/** What the install stage baked into the image, read by every boot. */
+export interface InstalledImage {
+  engineDefault: 'localai' | 'llama-server';
+  model: { file: string; sha256: string; source: string | null };
+  localai: { version: string; sha256: string } | null;
+  llamaServer: { sha256: string; source: string } | null;
+  builtAt: string;
+}
+
+/** Left by configure for bootstrap: what changed and must be (re)started, and what to report. */
+export interface PendingWork {
+  restartEngine: boolean;
+  engineUnit: string;
+  letsEncrypt: boolean;
+  warnings: string[];
+  reportInputsFile: string;
+}
+
+export const stateFiles = (paths: AppliancePaths) => ({
+  installed: path.join(paths.configDir, 'installed.json'),
+  lastGoodContext: path.join(paths.stateDir, 'last-good-context.json'),
+  pending: path.join(paths.stateDir, 'pending.json'),
+  reportInputs: path.join(paths.stateDir, 'report-inputs.json'),
+});
+
+export async function readJson<T>(file: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/** State files may hold keys: always 0600. */
+export function writeJson(file: string, value: unknown): Promise<unknown> {
+  return writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+}

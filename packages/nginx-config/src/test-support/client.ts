@@ -1,0 +1,148 @@
+// Test support: HTTPS requests that verify the server certificate against a given CA (never
+// rejectUnauthorized: false), optionally resolving a test DNS name to 127.0.0.1.
+import { request as httpsRequest, Agent } from 'node:https';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { LookupFunction } from 'node:net';
+import { Readable } from 'node:stream';
+import { connect as http2Connect } from 'node:http2';
+
+export interface TlsTrust {
+  /** PEM of the CA (or self-signed certificate) to trust. */
+  ca: string | Buffer;
+  /** Resolve every name to this address (default: the system resolver). */
+  resolveTo?: string;
+}
+
+export function lookupTo(address: string): LookupFunction {
+  return ((_host: string, options: unknown, cb: (...args: unknown[]) => void) => {
+    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
+    const family = address.includes(':') ? 6 : 4;
+    if (all) cb(null, [{ address, family }]);
+    else cb(null, address, family);
+  }) as LookupFunction;
+}
+
+/** A fresh agent (no keep-alive: a new TCP + TLS handshake per request). */
+export function trustAgent(trust: TlsTrust): Agent {
+  return new Agent({ ca: trust.ca, keepAlive: false, ...(trust.resolveTo ? { lookup: lookupTo(trust.resolveTo) } : {}) });
+}
+
+export interface HttpResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface RequestOptions extends TlsTrust {
+  method?: string;
+  headers?: Record<string, string | number>;
+  body?: string | Buffer;
+  timeoutMs?: number;
+}
+
+export function httpsGet(url: string, opts: RequestOptions): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: trustAgent(opts), timeout: opts.timeoutMs ?? 15_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 15_000} ms: ${url}`)));
+    req.on('error', reject);
+    if (opts.body !== undefined) req.end(opts.body);
+    else req.end();
+  });
+}
+
+export interface SseTiming {
+  status: number;
+  /** ms from sending the request to each `data:` event's arrival. */
+  arrivals: number[];
+  endMs: number;
+}
+
+/** Sends a request and timestamps every server-sent event as it arrives. */
+export function sseTiming(url: string, opts: RequestOptions): Promise<SseTiming> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const arrivals: number[] = [];
+    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: trustAgent(opts), timeout: opts.timeoutMs ?? 30_000 }, (res: IncomingMessage) => {
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let i: number;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          if (buf.slice(0, i).startsWith('data:')) arrivals.push(performance.now() - t0);
+          buf = buf.slice(i + 2);
+        }
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, arrivals, endMs: performance.now() - t0 }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/**
+ * A `fetch` for the openai SDK that goes through node:https with our CA: the certificate chain and
+ * the host name (against the SANs) are verified as usual.
+ */
+export function trustingFetch(trust: TlsTrust): typeof fetch {
+  return (async (input: string | URL | Request, init?: RequestInit) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    const headers: Record<string, string> = {};
+    new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
+    const body = init?.body === undefined || init?.body === null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
+    return new Promise<Response>((resolve, reject) => {
+      const req = httpsRequest(url, { method: init?.method ?? 'GET', headers, agent: trustAgent(trust) }, (res) => {
+        const h = new Headers();
+        for (const [k, v] of Object.entries(res.headers)) {
+          if (Array.isArray(v)) v.forEach((x) => h.append(k, x));
+          else if (v !== undefined) h.set(k, v);
+        }
+        const status = res.statusCode ?? 0;
+        const noBody = status === 204 || status === 304;
+        if (noBody) res.resume();
+        resolve(new Response(noBody ? null : (Readable.toWeb(res) as unknown as ReadableStream), { status, headers: h }));
+      });
+      req.on('error', reject);
+      init?.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')));
+      req.end(body);
+    });
+  }) as typeof fetch;
+}
+
+/** The same as {@link sseTiming} over HTTP/2 (ALPN h2), as browsers and curl use it. */
+export function sseTimingH2(url: string, opts: RequestOptions): Promise<SseTiming> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const t0 = performance.now();
+    const arrivals: number[] = [];
+    const session = http2Connect(u.origin, { ca: opts.ca, ...(opts.resolveTo ? { lookup: lookupTo(opts.resolveTo) } : {}) });
+    session.on('error', reject);
+    const req = session.request({ ':method': opts.method ?? 'GET', ':path': `${u.pathname}${u.search}`, ...opts.headers });
+    let status = 0;
+    let buf = '';
+    req.setEncoding('utf8');
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (chunk: string) => {
+      buf += chunk;
+      let i: number;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        if (buf.slice(0, i).startsWith('data:')) arrivals.push(performance.now() - t0);
+        buf = buf.slice(i + 2);
+      }
+    });
+    req.on('end', () => {
+      session.close();
+      resolve({ status, arrivals, endMs: performance.now() - t0 });
+    });
+    req.on('error', reject);
+    req.setTimeout(opts.timeoutMs ?? 30_000, () => req.close());
+    req.end(opts.body);
+  });
+}

@@ -1,0 +1,94 @@
+// Test support: Debian's Pebble (a small ACME CA for tests) and pebble-challtestsrv as its DNS,
+// both on loopback random ports. Pebble's http-01 validation goes to the gateway's HTTP port.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { appliancePaths } from '@slm-copilot/context-schema';
+import { ensureSelfSigned } from '../tls.js';
+import { httpsGet } from './client.js';
+import { freePort } from './nginx.js';
+
+export interface Pebble {
+  directory: string;
+  /** CA bundle that verifies Pebble's own HTTPS listener (for certbot's REQUESTS_CA_BUNDLE). */
+  caBundle: string;
+  /** Pebble's issuing root (regenerated on every launch), to verify the certificates it issues. */
+  issuingRoot(): Promise<string>;
+  output(): string;
+  stop(): Promise<void>;
+}
+
+const quiet = { debug() {}, info() {}, warn() {}, error() {}, addSecret() {}, child() { return quiet; }, phase: <T>(_: string, fn: () => Promise<T>) => fn() };
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; out: () => string; done: Promise<void> } {
+  const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  let out = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  const done = new Promise<void>((resolve) => proc.on('exit', () => resolve()));
+  process.once('exit', () => proc.kill('SIGKILL'));
+  return { proc, out: () => out, done };
+}
+
+async function stopProc(p: { proc: ChildProcess; done: Promise<void> }): Promise<void> {
+  if (p.proc.exitCode !== null || p.proc.signalCode !== null) return;
+  p.proc.kill('SIGTERM');
+  const t = setTimeout(() => p.proc.kill('SIGKILL'), 3000);
+  await p.done;
+  clearTimeout(t);
+}
+
+export async function startPebble(opts: { dir: string; httpPort: number }): Promise<Pebble> {
+  await mkdir(opts.dir, { recursive: true });
+  // Pebble's HTTPS certificate: a throwaway CA + leaf for 127.0.0.1/localhost (our own code, other root).
+  const tlsPaths = appliancePaths(path.join(opts.dir, 'pebble-tls'));
+  const tls = await ensureSelfSigned({ paths: tlsPaths, hostname: null, ipAddresses: [], log: quiet });
+  const [acmePort, mgmtPort, dnsPort, dnsMgmtPort, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const config = path.join(opts.dir, 'pebble-config.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      pebble: {
+        listenAddress: `127.0.0.1:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${mgmtPort}`,
+        certificate: tls.served.certificate,
+        privateKey: tls.served.key,
+        httpPort: opts.httpPort,
+        tlsPort,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+      },
+    }),
+  );
+  const dns = run('pebble-challtestsrv', [
+    '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '', '-dns01', `127.0.0.1:${dnsPort}`,
+    '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${dnsMgmtPort}`,
+  ]);
+  const pebble = run('pebble', ['-config', config, '-dnsserver', `127.0.0.1:${dnsPort}`], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' });
+  const ca = await readFile(tlsPaths.tls.caCert, 'utf8');
+  const directory = `https://127.0.0.1:${acmePort}/dir`;
+  const stop = async () => {
+    await stopProc(pebble);
+    await stopProc(dns);
+  };
+  const t0 = Date.now();
+  for (;;) {
+    const ok = await httpsGet(directory, { ca, timeoutMs: 1000 }).then(
+      (r) => r.status === 200,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() - t0 > 15_000 || pebble.proc.exitCode !== null) {
+      await stop();
+      throw new Error(`pebble did not start:\n${pebble.out()}\n${dns.out()}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    directory,
+    caBundle: tlsPaths.tls.caCert,
+    issuingRoot: async () => (await httpsGet(`https://127.0.0.1:${mgmtPort}/roots/0`, { ca })).body,
+    output: () => pebble.out(),
+    stop,
+  };
+}
