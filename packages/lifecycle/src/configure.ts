@@ -3,7 +3,7 @@ import { appliancePaths, ContextError, parseContext, VARIABLE_PREFIX, type Appli
 import { loadChatTemplate, modelFactsFromManifest, renderEngine } from '@slm-copilot/localai-install';
 import { readManifest, verifySampled } from '@slm-copilot/model-fetch';
 import { installGateway, prepareTls, renderGateway, renderUnconfigured, resolveApiKeys } from '@slm-copilot/nginx-config';
-import { renderBanner, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
+import { renderBanner, renderRefusedReport, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
 import { applyFileSet, changedPaths, ExitCode, gatherHostFacts, TaskError, type HostFacts, type Logger } from '@slm-copilot/task-kit';
 import type { ServiceControl } from './services.js';
 import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
@@ -17,12 +17,21 @@ export interface StageOptions {
   /** Injectable for tests. */
   hostFacts?: () => Promise<HostFacts>;
   now?: () => Date;
+  /** Tests run nginx with their own main config and ports; the appliance uses the system's. */
+  gateway?: { testConfigCommand?: string[]; httpPort?: number; listenAddresses?: string[] };
 }
 
 const DEBIAN_DEFAULT_SITE = '/etc/nginx/sites-enabled/default';
 
 function contextOnly(env: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(VARIABLE_PREFIX) && e[1] !== undefined));
+}
+
+function renderPorts(opts: StageOptions): { httpPort?: number; listenAddresses?: string[] } {
+  return {
+    ...(opts.gateway?.httpPort ? { httpPort: opts.gateway.httpPort } : {}),
+    ...(opts.gateway?.listenAddresses ? { listenAddresses: opts.gateway.listenAddresses } : {}),
+  };
 }
 
 /** The HTTPS port to answer on even when the context was refused: the given one if it is a valid port, else 443. */
@@ -76,14 +85,15 @@ export async function configure(opts: StageOptions): Promise<void> {
   const tls = await log.phase('TLS certificate', () => prepareTls(config, { paths, ipAddresses: host.ipAddresses, log }));
   const engine = renderEngine({ config, model: modelFactsFromManifest(manifest), host, paths, chatTemplate: await loadChatTemplate() });
   for (const w of engine.plan.warnings) log.warn(w.message);
-  const gateway = renderGateway(config, { paths, keys, tls: tls.served });
+  const gateway = renderGateway(config, { paths, keys, tls: tls.served, ...renderPorts(opts) });
 
   const engineChanged = changedPaths(await applyFileSet('/', engine.files));
   const nginxRunning = await opts.services.isActive('nginx');
   await installGateway(gateway, {
     removeFile: path.join(opts.prefix || '/', DEBIAN_DEFAULT_SITE),
-    directories: [paths.nginx.acmeWebroot],
+    directories: [paths.nginx.acmeWebroot, path.join(opts.prefix || '/', 'var/log/nginx')],
     reload: nginxRunning ? () => opts.services.reload('nginx') : null,
+    testConfigCommand: opts.gateway?.testConfigCommand,
     log,
   });
 
@@ -140,8 +150,10 @@ async function reportRefusedContext(error: ContextError, paths: AppliancePaths, 
   // First boot and nothing good yet: nginx answers every path with a 503 naming the problem, and never proxies.
   const tls = await prepareTls(parseContext({}), { paths, ipAddresses: host.ipAddresses, log: opts.log });
   const nginxRunning = await opts.services.isActive('nginx');
-  await installGateway(renderUnconfigured(errors.join('; '), { paths, tls: tls.served, httpsPort: httpsPortOf(opts.env) }), {
+  await installGateway(renderUnconfigured(errors.join('; '), { paths, tls: tls.served, httpsPort: httpsPortOf(opts.env), ...renderPorts(opts) }), {
     removeFile: path.join(opts.prefix || '/', DEBIAN_DEFAULT_SITE),
+    directories: [path.join(opts.prefix || '/', 'var/log/nginx')],
+    testConfigCommand: opts.gateway?.testConfigCommand,
     reload: nginxRunning ? () => opts.services.reload('nginx') : null,
     log: opts.log,
   });
@@ -155,6 +167,6 @@ async function reportRefusedContext(error: ContextError, paths: AppliancePaths, 
     engine: { name: 'none', version: '-', threads: 0, contextPerSlot: 0, parallelSlots: 0 },
     tls: { mode: 'self-signed', caCertPath: paths.tls.caCert, caFingerprintSha256: null, certFingerprintSha256: tls.fingerprint, notAfter: '' },
   });
-  await applyFileSet('/', banner);
+  await applyFileSet('/', [...banner, renderRefusedReport(paths, errors, (opts.now?.() ?? new Date()).toISOString())]);
   opts.log.error('the context was refused on first boot: nginx answers 503 naming the problem until it is fixed');
 }

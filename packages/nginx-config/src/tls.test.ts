@@ -176,7 +176,13 @@ describe('ACME webroot reachability', () => {
     const { mkdir, chmod } = await import('node:fs/promises');
     await mkdir(paths.nginx.acmeWebroot, { recursive: true });
     expect(await unreachableByWorkers(paths.nginx.acmeWebroot)).toBeUndefined();
+    // the webroot lives outside the 0700 state dir, so locking the state dir down does not hide it
+    await mkdir(paths.stateDir, { recursive: true });
     await chmod(paths.stateDir, 0o700);
-    expect(await unreachableByWorkers(paths.nginx.acmeWebroot)).toBe(paths.stateDir);
+    expect(await unreachableByWorkers(paths.nginx.acmeWebroot)).toBeUndefined();
+    const parent = path.dirname(paths.nginx.acmeWebroot);
+    await chmod(parent, 0o700);
+    expect(await unreachableByWorkers(paths.nginx.acmeWebroot)).toBe(parent);
+    await chmod(parent, 0o755);
   });
 });

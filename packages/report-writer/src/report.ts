@@ -184,3 +184,19 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
     { path: files.clineJson, text: `${JSON.stringify(clineSettings(inputs), null, 2)}\n`, mode: 0o600 },
   ];
 }
+
+/** The report on a first boot whose context was refused: nothing is served yet, and it says why. */
+export function renderRefusedReport(paths: AppliancePaths, errors: string[], generatedAt: string): FileSpec {
+  const sections: IniSections = [
+    [
+      'Status',
+      [
+        ['state', 'configuration refused: the API answers 503 until the context is fixed'],
+        ['generated_at', generatedAt],
+        ...errors.map((e, i): [string, string] => [`error_${i + 1}`, e]),
+        ['fix', 'correct the variables in the VM template context (Update Configuration), then reboot the VM'],
+      ],
+    ],
+  ];
+  return { path: paths.reportFile, text: renderIni(sections, REPORT_HEADER), mode: 0o600 };
+}

@@ -109,6 +109,10 @@ export interface StartGatewayOptions {
   keys?: { main: string; extra: string[] };
   tag?: string;
   root?: string;
+  /** Command prefix nginx runs under, e.g. `['ip', 'netns', 'exec', ns]` for a network namespace. */
+  wrap?: string[];
+  /** Address the HTTPS port is checked on before returning (default 127.0.0.1). */
+  readyAddress?: string;
 }
 
 const running = new Set<ChildProcess>();
@@ -151,7 +155,8 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
   const base = [NGINX, '-p', path.join(root, 'run/nginx'), '-e', path.join(root, 'run/nginx/main-error.log'), '-c', confFile];
   const testCommand = [...base, '-t', '-q'];
   const reloadCommand = [...base, '-s', 'reload'];
-  const proc = spawn(base[0]!, [...base.slice(1), '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [...(opts.wrap ?? []), ...base, '-g', 'daemon off;'];
+  const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let output = '';
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
@@ -180,7 +185,7 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
       throw new Error(`nginx did not listen on ${httpsPort} within 10 s:\n${output}`);
     }
     const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection(httpsPort, '127.0.0.1');
+      const s = createConnection(httpsPort, opts.readyAddress ?? '127.0.0.1');
       s.once('connect', () => (s.destroy(), resolve(true)));
       s.once('error', () => resolve(false));
     });
