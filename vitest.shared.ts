@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /** One vitest setup for every package: workspace packages resolve to their TypeScript source. */
-export function packageTestConfig(options: { testTimeout?: number } = {}) {
+export function packageTestConfig(options: { testTimeout?: number; hookTimeout?: number } = {}) {
   const conditions = ['source', 'module', 'node', 'development|production'];
   return defineConfig({
     resolve: { conditions },
@@ -11,6 +11,7 @@ export function packageTestConfig(options: { testTimeout?: number } = {}) {
       // The JSON report feeds the one-line total that `pnpm test:all` prints at the end.
       reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
       testTimeout: options.testTimeout ?? 10_000,
+      ...(options.hookTimeout ? { hookTimeout: options.hookTimeout } : {}),
     },
   });
 }

@@ -1,10 +1,4 @@
-import { defineConfig } from 'vitest/config';
+import { packageTestConfig } from '../../vitest.shared.ts';
 
-export default defineConfig({
-  test: {
-    include: ['src/**/*.test.ts'],
-    // Real processes: slow hooks (engine build, model generation) set their own timeouts.
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
-  },
-});
+// Real processes: slow hooks (engine build, model generation) set their own timeouts.
+export default packageTestConfig({ testTimeout: 60_000, hookTimeout: 60_000 });

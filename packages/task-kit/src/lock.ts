@@ -7,7 +7,8 @@ import { formatDuration, type Logger } from './log.js';
 export interface LockOptions {
   /** Give up waiting after this long (default 60 min). */
   timeoutMs?: number;
-  log?: Logger;
+  /** Where the "waiting for the lock" lines go (anything with an `info`). */
+  log?: Pick<Logger, 'info'>;
   /** What the lock protects, for the line shown while waiting. */
   what?: string;
 }

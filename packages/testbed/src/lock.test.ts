@@ -47,7 +47,7 @@ describe('withLock', () => {
       `import { withLock } from ${JSON.stringify(join(import.meta.dirname, 'lock.ts'))};\n` +
         `await withLock(${JSON.stringify(lock)}, async () => { console.log('held'); await new Promise(() => {}); }, { log: () => {} });\n`,
     );
-    const holder = spawn(process.execPath, ['--import', 'tsx', script], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       holder.stdout.on('data', (d: Buffer) => d.toString().includes('held') && resolve());
       holder.on('exit', (code) => reject(new Error(`holder exited early (${code})`)));

@@ -1,0 +1,176 @@
+/**
+ * The product as a user receives it: the TEST-profile image (the production Packer template with
+ * the offline Debian base, llama-server built for AVX2 so it runs under QEMU TCG, a tiny GGUF)
+ * built by the real build-image code, booted with an OpenNebula-style CONTEXT CD, and used
+ * through the loopback port forward with TLS verified against the VM's own CA.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { $ } from 'zx';
+import { trustingFetch, httpsGet } from '@slm-copilot/nginx-config/test-support/client';
+import { buildApplianceImage, type BuiltImage } from '@slm-copilot/scripts/build-image';
+import { readBuildEnv } from '@slm-copilot/scripts/build-env';
+import { createLogger, formatDuration } from '@slm-copilot/task-kit';
+import { bootVm, ensureSshKey, makeContextIso, type SshKey, type Vm } from '@slm-copilot/vm';
+
+const MIN = 60_000;
+const log = createLogger({ scope: 'e2e' });
+const HOSTNAME = 'copilot.example.test';
+const figures: Record<string, string> = {};
+
+let work: string;
+let built: BuiltImage;
+let key: SshKey;
+let vm: Vm;
+let httpsPort: number;
+let caPem: string;
+
+const baseContext = {
+  ONEAPP_COPILOT_ENGINE: 'llama-server',
+  ONEAPP_COPILOT_HOSTNAME: HOSTNAME,
+  ONEAPP_COPILOT_TLS_MODE: 'self-signed',
+  ONEAPP_COPILOT_CONTEXT_SIZE: '4096',
+  ONEAPP_COPILOT_THREADS: '2',
+};
+
+async function contextCd(name: string, values: Record<string, string>): Promise<string> {
+  return (await makeContextIso({ values, sshPublicKey: key.publicKey, out: path.join(work, `${name}.iso`) })).path;
+}
+
+/** TLS to 127.0.0.1:<forward> while verifying the VM's CA and the hostname in its SANs. */
+const trust = () => ({ ca: caPem, resolveTo: '127.0.0.1' });
+const url = (p: string) => `https://${HOSTNAME}:${httpsPort}${p}`;
+
+async function waitReady(timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    try {
+      caPem = (await vm.ssh('cat /etc/slm-copilot/tls/ca.crt', { nothrow: false })).stdout;
+      const r = await httpsGet(url('/readyz'), trust());
+      if (r.status === 200) return performance.now() - started;
+    } catch {
+      // not up yet
+    }
+    if (performance.now() - started > timeoutMs) {
+      const status = await vm.ssh('cat /etc/one-appliance/status; tail -n 40 /var/log/one-appliance/*.log; systemctl --no-pager status slm-copilot-engine nginx slm-copilot-context | tail -n 40', { nothrow: true });
+      throw new Error(`/readyz not 200 within ${formatDuration(timeoutMs)}\n${status.stdout}${status.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+async function report(): Promise<Record<string, Record<string, string>>> {
+  const text = (await vm.ssh('cat /etc/one-appliance/config')).stdout;
+  const script = 'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
+  return JSON.parse((await $({ input: text, quiet: true })`python3 -c ${script}`).stdout);
+}
+
+async function fingerprints() {
+  return (await vm.ssh('sha256sum /etc/slm-copilot/tls/server.crt /etc/slm-copilot/tls/ca.crt /var/lib/slm-copilot/api-key /etc/systemd/system/slm-copilot-engine.service /etc/nginx/conf.d/slm-copilot.conf')).stdout;
+}
+
+beforeAll(async () => {
+  work = await mkdtemp(path.join(tmpdir(), 'slm-e2e-'));
+  key = await ensureSshKey();
+}, MIN);
+
+afterAll(async () => {
+  await vm?.dispose();
+  log.info(`figures: ${JSON.stringify(figures)}`);
+  await rm(work, { recursive: true, force: true });
+}, 5 * MIN);
+
+describe('[slow] the appliance image, booted', () => {
+  it('build:image --profile test makes a QCOW2 whose marketplace YAML carries its real checksums', async () => {
+    const started = performance.now();
+    const env = readBuildEnv({
+      file: path.join(work, 'no.env'),
+      env: {},
+      flags: { profile: 'test', engine: 'llama-server', contextSize: 4096, outputDir: path.join(work, 'output'), mirror: work },
+    });
+    built = await buildApplianceImage(env, log);
+    figures['image build'] = formatDuration(performance.now() - started);
+    const market = parseYaml(await readFile(built.marketplaceFile, 'utf8'));
+    const sha = (await $({ quiet: true })`sha256sum ${built.image.file}`).stdout.split(' ')[0];
+    const md5 = (await $({ quiet: true })`md5sum ${built.image.file}`).stdout.split(' ')[0];
+    expect(market.images[0].checksum).toEqual({ md5, sha256: sha });
+    expect(market.opennebula_template.cpu_model).toEqual({ model: 'host-passthrough' });
+    expect(market.opennebula_template.user_inputs.oneapp_copilot_context_size).toMatch(/\|4096$/);
+  }, 90 * MIN);
+
+  it('first boot with a CONTEXT CD: /readyz 200 through TLS, the report, 401 without a key, a streamed chat with the openai client', async () => {
+    const cd = await contextCd('first', baseContext);
+    vm = await bootVm({ image: built.image.file, cdrom: cd, forwards: { 443: 0 }, memoryMb: 3072, cpus: 2, log, maxLifetimeMs: 80 * MIN });
+    httpsPort = vm.ports[443]!;
+    figures['boot to SSH'] = formatDuration(await vm.waitForSsh(20 * MIN));
+    figures['boot to ready'] = formatDuration(await waitReady(20 * MIN));
+
+    const ini = await report();
+    expect(ini.Connection).toMatchObject({ endpoint: `https://${HOSTNAME}/v1`, model_id: 'devstral-small-2', context_window: '4096' });
+    expect(ini.TLS!.mode).toBe('self-signed');
+    const apiKey = ini.Connection!.api_key!;
+    expect(apiKey).toMatch(/^sk-[A-Za-z0-9]{40}$/);
+    expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
+    expect((await vm.ssh('stat -c %a /etc/one-appliance/config')).stdout.trim()).toBe('600');
+
+    const noKey = await httpsGet(url('/v1/models'), trust());
+    expect(noKey.status).toBe(401);
+
+    const client = new OpenAI({ baseURL: url('/v1'), apiKey, maxRetries: 0, fetch: trustingFetch(trust()) });
+    const stream = await client.chat.completions.create({
+      model: 'devstral-small-2',
+      stream: true,
+      stream_options: { include_usage: true },
+      max_tokens: 8,
+      messages: [{ role: 'user', content: 'Say hello' }],
+    });
+    let chunks = 0;
+    let usage = 0;
+    for await (const chunk of stream) {
+      chunks++;
+      usage = chunk.usage?.completion_tokens ?? usage;
+    }
+    expect(chunks).toBeGreaterThan(1);
+    expect(usage).toBeGreaterThan(0);
+  }, 60 * MIN);
+
+  it('reboot: reconfigure is idempotent (same key, certificate and rendered files)', async () => {
+    const before = await fingerprints();
+    figures['reboot to SSH'] = formatDuration(await vm.reboot(20 * MIN));
+    figures['reboot to ready'] = formatDuration(await waitReady(20 * MIN));
+    expect(await fingerprints()).toBe(before);
+    expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
+  }, 45 * MIN);
+
+  it('a changed context value (context size) takes effect', async () => {
+    await vm.restart({ cdrom: await contextCd('bigger', { ...baseContext, ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }) });
+    await vm.waitForSsh(20 * MIN);
+    await waitReady(20 * MIN);
+    expect((await report()).Connection!.context_window).toBe('8192');
+    expect((await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout).toMatch(/--ctx-size 8192 /);
+  }, 45 * MIN);
+
+  it('a bad value is refused and reported while the service keeps serving the last good configuration', async () => {
+    await vm.restart({ cdrom: await contextCd('bad', { ...baseContext, ONEAPP_COPILOT_CONTEXT_SIZE: 'lots' }) });
+    await vm.waitForSsh(20 * MIN);
+    await waitReady(20 * MIN); // still serving: the units are enabled with the last good files
+    const ini = await report();
+    expect(ini.Status!.error_1).toMatch(/ONEAPP_COPILOT_CONTEXT_SIZE = "lots": expected an integer/);
+    expect(ini.Connection!.context_window).toBe('8192');
+    expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('configure_failure');
+    expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/);
+    const models = await httpsGet(url('/v1/models'), { ...trust(), headers: { authorization: `Bearer ${ini.Connection!.api_key}` } });
+    expect(models.status).toBe(200);
+  }, 45 * MIN);
+
+  it('systemd-analyze security in the VM: the engine unit is rated 2.5 or better', async () => {
+    const out = await vm.ssh('systemd-analyze security slm-copilot-engine.service --no-pager | tail -n 1', { nothrow: true });
+    const exposure = Number(/exposure level for slm-copilot-engine\.service: ([\d.]+)/.exec(out.stdout)?.[1]);
+    figures['engine exposure (in VM)'] = String(exposure);
+    expect(exposure).toBeLessThanOrEqual(2.5);
+  }, 10 * MIN);
+});
