@@ -66,7 +66,7 @@ async function planFor(env: BuildEnv, bundleDir: string, log: Logger): Promise<B
       model: { file: TEST_MODEL_FILE, sha256: model.sha256, size: model.bytes, url: null },
       localai: false,
       llamaServer: `${STAGED_BUNDLE}/mirror/llama-server`,
-      aptPackages: ['nginx', 'openssl'],
+      aptPackages: ['nginx', 'openssl', 'libgomp1'],
     };
   }
   const entry = findModel(env.model);
@@ -86,7 +86,7 @@ async function planFor(env: BuildEnv, bundleDir: string, log: Logger): Promise<B
     model: { file: path.basename(entry.file), sha256: locked.sha256, size: locked.size, url: locked.url },
     localai: true,
     llamaServer: null,
-    aptPackages: ['nginx', 'openssl', 'certbot'],
+    aptPackages: ['nginx', 'openssl', 'certbot', 'libgomp1'],
   };
 }
 
@@ -95,6 +95,7 @@ export async function buildApplianceImage(env: BuildEnv, log: Logger): Promise<B
   const packerOut = path.join(outputDir, 'packer');
   const bundleDir = path.join(outputDir, 'bundle');
   await rm(packerOut, { recursive: true, force: true });
+  await rm(bundleDir, { recursive: true, force: true });
   await mkdir(outputDir, { recursive: true });
   const plan = await planFor(env, bundleDir, log);
   await log.phase('bundle the appliance', () => bundleAppliance(bundleDir, plan, log));

@@ -30,7 +30,8 @@ export interface BundleManifest {
  * (no node_modules), the Node runtime, templates, the one-apps shim and units, and the build plan.
  */
 export async function bundleAppliance(out: string, plan: BuildPlan, log: Logger): Promise<BundleManifest> {
-  await rm(out, { recursive: true, force: true });
+  // `out` may already hold the plan's mirror (test profile); what we lay out here is replaced whole
+  for (const d of ['bin', 'node', 'templates', 'appliance']) await rm(path.join(out, d), { recursive: true, force: true });
   for (const d of ['bin', 'node/bin', 'templates', 'appliance']) await mkdir(path.join(out, d), { recursive: true });
   await log.phase('esbuild the task CLIs', async () => {
     for (const [name, entry] of Object.entries(BUNDLED_CLIS)) await bundleCli(path.join(repoRoot, entry), path.join(out, 'bin', `${name}.mjs`));
