@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { chmod, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { appliancePaths } from '@slm-copilot/context-schema';
 import { installLlamaServer, installLocalAi } from '@slm-copilot/localai-install';
-import { fetchModel, mirrorSources } from '@slm-copilot/model-fetch';
-import { ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
+import { fetchModel, manifestPath, mirrorSources } from '@slm-copilot/model-fetch';
+import { ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { stateFiles, writeJson, type InstalledImage } from './state.js';
 
 /** What the image build hands to the install stage (written by scripts/build-image into the bundle). */
@@ -31,8 +31,9 @@ export interface BuildPlan {
 export async function install(plan: BuildPlan, opts: { prefix: string; log: Logger }): Promise<InstalledImage> {
   const { log } = opts;
   const paths = appliancePaths(opts.prefix);
-  for (const dir of [paths.configDir, paths.modelsDir, paths.logDir]) await mkdir(dir, { recursive: true, mode: 0o755 });
-  await mkdir(paths.stateDir, { recursive: true, mode: 0o700 });
+  // one-apps runs stages under umask 0077: give the directories the engine and nginx read explicit modes
+  for (const dir of [paths.configDir, paths.modelsDir, paths.logDir]) await ensureDir(dir, 0o755);
+  await ensureDir(paths.stateDir, 0o700);
 
   const missing: string[] = [];
   for (const p of plan.aptPackages) {
@@ -54,6 +55,8 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
   const dest = path.join(paths.modelsDir, plan.model.file);
   const urls = [...mirrorSources(plan.mirrors, plan.model.file), ...(plan.upstream && plan.model.url ? [plan.model.url] : [])];
   const fetched = await log.phase(`model ${plan.model.file}`, () => fetchModel({ urls, sha256: plan.model.sha256, size: plan.model.size, dest, log }));
+  // the engine runs as a dynamic user: the model and its manifest must be world-readable
+  for (const f of [dest, manifestPath(dest)]) if (existsSync(f)) await chmod(f, 0o644);
 
   // Per-VM secrets are made at first boot; make sure none came in with the build.
   for (const secret of [paths.apiKeyFile, paths.tls.caKey, paths.tls.key]) await rm(secret, { force: true });

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
 import { fetchModel, mirrorSources } from '@slm-copilot/model-fetch';
-import { createLogger, ExitCode, sha256File, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
+import { createLogger, ensureDir, ExitCode, sha256File, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { localAiRelease, LOCALAI_VERSION } from './versions.js';
 
 export interface InstallLocalAiOptions {
@@ -79,7 +79,7 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   if (existsSync(binary) && (await sha256File(binary)) === sha256) {
     log.info(`LocalAI ${release.version} already installed at ${binary} (sha256 verified)`);
   } else {
-    await mkdir(path.dirname(binary), { recursive: true });
+    await ensureDir(path.dirname(binary));
     const staged = `${binary}.download`;
     await log.phase(`download ${release.binaryAsset}`, () => fetchModel({ urls: sources(release.binaryAsset), sha256, dest: staged, manifest: false, log }));
     await chmod(staged, 0o755);
@@ -98,7 +98,7 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   if (!localTarball && !upstream) {
     throw new TaskError(`offline install needs ${tarballName} in a mirror directory`, { exitCode: ExitCode.usage });
   }
-  await mkdir(options.paths.engine.localaiBackendsDir, { recursive: true });
+  await ensureDir(options.paths.engine.localaiBackendsDir);
   await log.phase(`install backend ${backendRef}`, async () => {
     const r = await sh({ nothrow: true })`${binary} backends install ${backendRef} ${release.backendName} --backends-path ${options.paths.engine.localaiBackendsDir}`;
     if (r.exitCode !== 0 || !existsSync(backendDir)) {
@@ -122,7 +122,7 @@ export async function installLlamaServer(from: string, paths: AppliancePaths, lo
     throw new TaskError(`${from} --version failed (exit ${version.exitCode}); wrong CPU build?`, { exitCode: ExitCode.environment, hint: version.stderr.trim().split('\n').at(-1) });
   }
   const binary = paths.engine.llamaServerBinary;
-  await mkdir(path.dirname(binary), { recursive: true });
+  await ensureDir(path.dirname(binary));
   const staged = `${binary}.new`;
   await copyFile(from, staged);
   await chmod(staged, 0o755);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { applyFileSet, changedPaths, createLogger, ExitCode, sh, TaskError, underRoot, type FileSet, type Logger } from '@slm-copilot/task-kit';
+import { applyFileSet, changedPaths, createLogger, ensureDir, ExitCode, sh, TaskError, underRoot, type FileSet, type Logger } from '@slm-copilot/task-kit';
 
 export interface InstallGatewayOptions {
   /** Root prefix the file paths are written under (default `/`). */
@@ -84,7 +84,7 @@ export async function installGateway(files: FileSet, options: InstallGatewayOpti
   const testCommand = options.testConfigCommand ?? [nginx, '-t', '-q'];
   const reload = options.reload === undefined ? [nginx, '-s', 'reload'] : options.reload;
 
-  for (const d of options.directories ?? []) await mkdir(underRoot(root, d), { recursive: true, mode: 0o755 });
+  for (const d of options.directories ?? []) await ensureDir(underRoot(root, d), 0o755);
 
   const targets = files.map((f) => underRoot(root, f.path));
   const removed = options.removeFile ? underRoot(root, options.removeFile) : undefined;

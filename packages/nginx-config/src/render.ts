@@ -150,18 +150,25 @@ function listenLines(addresses: readonly string[], port: number, extra: string):
   });
 }
 
+/**
+ * Errors nginx can raise while reading the request line (bad request, URI too long, headers too
+ * large, timeout) go to internal URIs, not named locations: before the URI is parsed nginx cannot
+ * redirect to a named location ("empty URI in redirect to named location") and answers an HTML 500.
+ */
+const EARLY_ERROR_PREFIX = '/_slm_copilot_error/';
+
 function errorPageLines(overrides: Record<number, string> = {}): string[] {
   const pages: Array<[number, string]> = [
-    [400, '@slm_copilot_400'],
+    [400, `${EARLY_ERROR_PREFIX}400`],
     [401, '@slm_copilot_401'],
     [403, '@slm_copilot_403'],
     [404, '@slm_copilot_404'],
     [405, '@slm_copilot_405'],
-    [408, '@slm_copilot_408'],
+    [408, `${EARLY_ERROR_PREFIX}408`],
     [413, '@slm_copilot_413'],
-    [414, '@slm_copilot_414'],
+    [414, `${EARLY_ERROR_PREFIX}414`],
     [429, '@slm_copilot_429'],
-    [494, '@slm_copilot_431'],
+    [494, `${EARLY_ERROR_PREFIX}431`],
     [497, '@slm_copilot_497'],
     [500, '@slm_copilot_500'],
     [502, '@slm_copilot_502'],
@@ -374,7 +381,8 @@ ${probe.join('\n')}
         error_page 300 301 302 303 307 308 400 401 403 404 405 408 429 500 501 502 503 504 = @slm_copilot_probe_failed;
     }
     location @slm_copilot_probe_failed {
-        return 403;
+        # (auth_request only reads the status; the body is for a client that requests the internal URI itself)
+        return 403 ${openAiError('Forbidden.', 'invalid_request_error', null)};
     }
 
     # Key check (access phase, after the limits): 204 with a valid key, else 401.
@@ -479,9 +487,10 @@ add_header X-Accel-Buffering "no" always;
 }
 
 function renderErrors(c: Ctx): string {
+  const early = new Set(['400', '408', '414', '431']);
   const loc = (name: string, status: number, body: string, extra: string[] = []) =>
     [
-      `location @slm_copilot_${name} {`,
+      ...(early.has(name) ? [`location = ${EARLY_ERROR_PREFIX}${name} {`, '    internal;'] : [`location @slm_copilot_${name} {`]),
       `    include ${q(c.files.headers, 'headers snippet path')};`,
       '    add_header Cache-Control "no-store" always;',
       ...extra.map((e) => `    ${e}`),

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, readFile, stat, chmod, mkdir } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyFileSet, changedPaths, underRoot, writeFileAtomic } from './files.js';
+import { applyFileSet, changedPaths, ensureDir, underRoot, writeFileAtomic } from './files.js';
 import { TaskError } from './errors.js';
 
 const tempRoot = () => mkdtemp(path.join(tmpdir(), 'task-kit-'));
@@ -62,5 +62,21 @@ describe('applyFileSet', () => {
     const root = await tempRoot();
     await expect(applyFileSet(root, [{ path: 'etc/x', text: '' }])).rejects.toThrow(/absolute/);
     await expect(applyFileSet(root, [{ path: '/a', text: '' }, { path: '/a', text: '' }])).rejects.toThrow(/twice/);
+  });
+});
+
+describe('ensureDir', () => {
+  it('creates every missing directory with the given mode, whatever the umask', async () => {
+    const root = await tempRoot();
+    const old = process.umask(0o077);
+    try {
+      await ensureDir(path.join(root, 'a/b/c'));
+      await writeFileAtomic(path.join(root, 'x/y/file'), 'z', { mode: 0o644 });
+    } finally {
+      process.umask(old);
+    }
+    for (const d of ['a', 'a/b', 'a/b/c', 'x', 'x/y']) expect((await stat(path.join(root, d))).mode & 0o777).toBe(0o755);
+    await ensureDir(path.join(root, 'secret'), 0o700);
+    expect((await stat(path.join(root, 'secret'))).mode & 0o777).toBe(0o700);
   });
 });

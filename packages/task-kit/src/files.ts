@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chown, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TaskError, ExitCode } from './errors.js';
 
@@ -14,6 +14,29 @@ export interface FileSpec {
 }
 export type FileSet = readonly FileSpec[];
 export type WriteResult = 'created' | 'updated' | 'unchanged';
+
+/**
+ * mkdir -p that gives every directory it creates exactly `mode`, whatever the umask (one-apps runs
+ * its stages under umask 0077, which would leave directories services must read unreadable).
+ */
+export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
+  const missing: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    try {
+      await stat(d);
+      break;
+    } catch {
+      missing.push(d);
+      if (path.dirname(d) === d) break;
+    }
+  }
+  for (const d of missing.reverse()) {
+    await mkdir(d, { mode }).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+    await chmod(d, mode);
+  }
+}
 
 /** Maps an appliance path (`/etc/nginx/…`) under a root prefix (`/tmp/x` in tests, `/` in the VM). */
 export function underRoot(root: string, appliancePath: string): string {
@@ -61,7 +84,7 @@ export async function writeFileAtomic(file: string, text: string | Buffer, optio
   const mode = options.mode ?? 0o644;
   const data = typeof text === 'string' ? Buffer.from(text) : text;
   const dir = path.dirname(file);
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  await ensureDir(dir);
   const before = await readIfExists(file);
   const ids = options.owner ? await resolveOwner(options.owner) : undefined;
   if (before !== undefined && before.equals(data)) {
