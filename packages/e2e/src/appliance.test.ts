@@ -26,7 +26,6 @@ let work: string;
 let built: BuiltImage;
 let key: SshKey;
 let vm: Vm;
-let httpsPort: number;
 let caPem: string;
 
 const baseContext = {
@@ -43,7 +42,8 @@ async function contextCd(name: string, values: Record<string, string>): Promise<
 
 /** TLS to 127.0.0.1:<forward> while verifying the VM's CA and the hostname in its SANs. */
 const trust = () => ({ ca: caPem, resolveTo: '127.0.0.1' });
-const url = (p: string) => `https://${HOSTNAME}:${httpsPort}${p}`;
+// the host side of the 443 forward may change when the VM is restarted with another CD
+const url = (p: string) => `https://${HOSTNAME}:${vm.ports[443]}${p}`;
 
 async function waitReady(timeoutMs: number): Promise<number> {
   const started = performance.now();
@@ -105,7 +105,6 @@ describe('[slow] the appliance image, booted', () => {
   it('first boot with a CONTEXT CD: /readyz 200 through TLS, the report, 401 without a key, a streamed chat with the openai client', async () => {
     const cd = await contextCd('first', baseContext);
     vm = await bootVm({ image: built.image.file, cdrom: cd, forwards: { 443: 0 }, memoryMb: 3072, cpus: 2, log, maxLifetimeMs: 80 * MIN });
-    httpsPort = vm.ports[443]!;
     figures['boot to SSH'] = formatDuration(await vm.waitForSsh(20 * MIN));
     figures['boot to ready'] = formatDuration(await waitReady(20 * MIN));
 
