@@ -45,19 +45,30 @@ const trust = () => ({ ca: caPem, resolveTo: '127.0.0.1' });
 // the host side of the 443 forward may change when the VM is restarted with another CD
 const url = (p: string) => `https://${HOSTNAME}:${vm.ports[443]}${p}`;
 
+/**
+ * Ready = the boot-time configure/bootstrap run has finished (the context unit is no longer
+ * activating and the status file holds a final state) AND /readyz answers 200 through TLS.
+ * (/readyz alone is not enough: at boot the enabled units serve the previous configuration
+ * before the context has been applied.)
+ */
 async function waitReady(timeoutMs: number): Promise<number> {
   const started = performance.now();
   for (;;) {
     try {
-      caPem = (await vm.ssh('cat /etc/slm-copilot/tls/ca.crt', { nothrow: false })).stdout;
-      const r = await httpsGet(url('/readyz'), trust());
-      if (r.status === 200) return performance.now() - started;
+      const state = await vm.ssh('systemctl show -p ActiveState --value slm-copilot-context; cat /etc/one-appliance/status', { nothrow: true });
+      const [unit, status] = state.stdout.trim().split('\n');
+      const finished = unit !== 'activating' && /^(bootstrap_success|bootstrap_failure|configure_failure)$/.test(status ?? '');
+      if (finished) {
+        caPem = (await vm.ssh('cat /etc/slm-copilot/tls/ca.crt')).stdout;
+        const r = await httpsGet(url('/readyz'), trust());
+        if (r.status === 200) return performance.now() - started;
+      }
     } catch {
       // not up yet
     }
     if (performance.now() - started > timeoutMs) {
       const status = await vm.ssh('cat /etc/one-appliance/status; tail -n 40 /var/log/one-appliance/*.log; systemctl --no-pager status slm-copilot-engine nginx slm-copilot-context | tail -n 40', { nothrow: true });
-      throw new Error(`/readyz not 200 within ${formatDuration(timeoutMs)}\n${status.stdout}${status.stderr}`);
+      throw new Error(`not ready within ${formatDuration(timeoutMs)}\n${status.stdout}${status.stderr}`);
     }
     await new Promise((r) => setTimeout(r, 3000));
   }
