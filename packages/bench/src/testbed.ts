@@ -1,0 +1,227 @@
+// The test bed the bench runs on when no --url is given: everything the appliance renders, under a
+// temp root, with real processes — llama-server started with renderEngine's command line, and the
+// real nginx with renderGateway's site, serving a leaf signed by the generated per-VM CA.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { appliancePaths, parseContext, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
+import { loadChatTemplate, modelFactsFromManifest, renderEngine, type EnginePlan, type EngineRender } from '@slm-copilot/localai-install';
+import { buildManifest } from '@slm-copilot/model-fetch';
+import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
+import { applyFileSet, createLogger, gatherHostFacts, type HostFacts } from '@slm-copilot/task-kit';
+import { freePort, startLlamaServer, type LlamaServer } from '@slm-copilot/testbed';
+
+export const NGINX = process.env.SLM_COPILOT_TESTBED_NGINX ?? '/usr/sbin/nginx';
+/** The API key of the test-bed gateway (never a real one). */
+export const BENCH_KEY = 'sk-bench-0123456789abcdef0123';
+/** The name the leaf certificate is checked against (a SAN of every self-signed leaf). */
+export const BENCH_HOST = 'localhost';
+
+const roots = new Set<string>();
+process.on('exit', () => {
+  for (const r of roots) rmSync(r, { recursive: true, force: true });
+});
+
+/** A temp root for one appliance layout (world-traversable: nginx's workers run as nobody). */
+export async function tempRoot(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'slm-bench-'));
+  chmodSync(dir, 0o755);
+  if (process.env.SLM_COPILOT_TESTBED_KEEP_TEMP !== '1') roots.add(dir);
+  return dir;
+}
+
+export function removeRoot(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  roots.delete(dir);
+}
+
+const quietLog = createLogger({ level: 'warn' });
+
+export interface ApplianceEngine {
+  config: Config;
+  paths: AppliancePaths;
+  host: HostFacts;
+  plan: EnginePlan;
+  render: EngineRender;
+  /** The rendered unit's ExecStart, verbatim. */
+  execStart: string[];
+  /** ExecStart's arguments without the binary, --host and --port (startLlamaServer adds those). */
+  args: string[];
+}
+
+/**
+ * Renders the engine exactly as the appliance does (context defaults + `overrides`, this machine's
+ * host facts, the model's manifest) under `root`, links the model where the render expects it and
+ * writes our chat template. Returns the llama-server command line of the rendered unit.
+ */
+export async function renderApplianceEngine(opts: {
+  root: string;
+  model: string;
+  sha256?: string;
+  enginePort: number;
+  overrides?: Record<string, string>;
+}): Promise<ApplianceEngine> {
+  const config = parseContext({ ONEAPP_COPILOT_PASSWORD: BENCH_KEY, ...opts.overrides, ONEAPP_COPILOT_ENGINE: 'llama-server' });
+  const base = appliancePaths(opts.root);
+  const paths: AppliancePaths = { ...base, engine: { ...base.engine, port: opts.enginePort } };
+  const manifest = await buildManifest(opts.model, opts.sha256 ? { sha256: opts.sha256 } : {});
+  const model = modelFactsFromManifest(manifest);
+  const host = await gatherHostFacts();
+  const render = renderEngine({ config, model, host, paths, chatTemplate: await chatTemplate() });
+  await applyFileSet('/', render.files.filter((f) => f.path === paths.engine.chatTemplate));
+  await mkdir(paths.modelsDir, { recursive: true });
+  await symlink(path.resolve(opts.model), path.join(paths.modelsDir, model.fileName)).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EEXIST') throw e;
+  });
+  const unit = render.files.find((f) => f.path.endsWith(render.unit));
+  const line = unit?.text.split('\n').find((l) => l.startsWith('ExecStart='));
+  if (!line) throw new Error('the rendered engine unit has no ExecStart');
+  const execStart = line.slice('ExecStart='.length).trim().split(/\s+/);
+  const args: string[] = [];
+  for (let i = 1; i < execStart.length; i++) {
+    if (execStart[i] === '--host' || execStart[i] === '--port') i++;
+    else args.push(execStart[i]!);
+  }
+  return { config, paths, host, plan: render.plan, render, execStart, args };
+}
+
+/** Our Devstral template: beside localai-install in the workspace, else the one an appliance installed. */
+async function chatTemplate(): Promise<string> {
+  try {
+    return await loadChatTemplate();
+  } catch (e) {
+    const installed = appliancePaths('').engine.chatTemplate;
+    if (existsSync(installed)) return readFile(installed, 'utf8');
+    throw e;
+  }
+}
+
+/** Replaces (or adds) a flag's value in a llama-server argument list. */
+export function withFlag(args: readonly string[], flag: string, value?: string, aliases: string[] = []): string[] {
+  const names = new Set([flag, ...aliases]);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (names.has(args[i]!)) {
+      if (i + 1 < args.length && !args[i + 1]!.startsWith('--') && value !== undefined) i++;
+      continue;
+    }
+    out.push(args[i]!);
+  }
+  return value === undefined ? [...out, flag] : [...out, flag, value];
+}
+
+/** Removes a boolean flag (e.g. `--cache-prompt`). */
+export function withoutFlag(args: readonly string[], flag: string): string[] {
+  return args.filter((a) => a !== flag);
+}
+
+export async function startEngine(binary: string, args: string[], port: number): Promise<LlamaServer> {
+  return startLlamaServer({ binary, args, port, readyTimeoutMs: 10 * 60_000 });
+}
+
+export interface BenchGateway {
+  baseUrl: string;
+  httpsPort: number;
+  caFile: string;
+  caPem: string;
+  config: Config;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
+/**
+ * The appliance's gateway on the real nginx: the per-VM CA and its leaf (ensureSelfSigned), the
+ * rendered site (renderGateway) with the context's defaults — except the per-key rate limit, raised
+ * to 100000/min so the benchmark's bursts are not refused (the limit_req code path stays on).
+ */
+export async function startBenchGateway(opts: { root: string; enginePort: number; paths: AppliancePaths }): Promise<BenchGateway> {
+  const { root, paths } = opts;
+  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+  const config = parseContext({
+    ONEAPP_COPILOT_PASSWORD: BENCH_KEY,
+    ONEAPP_COPILOT_ENGINE: 'llama-server',
+    ONEAPP_COPILOT_HTTPS_PORT: String(httpsPort),
+    ONEAPP_COPILOT_RATE_LIMIT: '100000',
+  });
+  const ss = await ensureSelfSigned({ paths, hostname: null, ipAddresses: [], log: quietLog });
+  const files = renderGateway(config, {
+    paths,
+    keys: { main: config.apiKey!, extra: config.extraApiKeys },
+    tls: ss.served,
+    httpPort,
+    listenAddresses: ['127.0.0.1'],
+    keyFileOwner: null,
+  });
+  await applyFileSet('/', files);
+  const run = path.join(root, 'run/nginx');
+  for (const d of [run, path.join(root, 'var/log/nginx'), paths.nginx.acmeWebroot]) await mkdir(d, { recursive: true });
+  const confFile = path.join(run, 'nginx.conf');
+  const t = (n: string) => path.join(run, n);
+  await writeFile(
+    confFile,
+    `worker_processes 1;
+pid ${t('nginx.pid')};
+error_log ${t('main-error.log')} warn;
+events { worker_connections 512; }
+http {
+    access_log off;
+    client_body_temp_path ${t('body')};
+    proxy_temp_path ${t('proxy')};
+    fastcgi_temp_path ${t('fastcgi')};
+    uwsgi_temp_path ${t('uwsgi')};
+    scgi_temp_path ${t('scgi')};
+    include ${path.join(paths.nginx.confDir, 'conf.d')}/*.conf;
+}
+`,
+  );
+  const proc = spawn(NGINX, ['-p', run, '-e', t('main-error.log'), '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  let output = '';
+  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  let exited = false;
+  const done = new Promise<void>((resolve) =>
+    proc.on('exit', () => {
+      exited = true;
+      running.delete(proc);
+      resolve();
+    }),
+  );
+  const stop = async () => {
+    if (exited) return;
+    proc.kill('SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+    await done;
+    clearTimeout(timer);
+  };
+  const t0 = Date.now();
+  for (;;) {
+    if (exited) throw new Error(`nginx exited before listening:\n${output}\n${await readFile(t('main-error.log'), 'utf8').catch(() => '')}`);
+    if (Date.now() - t0 > 15_000) {
+      await stop();
+      throw new Error(`nginx did not listen on ${httpsPort} within 15 s:\n${output}`);
+    }
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createConnection(httpsPort, '127.0.0.1');
+      s.once('connect', () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return {
+    baseUrl: `https://${BENCH_HOST}:${httpsPort}`,
+    httpsPort,
+    caFile: paths.tls.caCert,
+    caPem: await readFile(paths.tls.caCert, 'utf8'),
+    config,
+    stop,
+  };
+}
