@@ -57,7 +57,8 @@ async function waitReady(timeoutMs: number): Promise<number> {
     try {
       const state = await vm.ssh('systemctl show -p ActiveState --value slm-copilot-context; cat /etc/one-appliance/status', { nothrow: true });
       const [unit, status] = state.stdout.trim().split('\n');
-      const finished = unit !== 'activating' && /^(bootstrap_success|bootstrap_failure|configure_failure)$/.test(status ?? '');
+      // active (oneshot, RemainAfterExit) or failed = it ran in THIS boot; inactive = not yet started
+      const finished = (unit === 'active' || unit === 'failed') && /^(bootstrap_success|bootstrap_failure|configure_failure)$/.test(status ?? '');
       if (finished) {
         caPem = (await vm.ssh('cat /etc/slm-copilot/tls/ca.crt')).stdout;
         const r = await httpsGet(url('/readyz'), trust());
