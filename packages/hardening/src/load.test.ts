@@ -2,8 +2,11 @@
 // 8 streaming clients through nginx (TLS, limit 120/min) to llama-server with 2 slots. Asserted here:
 // every stream ends with [DONE] or a clean JSON 429/503 — none truncated, nothing else. (The rate
 // limit and memory figures are printed; the full run asserts them.)
-import { describe, expect, it } from 'vitest';
+import { removeTempRoots } from '@slm-copilot/nginx-config/test-support/nginx';
+import { afterAll, describe, expect, it } from 'vitest';
 import { QUICK, runLoad, summary } from './load.js';
+
+afterAll(() => removeTempRoots());
 
 describe('load (quick)', () => {
   it('8 concurrent streams through nginx to a 2-slot llama-server: none truncated', async () => {
