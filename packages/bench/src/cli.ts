@@ -34,6 +34,7 @@ const code = await runCommand(
       'no-tune': { type: 'boolean', default: false },
       'tune-only': { type: 'boolean', default: false },
       'tune-pairs': { type: 'string' },
+      'tune-variants': { type: 'string' },
       'skip-fetch': { type: 'boolean', default: false },
       json: { type: 'string' },
       markdown: { type: 'string' },
@@ -84,6 +85,7 @@ Examples:
     'no-tune': 'skip the engine flag variants',
     'tune-only': 'test bed: only the engine flag variants, no figures',
     'tune-pairs': 'variant/rendered request pairs per variant (default 3; quick 1)',
+    'tune-variants': 'comma-separated variant names or flags to run (e.g. "-fa on,--mlock"); the A/A control always runs',
     'skip-fetch': 'skip figure 6',
     json: 'write the full report as JSON here',
     markdown: 'write the table as markdown here',
@@ -112,6 +114,7 @@ Examples:
       skipFetch: Boolean(values['skip-fetch']),
       tuneOnly: Boolean(values['tune-only']),
       tunePairs: int(values['tune-pairs'], 'tune-pairs'),
+      tuneVariants: str(values['tune-variants'])?.split(',').map((x) => x.trim()).filter(Boolean),
       log: (m) => log.info(m),
     };
     const report = await runBench(opts);

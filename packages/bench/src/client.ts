@@ -1,10 +1,9 @@
 // How the bench talks to an endpoint: the official `openai` client (as Cline does) over a fetch that
 // opens a fresh TCP + TLS connection per request and verifies the certificate against the given CA;
 // and a raw node:http(s) request for time-to-first-token, so client overhead is the same both ways.
-import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import type { LookupFunction } from 'node:net';
-import { Readable } from 'node:stream';
+import { fetchOver, lookupTo } from '@slm-copilot/testbed';
 import OpenAI from 'openai';
 
 export interface Endpoint {
@@ -19,17 +18,10 @@ export interface Endpoint {
   model: string;
 }
 
-export function lookupTo(address: string): LookupFunction {
-  return ((_host: string, options: unknown, cb: (...args: unknown[]) => void) => {
-    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
-    const family = address.includes(':') ? 6 : 4;
-    if (all) cb(null, [{ address, family }]);
-    else cb(null, address, family);
-  }) as LookupFunction;
-}
+export { lookupTo };
 
 /** Sends one request on a NEW connection (no keep-alive): TCP, and for https a full TLS handshake. */
-export function freshRequest(ep: Endpoint, url: string, init: { method: string; headers: Record<string, string> }, onResponse: (res: IncomingMessage) => void): ClientRequest {
+export function freshRequest(ep: Endpoint, url: string, init: { method?: string; headers?: RequestOptions['headers'] }, onResponse: (res: IncomingMessage) => void): ClientRequest {
   const u = new URL(url);
   const lookup = ep.resolveTo ? { lookup: lookupTo(ep.resolveTo) } : {};
   if (u.protocol === 'https:') {
@@ -41,29 +33,7 @@ export function freshRequest(ep: Endpoint, url: string, init: { method: string; 
 
 /** A `fetch` for the openai SDK built on {@link freshRequest} (certificate and host name verified as usual). */
 export function endpointFetch(ep: Endpoint): typeof fetch {
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const headers: Record<string, string> = {};
-    new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
-    const body =
-      init?.body === undefined || init?.body === null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
-    return new Promise<Response>((resolve, reject) => {
-      const req = freshRequest(ep, url, { method: init?.method ?? 'GET', headers }, (res) => {
-        const h = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) {
-          if (Array.isArray(v)) v.forEach((x) => h.append(k, x));
-          else if (v !== undefined) h.set(k, v);
-        }
-        const status = res.statusCode ?? 0;
-        const noBody = status === 204 || status === 304;
-        if (noBody) res.resume();
-        resolve(new Response(noBody ? null : (Readable.toWeb(res) as unknown as ReadableStream), { status, headers: h }));
-      });
-      req.on('error', reject);
-      init?.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')));
-      req.end(body);
-    });
-  }) as typeof fetch;
+  return fetchOver((url, options, onResponse) => freshRequest(ep, url, options, onResponse));
 }
 
 export function openaiClient(ep: Endpoint): OpenAI {

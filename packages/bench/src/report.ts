@@ -14,7 +14,7 @@ function header(r: BenchReport): string[] {
   const m = r.machine;
   return [
     `SLM-Copilot bench — ${r.date.slice(0, 16).replace('T', ' ')} UTC — ${r.quick ? 'quick' : 'full'} run, ${r.mode === 'testbed' ? 'test bed (real nginx + TLS + llama-server started by the bench)' : `endpoint ${r.endpoint.url}`}, ${r.durationSeconds} s`,
-    `machine: ${m.cpuModel}, ${m.logicalCpus} CPUs (${m.physicalCores} physical cores), ${m.memTotalGiB} GiB, Linux ${m.kernel}, THP ${m.transparentHugepages}${m.avx512 ? ', AVX-512' : ''}`,
+    `machine: ${m.cpuModel}, ${m.logicalCpus} CPUs (${m.physicalCores} physical cores), ${m.memTotalGiB} GiB, Linux ${m.kernel}, THP ${m.transparentHugepages}${m.avx512 ? ', AVX-512' : ''}${m.proactiveReclaim && m.proactiveReclaim !== 'none' ? `, ${m.proactiveReclaim}` : ''}`,
     `engine: ${r.engine.detail}${r.engine.variant ? ` (${r.engine.variant} build)` : ''}, ${r.engine.threads} threads; model ${r.model.name}${r.model.bytesPerToken ? `, ${(r.model.bytesPerToken / 1e9).toFixed(3)} GB read per token` : ''}`,
     r.quiet.verdict,
   ];
@@ -25,7 +25,7 @@ export function formatTable(r: BenchReport): string {
   const heads = ['#', 'figure', 'value', 'measurements', "others' CPU"];
   const w = [0, 1, 2].map((i) => Math.max(heads[i]!.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `${cells[0]!.padEnd(w[0]!)}  ${cells[1]!.padEnd(w[1]!)}  ${cells[2]!.padStart(w[2]!)}  ${cells[4] ? `[${cells[4]}] ` : ''}${cells[3]}`;
-  const out = [...header(r), '', line([heads[0]!, heads[1]!, heads[2]!, heads[3]!, '']), ...rows.map(line)];
+  const out = [...header(r), ...(rows.length ? ['', line([heads[0]!, heads[1]!, heads[2]!, heads[3]!, '']), ...rows.map(line)] : [])];
   if (r.tuning) {
     const t = r.tuning;
     out.push(
@@ -54,8 +54,7 @@ export function formatMarkdown(r: BenchReport): string {
     `- ${esc(h[2]!)}`,
     `- ${r.quiet.quiet ? '' : '⚠ '}${esc(h[3]!)}`,
     '',
-    "| # | figure | value | measurements | others' CPU during it |",
-    '|---|---|---:|---|---|',
+    ...(r.figures.length ? ["| # | figure | value | measurements | others' CPU during it |", '|---|---|---:|---|---|'] : []),
     ...r.figures.map(
       (f) => `| ${f.n} | ${esc(f.title)} | ${num(f)} | ${esc(f.skipped ? `skipped: ${f.skipped}` : f.detail + (f.verdict ? ` → **${f.verdict}**` : ''))} | ${loadCell(f, r.quiet.cpus)} |`,
     ),

@@ -106,6 +106,8 @@ export interface BenchReport {
     memTotalGiB: number;
     kernel: string;
     transparentHugepages: string;
+    /** Proactive reclaim by the kernel's DAMON (e.g. a cloud's memory overcommit): idle pages are paged out, which makes a resting engine slow on its next request. */
+    proactiveReclaim: string;
     avx512: boolean;
   };
   engine: { kind: EngineKind; detail: string; variant?: LlamaVariant; threads: number; args?: string[]; forced: boolean };
@@ -141,6 +143,8 @@ export interface BenchOptions {
   tunePairs?: number;
   /** Test bed: only the flag variants (no figures). */
   tuneOnly?: boolean;
+  /** Only these flag variants (names as printed, or their flags), plus the A/A control. */
+  tuneVariants?: string[];
   skipFetch?: boolean;
   log?: (msg: string) => void;
 }
@@ -172,6 +176,7 @@ function machineFacts(host: Awaited<ReturnType<typeof gatherHostFacts>>): BenchR
     /* no THP */
   }
   return {
+    proactiveReclaim: damonReclaim(),
     hostname: hostname(),
     cpuModel: host.cpuModel,
     logicalCpus: host.logicalCpus,
@@ -181,6 +186,33 @@ function machineFacts(host: Awaited<ReturnType<typeof gatherHostFacts>>): BenchR
     transparentHugepages: thp,
     avx512: host.cpuFlags.includes('avx512f'),
   };
+}
+
+/** Running DAMON schemes that page memory out (`pageout` after `min age` aggregation intervals), or "none". */
+function damonReclaim(): string {
+  const root = '/sys/kernel/mm/damon/admin/kdamonds';
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  };
+  const found: string[] = [];
+  for (const k of existsSync(root) ? readdirSync(root).filter((n) => /^\d+$/.test(n)) : []) {
+    if (read(`${root}/${k}/state`) !== 'on') continue;
+    for (const c of readdirSync(`${root}/${k}/contexts`).filter((n) => /^\d+$/.test(n))) {
+      const ctx = `${root}/${k}/contexts/${c}`;
+      const aggrUs = Number(read(`${ctx}/monitoring_attrs/intervals/aggr_us`));
+      for (const sc of readdirSync(`${ctx}/schemes`).filter((n) => /^\d+$/.test(n))) {
+        const action = read(`${ctx}/schemes/${sc}/action`);
+        if (action !== 'pageout') continue;
+        const minAge = Number(read(`${ctx}/schemes/${sc}/access_pattern/age/min`));
+        found.push(`DAMON pageout of memory idle ≥ ${Number.isFinite(minAge * aggrUs) ? Math.round((minAge * aggrUs) / 1e6) : '?'} s`);
+      }
+    }
+  }
+  return found.length ? found.join('; ') : 'none';
 }
 
 /** The appliance's default model file on the VM, if the bench runs there. */
@@ -552,7 +584,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     let tuning: TuningResult | undefined;
     if ((opts.tune ?? (!opts.quick && testbed)) && testbed && engine && llamaServerBin) {
       mark('tuning');
-      tuning = await tuneEngine({ binary: llamaServerBin, engine, pairs: opts.tunePairs ?? P.tunePairs, genTokens: opts.quick ? 16 : 32, promptTokens: opts.quick ? 64 : 192, nCpu: monitor.nCpu, log });
+      tuning = await tuneEngine({ binary: llamaServerBin, engine, pairs: opts.tunePairs ?? P.tunePairs, genTokens: opts.quick ? 16 : 32, promptTokens: opts.quick ? 64 : 192, nCpu: monitor.nCpu, only: opts.tuneVariants, log });
     }
 
     // ---------------------------------------------------------------- 6: model-fetch vs wget
@@ -645,6 +677,7 @@ async function runTuneOnly(opts: BenchOptions): Promise<BenchReport> {
       genTokens: opts.quick ? 16 : 32,
       promptTokens: opts.quick ? 64 : 192,
       nCpu: monitor.nCpu,
+      only: opts.tuneVariants,
       log,
     });
     const quiet = monitor.stop();
@@ -689,17 +722,25 @@ async function tuneEngine(opts: {
   genTokens: number;
   promptTokens: number;
   nCpu: number;
+  /** Only these variants (by name or flags), plus the control. */
+  only?: string[];
   log: (m: string) => void;
 }): Promise<TuningResult> {
   const { engine, log } = opts;
   const base = engine.args;
   const t = engine.plan.threads;
-  const variants: Array<{ name: string; change: string; args: string[] }> = [
+  const all: Array<{ name: string; change: string; args: string[] }> = [
+    // A/A control: a second copy of the rendered command line. Its ratio is the method's own bias
+    // and noise on this machine; a variant must move clearly further than the control does.
+    { name: 'control (as rendered)', change: '(none)', args: base },
     { name: 'no repack', change: '--no-repack', args: [...base, '--no-repack'] },
     { name: 'flash attention on', change: '-fa on', args: withFlag(base, '--flash-attn', 'on', ['-fa']) },
     { name: 'flash attention off', change: '-fa off', args: withFlag(base, '--flash-attn', 'off', ['-fa']) },
     { name: 'no mmap', change: '--no-mmap', args: [...base, '--no-mmap'] },
-    { name: 'mlock', change: '--mlock', args: [...base, '--mlock'] },
+    // Whichever way the render sets it, the other way is the variant.
+    base.includes('--mlock')
+      ? { name: 'no mlock', change: 'without --mlock', args: withoutFlag(base, '--mlock') }
+      : { name: 'mlock', change: '--mlock', args: [...base, '--mlock'] },
     { name: 'ubatch 256', change: '-ub 256', args: withFlag(base, '--ubatch-size', '256', ['-ub']) },
     { name: 'ubatch 1024', change: '-ub 1024', args: withFlag(base, '--ubatch-size', '1024', ['-ub']) },
     { name: 'poll 0', change: '--poll 0', args: withFlag(base, '--poll', '0') },
@@ -710,6 +751,10 @@ async function tuneEngine(opts: {
       ? [{ name: `threads ${t - 1}`, change: `--threads ${t - 1} --threads-batch ${t - 1}`, args: withFlag(withFlag(base, '--threads', String(t - 1), ['-t']), '--threads-batch', String(t - 1), ['-tb']) }]
       : []),
   ];
+  const variants = opts.only?.length ? all.filter((v, i) => i === 0 || opts.only!.some((o) => v.name === o || v.change === o)) : all;
+  if (opts.only?.length && variants.length - 1 < opts.only.length) {
+    throw new Error(`unknown --tune-variants entry; known: ${all.slice(1).map((v) => `"${v.name}"`).join(', ')}`);
+  }
   const filler = 'The quick brown fox jumps over the lazy dog while the lighthouse keeper counts ships. ';
   const measure = async (ep: Endpoint) => {
     const gen = await postJson(ep, '/completion', { prompt: `Once upon a time (${nonce()})`, n_predict: opts.genTokens, cache_prompt: false, temperature: 0 });
@@ -758,6 +803,26 @@ async function tuneEngine(opts: {
   } finally {
     await baseline.stop();
   }
+  // A verdict must also clear the A/A control: outside the spread of the control's own pair ratios.
+  const control = out.find((v) => v.name.startsWith('control'));
+  if (control && control.pairs.length) {
+    const spread = (f: (p: TuningVariant['pairs'][number]) => number) => {
+      const rs = control.pairs.map(f);
+      return [Math.min(...rs), Math.max(...rs)] as const;
+    };
+    const [tgLo, tgHi] = spread((p) => p.tg / p.tgBaseline);
+    const [ppLo, ppHi] = spread((p) => p.pp / p.ppBaseline);
+    for (const v of out) {
+      if (v === control || v.error) continue;
+      const parts = v.note.split('; ').filter((part) => {
+        if (part.startsWith('generation')) return v.tgRatio > tgHi || v.tgRatio < tgLo;
+        if (part.startsWith('prompt')) return v.ppRatio > ppHi || v.ppRatio < ppLo;
+        return true;
+      });
+      if (parts.length === 0 && v.note !== 'within noise' && !v.note.startsWith('one pair')) v.note = `within the A/A control's spread (${v.note})`;
+      else if (parts.length) v.note = parts.join('; ');
+    }
+  }
   return { pairs: opts.pairs, genTokens: opts.genTokens, promptTokens: opts.promptTokens, baselineLoadMs: round(baseLoadMs, 0), variants: out };
 }
 
@@ -773,6 +838,8 @@ function summarise(row: TuningVariant): TuningResult['variants'][number] {
   };
   const note = row.error
     ? `failed: ${row.error}`
+    : row.name.startsWith('control')
+      ? `A/A control: the method's own bias and noise (generation ${fmt(median(tgR))}×, prompt ${fmt(median(ppR))}×)`
     : [verdict(tgR, 'generation'), verdict(ppR, 'prompt')].filter(Boolean).join('; ') || (row.pairs.length < 2 ? 'one pair: no verdict' : 'within noise');
   return {
     ...row,

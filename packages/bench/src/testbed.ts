@@ -1,10 +1,8 @@
 // The test bed the bench runs on when no --url is given: everything the appliance renders, under a
 // temp root, with real processes — llama-server started with renderEngine's command line, and the
 // real nginx with renderGateway's site, serving a leaf signed by the generated per-VM CA.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
-import { createConnection } from 'node:net';
+import { mkdir, mkdtemp, readFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { appliancePaths, parseContext, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
@@ -12,9 +10,8 @@ import { loadChatTemplate, modelFactsFromManifest, renderEngine, type EnginePlan
 import { buildManifest } from '@slm-copilot/model-fetch';
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
 import { applyFileSet, createLogger, gatherHostFacts, type HostFacts } from '@slm-copilot/task-kit';
-import { freePort, startLlamaServer, type LlamaServer } from '@slm-copilot/testbed';
+import { freePort, startLlamaServer, startNginx, type LlamaServer } from '@slm-copilot/testbed';
 
-export const NGINX = process.env.SLM_COPILOT_TESTBED_NGINX ?? '/usr/sbin/nginx';
 /** The API key of the test-bed gateway (never a real one). */
 export const BENCH_KEY = 'sk-bench-0123456789abcdef0123';
 /** The name the leaf certificate is checked against (a SAN of every self-signed leaf). */
@@ -131,11 +128,6 @@ export interface BenchGateway {
   stop(): Promise<void>;
 }
 
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of running) p.kill('SIGKILL');
-});
-
 /**
  * The appliance's gateway on the real nginx: the per-VM CA and its leaf (ensureSelfSigned), the
  * rendered site (renderGateway) with the context's defaults — except the per-key rate limit, raised
@@ -160,68 +152,19 @@ export async function startBenchGateway(opts: { root: string; enginePort: number
     keyFileOwner: null,
   });
   await applyFileSet('/', files);
-  const run = path.join(root, 'run/nginx');
-  for (const d of [run, path.join(root, 'var/log/nginx'), paths.nginx.acmeWebroot]) await mkdir(d, { recursive: true });
-  const confFile = path.join(run, 'nginx.conf');
-  const t = (n: string) => path.join(run, n);
-  await writeFile(
-    confFile,
-    `worker_processes 1;
-pid ${t('nginx.pid')};
-error_log ${t('main-error.log')} warn;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path ${t('body')};
-    proxy_temp_path ${t('proxy')};
-    fastcgi_temp_path ${t('fastcgi')};
-    uwsgi_temp_path ${t('uwsgi')};
-    scgi_temp_path ${t('scgi')};
-    include ${path.join(paths.nginx.confDir, 'conf.d')}/*.conf;
-}
-`,
-  );
-  const proc = spawn(NGINX, ['-p', run, '-e', t('main-error.log'), '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  let output = '';
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  let exited = false;
-  const done = new Promise<void>((resolve) =>
-    proc.on('exit', () => {
-      exited = true;
-      running.delete(proc);
-      resolve();
-    }),
-  );
-  const stop = async () => {
-    if (exited) return;
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await done;
-    clearTimeout(timer);
-  };
-  const t0 = Date.now();
-  for (;;) {
-    if (exited) throw new Error(`nginx exited before listening:\n${output}\n${await readFile(t('main-error.log'), 'utf8').catch(() => '')}`);
-    if (Date.now() - t0 > 15_000) {
-      await stop();
-      throw new Error(`nginx did not listen on ${httpsPort} within 15 s:\n${output}`);
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection(httpsPort, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  for (const d of [path.join(root, 'var/log/nginx'), paths.nginx.acmeWebroot]) await mkdir(d, { recursive: true });
+  const nginx = await startNginx({
+    runDir: path.join(root, 'run/nginx'),
+    include: `${path.join(paths.nginx.confDir, 'conf.d')}/*.conf`,
+    errorLogLevel: 'warn',
+    readyPort: httpsPort,
+  });
   return {
     baseUrl: `https://${BENCH_HOST}:${httpsPort}`,
     httpsPort,
     caFile: paths.tls.caCert,
     caPem: await readFile(paths.tls.caCert, 'utf8'),
     config,
-    stop,
+    stop: nginx.stop,
   };
 }

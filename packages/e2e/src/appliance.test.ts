@@ -178,10 +178,18 @@ describe('[slow] the appliance image, booted', () => {
     expect(models.status).toBe(200);
   }, 45 * MIN);
 
-  it('systemd-analyze security in the VM: the engine unit is rated 2.5 or better', async () => {
-    const out = await vm.ssh('systemd-analyze security slm-copilot-engine.service --no-pager | tail -n 1', { nothrow: true });
-    const exposure = Number(/exposure level for slm-copilot-engine\.service: ([\d.]+)/.exec(out.stdout)?.[1]);
-    figures['engine exposure (in VM)'] = String(exposure);
-    expect(exposure).toBeLessThanOrEqual(2.5);
+  it('systemd-analyze security in the VM: the engine unit and nginx (with our drop-in) are rated 2.5 or better', async () => {
+    for (const unit of ['slm-copilot-engine.service', 'nginx.service']) {
+      const out = await vm.ssh(`systemd-analyze security ${unit} --no-pager | tail -n 1`, { nothrow: true });
+      const exposure = Number(new RegExp(`exposure level for ${unit.replace('.', '\\.')}: ([\\d.]+)`).exec(out.stdout)?.[1]);
+      figures[`${unit} exposure (in VM)`] = String(exposure);
+      expect(exposure, `${unit}: ${out.stdout}${out.stderr}`).toBeLessThanOrEqual(2.5);
+    }
+    // The drop-in is in force on the running nginx, not just on disk.
+    const show = await vm.ssh('systemctl show nginx.service -p DropInPaths -p CapabilityBoundingSet -p ProtectSystem -p ActiveState');
+    expect(show.stdout).toMatch(/DropInPaths=.*slm-copilot-hardening\.conf/);
+    expect(show.stdout).toMatch(/ProtectSystem=strict/);
+    expect(show.stdout).toMatch(/ActiveState=active/);
+    expect(show.stdout).not.toMatch(/cap_sys_admin/);
   }, 10 * MIN);
 });

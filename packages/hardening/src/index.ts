@@ -1,1 +1,2 @@
-export { renderNginxHardening, NGINX_CAPABILITIES, NGINX_DROP_IN, type NginxHardeningOptions } from './nginx-hardening.js';
+// The hardening suite is tests and scripts; the nginx service drop-in it checks ships with the gateway.
+export { renderNginxHardening, NGINX_CAPABILITIES, NGINX_DROP_IN, type NginxHardeningOptions } from '@slm-copilot/nginx-config';

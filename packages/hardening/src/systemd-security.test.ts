@@ -9,7 +9,7 @@ import path from 'node:path';
 import { removeTempRoots } from '@slm-copilot/nginx-config/test-support/nginx';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NGINX_CAPABILITIES, renderNginxHardening } from './nginx-hardening.js';
+import { NGINX_CAPABILITIES, renderNginxHardening } from '@slm-copilot/nginx-config';
 import { DEBIAN_NGINX_SERVICE, engineSecurity, formatReport, nginxSecurity, NGINX_OPEN_REASONS } from './systemd-security.js';
 import { canCreateNetns, createNetns, type Netns } from './test-support/netns.js';
 import { nginxUnderCaps } from './test-support/nginx-caps.js';

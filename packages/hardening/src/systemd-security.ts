@@ -14,7 +14,7 @@ import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { loadChatTemplate, renderEngine, type ModelFacts } from '@slm-copilot/localai-install';
 import type { HostFacts } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
-import { NGINX_DROP_IN, renderNginxHardening } from './nginx-hardening.js';
+import { NGINX_DROP_IN, renderNginxHardening } from '@slm-copilot/nginx-config';
 
 export interface SecurityItem {
   ok: boolean;

@@ -4,7 +4,8 @@ import path from 'node:path';
 import { appliancePaths } from '@slm-copilot/context-schema';
 import { installLlamaServer, installLocalAi } from '@slm-copilot/localai-install';
 import { fetchModel, manifestPath, mirrorSources } from '@slm-copilot/model-fetch';
-import { ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
+import { renderNginxHardening } from '@slm-copilot/nginx-config';
+import { applyFileSet, ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { stateFiles, writeJson, type InstalledImage } from './state.js';
 
 /** What the image build hands to the install stage (written by scripts/build-image into the bundle). */
@@ -52,6 +53,9 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
   const llama = plan.llamaServer ? await log.phase('llama-server', () => installLlamaServer(plan.llamaServer!, paths, log)) : null;
   if (!localai && !llama) throw new TaskError('the build plan installs no engine', { exitCode: ExitCode.usage });
 
+  // nginx.service is Debian's/Ubuntu's; our drop-in narrows it (capabilities, read-only system).
+  await installServiceHardening(opts.prefix);
+
   const dest = path.join(paths.modelsDir, plan.model.file);
   const urls = [...mirrorSources(plan.mirrors, plan.model.file), ...(plan.upstream && plan.model.url ? [plan.model.url] : [])];
   const fetched = await log.phase(`model ${plan.model.file}`, () => fetchModel({ urls, sha256: plan.model.sha256, size: plan.model.size, dest, log }));
@@ -72,4 +76,12 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
   await writeJson(stateFiles(paths).installed, installed);
   log.info(`installed: ${JSON.stringify(installed)}`);
   return installed;
+}
+
+/** The gateway's systemd drop-in for nginx.service, under the root prefix; systemd reads it at the next daemon-reload (bootstrap does one). */
+export async function installServiceHardening(prefix: string): Promise<string> {
+  const dropIn = renderNginxHardening({ systemdDir: appliancePaths(prefix).systemdDir });
+  await ensureDir(path.dirname(dropIn.path), 0o755);
+  await applyFileSet('/', [dropIn]);
+  return dropIn.path;
 }

@@ -21,7 +21,8 @@ export function localAiModel(config: Config, plan: EnginePlan, model: ModelFacts
     context_size: plan.totalContext,
     threads: plan.threads,
     mmap: true,
-    mmlock: false,
+    // Weights stay resident, as with llama-server's --mlock (see llamaServerArgs).
+    mmlock: true,
     // Reuse the KV cache of a repeated prompt prefix (Cline resends a ~10k-token system prompt every turn).
     prompt_cache_all: true,
     template: { use_tokenizer_template: true },
@@ -29,6 +30,8 @@ export function localAiModel(config: Config, plan: EnginePlan, model: ModelFacts
       'use_jinja:true',
       `parallel:${plan.parallelSlots}`,
       `cache_reuse:${CACHE_REUSE_TOKENS}`,
+      // Bounded by the plan: LocalAI's default is no limit (-1).
+      `cache_ram:${plan.promptCacheMiB}`,
       // Passed through to llama.cpp's own argument parser: our template instead of the GGUF's stock one.
       `--chat-template-file:${paths.engine.chatTemplate}`,
     ],

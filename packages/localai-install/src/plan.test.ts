@@ -3,9 +3,10 @@ import { parseContext } from '@slm-copilot/context-schema';
 import { TaskError } from '@slm-copilot/task-kit';
 import { defaultConfig, devstralFacts, vm16x32 } from './fixtures.js';
 import { kvBytesPerToken } from './model.js';
-import { planEngine, RESERVED_BYTES } from './plan.js';
+import { planEngine, PROMPT_CACHE_MAX_MIB, RESERVED_BYTES } from './plan.js';
 
 const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
 
 describe('planEngine', () => {
   it('default config on the recommended VM: physical cores, 32k context, 1 slot, no warnings', () => {
@@ -18,7 +19,9 @@ describe('planEngine', () => {
       totalContext: 32768,
       modelBytes: devstralFacts.bytes,
       kvBytes: 163_840 * 32768,
-      estimatedBytes: devstralFacts.bytes + 163_840 * 32768 + RESERVED_BYTES,
+      // 2 × 5 GiB contexts would be 10 GiB: llama-server's 8 GiB cap applies (and fits in 32 GiB).
+      promptCacheMiB: 8192,
+      estimatedBytes: devstralFacts.bytes + 163_840 * 32768 + 8192 * MiB + RESERVED_BYTES,
       memTotalBytes: 32 * GiB,
       hasAvx2: true,
       warnings: [],
@@ -39,6 +42,8 @@ describe('planEngine', () => {
     expect(plan.contextPerSlot).toBe(expected);
     expect(plan.contextPerSlot).toBeLessThan(131072);
     expect(plan.estimatedBytes).toBeLessThanOrEqual(20 * GiB);
+    // The context takes what RAM holds; the prompt cache gets only the rounding remainder.
+    expect(plan.promptCacheMiB * MiB).toBeLessThan(256 * 163_840);
     expect(plan.warnings).toEqual([expect.objectContaining({ code: 'context-clamped-ram', variable: 'ONEAPP_COPILOT_CONTEXT_SIZE' })]);
     expect(plan.warnings[0]!.message).toMatch(/ONEAPP_COPILOT_CONTEXT_SIZE=131072 .* using \d+ tokens per request/);
   });
@@ -67,5 +72,29 @@ describe('planEngine', () => {
     const plan = planEngine(parseContext({ ONEAPP_COPILOT_THREADS: '32' }), devstralFacts, vm16x32);
     expect(plan.threads).toBe(32);
     expect(plan.warnings).toEqual([expect.objectContaining({ code: 'threads-above-cpus', variable: 'ONEAPP_COPILOT_THREADS' })]);
+  });
+
+  describe('prompt cache (--cache-ram / cache_ram)', () => {
+    it('is counted in the estimate, which never exceeds the VM', () => {
+      for (const gib of [18, 20, 22, 24, 26, 28, 32, 48, 64]) {
+        const plan = planEngine(defaultConfig(), devstralFacts, { ...vm16x32, memTotalBytes: gib * GiB });
+        expect(plan.estimatedBytes, `${gib} GiB`).toBeLessThanOrEqual(gib * GiB);
+        expect(plan.promptCacheMiB).toBeGreaterThanOrEqual(0);
+        expect(plan.promptCacheMiB).toBeLessThanOrEqual(PROMPT_CACHE_MAX_MIB);
+      }
+    });
+
+    it('gets what is left after model + KV + reserve on a smaller VM', () => {
+      const host = { ...vm16x32, memTotalBytes: 24 * GiB };
+      const plan = planEngine(defaultConfig(), devstralFacts, host);
+      expect(plan.contextPerSlot).toBe(32768);
+      expect(plan.promptCacheMiB).toBe(Math.floor((24 * GiB - RESERVED_BYTES - devstralFacts.bytes - 163_840 * 32768) / MiB));
+      expect(plan.warnings).toEqual([]);
+    });
+
+    it('holds at most two full per-request contexts', () => {
+      const plan = planEngine(parseContext({ ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }), devstralFacts, { ...vm16x32, memTotalBytes: 64 * GiB });
+      expect(plan.promptCacheMiB).toBe((2 * 163_840 * 8192) / MiB);
+    });
   });
 });

@@ -8,6 +8,15 @@ export const RESERVED_BYTES = 1.5 * GiB;
 /** Context sizes are rounded down to this (llama.cpp pads the KV cache to 256). */
 const CONTEXT_STEP = 256;
 const MIN_CONTEXT = 2048;
+const MiB = 1024 ** 2;
+/** llama-server's own default (`--cache-ram 8192`); LocalAI's default is no limit at all. */
+export const PROMPT_CACHE_MAX_MIB = 8192;
+/**
+ * The host-RAM prompt cache keeps the KV state of conversations that left their slot, so a Cline
+ * task (or a second user) that comes back does not pay a full prefill again. Two full per-request
+ * contexts cover switching between tasks; more only costs RAM.
+ */
+export const PROMPT_CACHE_CONTEXTS = 2;
 
 export interface PlanWarning {
   code: 'no-avx2' | 'context-clamped-ram' | 'context-clamped-trained' | 'threads-above-cpus';
@@ -26,7 +35,14 @@ export interface EnginePlan {
   totalContext: number;
   modelBytes: number;
   kvBytes: number;
-  /** Model + KV cache + reserve. */
+  /**
+   * The engine's host-RAM prompt cache (llama-server `--cache-ram`, LocalAI option `cache_ram`), in
+   * MiB: what is left after model + KV + reserve, at most PROMPT_CACHE_CONTEXTS contexts and
+   * PROMPT_CACHE_MAX_MIB. 0 disables it (the slot's own prompt cache still works). Unbounded, it
+   * grows until the VM runs out of memory.
+   */
+  promptCacheMiB: number;
+  /** Model + KV cache + prompt cache + reserve. */
   estimatedBytes: number;
   memTotalBytes: number;
   hasAvx2: boolean;
@@ -98,6 +114,8 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
   }
 
   const kvBytes = perToken * perSlot * slots;
+  const cacheBudget = Math.min(available - kvBytes, PROMPT_CACHE_CONTEXTS * perToken * perSlot, PROMPT_CACHE_MAX_MIB * MiB);
+  const promptCacheMiB = Math.max(0, Math.floor(cacheBudget / MiB));
   return {
     threads,
     parallelSlots: slots,
@@ -105,7 +123,8 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
     totalContext: perSlot * slots,
     modelBytes: model.bytes,
     kvBytes,
-    estimatedBytes: model.bytes + kvBytes + RESERVED_BYTES,
+    promptCacheMiB,
+    estimatedBytes: model.bytes + kvBytes + promptCacheMiB * MiB + RESERVED_BYTES,
     memTotalBytes: host.memTotalBytes,
     hasAvx2,
     warnings,

@@ -1,5 +1,5 @@
 import type { AppliancePaths } from '@slm-copilot/context-schema';
-import { TaskError } from '@slm-copilot/task-kit';
+import { SANDBOX_KERNEL_DIRECTIVES, SANDBOX_RESTRICT_DIRECTIVES, TaskError } from '@slm-copilot/task-kit';
 
 export const ENGINE_UNIT = 'slm-copilot-engine.service';
 
@@ -43,6 +43,9 @@ export function renderEngineUnit(spec: EngineUnitSpec, paths: AppliancePaths): s
     'RestartSec=3',
     `TimeoutStartSec=${spec.startTimeoutSeconds}`,
     'TimeoutStopSec=30',
+    // The engine locks the model in RAM (--mlock / mmlock); an unprivileged process may lock up to
+    // RLIMIT_MEMLOCK, so no capability is needed. The plan already counts the model in its RAM check.
+    'LimitMEMLOCK=infinity',
     'DynamicUser=yes',
     'StateDirectory=slm-copilot-engine',
     'WorkingDirectory=/var/lib/slm-copilot-engine',
@@ -55,20 +58,8 @@ export function renderEngineUnit(spec: EngineUnitSpec, paths: AppliancePaths): s
     'PrivateTmp=yes',
     'PrivateDevices=yes',
     'PrivateUsers=yes',
-    'ProtectClock=yes',
-    'ProtectHostname=yes',
-    'ProtectKernelTunables=yes',
-    'ProtectKernelModules=yes',
-    'ProtectKernelLogs=yes',
-    'ProtectControlGroups=yes',
-    'ProtectProc=invisible',
-    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
-    'RestrictNamespaces=yes',
-    'RestrictRealtime=yes',
-    'RestrictSUIDSGID=yes',
-    'LockPersonality=yes',
-    'MemoryDenyWriteExecute=yes',
-    'RemoveIPC=yes',
+    ...SANDBOX_KERNEL_DIRECTIVES,
+    ...SANDBOX_RESTRICT_DIRECTIVES,
     'SystemCallArchitectures=native',
     'SystemCallFilter=@system-service',
     'SystemCallFilter=~@privileged',

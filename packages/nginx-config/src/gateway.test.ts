@@ -2,6 +2,7 @@
 // double of the engine that records every request. Each property is also run against a
 // deliberately broken render (test-support/mutate.ts) and must fail there.
 import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { httpsGet, sseTiming, sseTimingH2, type HttpResult } from './test-support/client.js';
@@ -400,6 +401,89 @@ describe('streaming (server-sent events)', () => {
     // HTTP/2 with buffering on, so HTTP/2 alone would not catch this mutation.)
     const violations = await streamingProperty(r);
     expect(violations.filter((v) => v.startsWith('HTTP/1.1: first event'))).toHaveLength(1);
+  });
+});
+
+/**
+ * Engine double (named as such) for the keep-alive race: it answers the first request on a
+ * connection with keep-alive, then closes that connection as the next request arrives, before any
+ * response byte (what llama-server does when its 5 s idle timer fires as nginx reuses the
+ * connection). Other connections are answered normally.
+ */
+async function startClosingDouble(): Promise<{ port: number; requests: () => number; closedEarly: () => number; close: () => Promise<void> }> {
+  let requests = 0;
+  let closedEarly = 0;
+  const sockets = new Set<Socket>();
+  const server = createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    let served = 0;
+    let buf = '';
+    sock.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.slice(0, end);
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) return;
+        buf = buf.slice(end + 4 + length);
+        requests++;
+        served++;
+        if (served === 2) {
+          closedEarly++;
+          sock.destroy();
+          return;
+        }
+        const body = '{"ok":true}';
+        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n${body}`);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  return {
+    port,
+    requests: () => requests,
+    closedEarly: () => closedEarly,
+    close: () => new Promise<void>((r) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => r());
+    }),
+  };
+}
+
+describe('engine closes a kept-alive connection as nginx reuses it', () => {
+  const post = (gw: Gateway, ca: string) =>
+    httpsGet(`${gw.baseUrl}/v1/chat/completions`, { ca, method: 'POST', headers: { authorization: `Bearer ${MAIN}`, 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' });
+
+  it('the POST is retried once on a fresh connection: the client gets the answer, not a 502', async () => {
+    const up = await startClosingDouble();
+    const gw = await startGateway({ tag: 'retry', enginePort: up.port, env: { ONEAPP_COPILOT_RATE_LIMIT: '100000' } });
+    try {
+      const first = await post(gw, gw.trustPem);
+      const second = await post(gw, gw.trustPem);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      expect(second.body).toBe('{"ok":true}');
+      expect(up.closedEarly()).toBe(1); // the race happened
+      expect(up.requests()).toBe(3); // … and nginx sent the second request again
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
+  });
+
+  it('fails without the retry (mutation): the second POST is a 502', async () => {
+    const up = await startClosingDouble();
+    const gw = await startGateway({ tag: 'retry-mut', enginePort: up.port, env: { ONEAPP_COPILOT_RATE_LIMIT: '100000' }, mutate: MUTATIONS.noUpstreamRetry });
+    try {
+      expect((await post(gw, gw.trustPem)).status).toBe(200);
+      expect((await post(gw, gw.trustPem)).status).toBe(502);
+      expect(up.requests()).toBe(2);
+    } finally {
+      await gw.stop();
+      await up.close();
+    }
   });
 });
 

@@ -42,3 +42,4 @@ export {
   type TlsPlan,
   type ServedKind,
 } from './tls.js';
+export { renderNginxHardening, NGINX_CAPABILITIES, NGINX_DROP_IN, type NginxHardeningOptions } from './service-hardening.js';

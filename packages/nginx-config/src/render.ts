@@ -469,7 +469,12 @@ proxy_cache off;
 proxy_connect_timeout 5s;
 proxy_read_timeout ${c.timeout}s;
 proxy_send_timeout ${c.timeout}s;
-proxy_next_upstream off;
+# A request written to a kept-alive connection that the engine closed at that very moment fails
+# before any response byte ("upstream prematurely closed connection"): retry it once on a fresh
+# connection. Completions have no side effects, and nothing is retried once a response has begun,
+# so a stream cut mid-way still reaches the client as an error.
+proxy_next_upstream error non_idempotent;
+proxy_next_upstream_tries 2;
 
 # The engine's own CORS headers are replaced by ours.
 proxy_hide_header Access-Control-Allow-Origin;

@@ -6,3 +6,4 @@ export * from './cli.js';
 export * from './shell.js';
 export * from './host.js';
 export * from './lock.js';
+export * from './systemd.js';

@@ -2,9 +2,8 @@
 // rejectUnauthorized: false), optionally resolving a test DNS name to 127.0.0.1.
 import { request as httpsRequest, Agent } from 'node:https';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import type { LookupFunction } from 'node:net';
-import { Readable } from 'node:stream';
 import { connect as http2Connect } from 'node:http2';
+import { fetchOver, lookupTo } from '@slm-copilot/testbed';
 
 export interface TlsTrust {
   /** PEM of the CA (or self-signed certificate) to trust. */
@@ -13,14 +12,7 @@ export interface TlsTrust {
   resolveTo?: string;
 }
 
-export function lookupTo(address: string): LookupFunction {
-  return ((_host: string, options: unknown, cb: (...args: unknown[]) => void) => {
-    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;
-    const family = address.includes(':') ? 6 : 4;
-    if (all) cb(null, [{ address, family }]);
-    else cb(null, address, family);
-  }) as LookupFunction;
-}
+export { lookupTo };
 
 /** A fresh agent (no keep-alive: a new TCP + TLS handshake per request). */
 export function trustAgent(trust: TlsTrust): Agent {
@@ -92,28 +84,7 @@ export function sseTiming(url: string, opts: RequestOptions): Promise<SseTiming>
  * the host name (against the SANs) are verified as usual.
  */
 export function trustingFetch(trust: TlsTrust): typeof fetch {
-  return (async (input: string | URL | Request, init?: RequestInit) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const headers: Record<string, string> = {};
-    new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
-    const body = init?.body === undefined || init?.body === null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
-    return new Promise<Response>((resolve, reject) => {
-      const req = httpsRequest(url, { method: init?.method ?? 'GET', headers, agent: trustAgent(trust) }, (res) => {
-        const h = new Headers();
-        for (const [k, v] of Object.entries(res.headers)) {
-          if (Array.isArray(v)) v.forEach((x) => h.append(k, x));
-          else if (v !== undefined) h.set(k, v);
-        }
-        const status = res.statusCode ?? 0;
-        const noBody = status === 204 || status === 304;
-        if (noBody) res.resume();
-        resolve(new Response(noBody ? null : (Readable.toWeb(res) as unknown as ReadableStream), { status, headers: h }));
-      });
-      req.on('error', reject);
-      init?.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')));
-      req.end(body);
-    });
-  }) as typeof fetch;
+  return fetchOver((url, options, onResponse) => httpsRequest(url, { ...options, agent: trustAgent(trust) }, onResponse));
 }
 
 /** The same as {@link sseTiming} over HTTP/2 (ALPN h2), as browsers and curl use it. */

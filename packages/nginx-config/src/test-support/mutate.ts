@@ -33,6 +33,8 @@ export const MUTATIONS = {
   readyzWithoutProbe: mutation('slm-copilot.conf', /^\s*auth_request \/_slm_copilot_probe;\n/m, ''),
   /** A log format that records the Authorization header and the query string. */
   keysLogged: mutation('slm-copilot.conf', '"path":"$uri"', '"path":"$request_uri","auth":"$http_authorization"'),
+  /** No retry when the engine drops a kept-alive connection before answering. */
+  noUpstreamRetry: mutation('proxy.conf', /proxy_next_upstream error non_idempotent;\nproxy_next_upstream_tries 2;/, 'proxy_next_upstream off;'),
   /** Query-string keys no longer refused. */
   queryKeysAccepted: mutation('slm-copilot.conf', /    if \(\$slm_key_in_query\) \{\n[^\n]*\n    \}\n/, ''),
 };

@@ -1,30 +1,16 @@
 // Test support (not exported): runs the real Debian nginx on a render under a temp prefix.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createConnection, createServer } from 'node:net';
+import { chmod, mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { appliancePaths, parseContext, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
 import { applyFileSet, type FileSet } from '@slm-copilot/task-kit';
+import { freePort, NGINX, nginxMainConf, startNginx } from '@slm-copilot/testbed';
 import { $ } from 'zx';
 import { renderGateway, type GatewayRenderOptions } from '../render.js';
 
-export const NGINX = process.env.SLM_COPILOT_TESTBED_NGINX ?? '/usr/sbin/nginx';
-
-/** A free TCP port on 127.0.0.1 (bind 0, read, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('no free port'))));
-    });
-  });
-}
+export { freePort, NGINX };
 
 const roots = new Set<string>();
 process.on('exit', () => removeTempRoots());
@@ -58,21 +44,7 @@ export function testConfig(env: Record<string, string> = {}): Config {
 
 /** The minimal main nginx.conf the tests use instead of Debian's: it only includes conf.d. */
 export function mainConf(root: string, paths: AppliancePaths): string {
-  const t = (n: string) => path.join(root, 'run/nginx', n);
-  return `worker_processes 1;
-pid ${t('nginx.pid')};
-error_log ${t('main-error.log')} info;
-events { worker_connections 512; }
-http {
-    access_log off;
-    client_body_temp_path ${t('body')};
-    proxy_temp_path ${t('proxy')};
-    fastcgi_temp_path ${t('fastcgi')};
-    uwsgi_temp_path ${t('uwsgi')};
-    scgi_temp_path ${t('scgi')};
-    include ${path.join(paths.nginx.confDir, 'conf.d')}/*.conf;
-}
-`;
+  return nginxMainConf(path.join(root, 'run/nginx'), `${path.join(paths.nginx.confDir, 'conf.d')}/*.conf`);
 }
 
 export interface Gateway {
@@ -115,11 +87,6 @@ export interface StartGatewayOptions {
   readyAddress?: string;
 }
 
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of running) p.kill('SIGKILL');
-});
-
 async function throwawayCert(dir: string): Promise<{ certificate: string; key: string }> {
   await mkdir(dir, { recursive: true });
   const certificate = path.join(dir, 'throwaway.crt');
@@ -147,51 +114,18 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
   });
   if (opts.mutate) files = opts.mutate(files, { paths, httpsPort, httpPort, tls });
   await applyFileSet('/', files);
-  await mkdir(path.join(root, 'run/nginx'), { recursive: true });
   await mkdir(path.join(root, 'var/log/nginx'), { recursive: true });
   await mkdir(paths.nginx.acmeWebroot, { recursive: true });
-  const confFile = path.join(root, 'run/nginx/nginx.conf');
-  await writeFile(confFile, mainConf(root, paths));
-  const base = [NGINX, '-p', path.join(root, 'run/nginx'), '-e', path.join(root, 'run/nginx/main-error.log'), '-c', confFile];
-  const testCommand = [...base, '-t', '-q'];
-  const reloadCommand = [...base, '-s', 'reload'];
-  const argv = [...(opts.wrap ?? []), ...base, '-g', 'daemon off;'];
-  const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
-  let output = '';
-  proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  let exited = false;
-  const done = new Promise<void>((resolve) =>
-    proc.on('exit', () => {
-      exited = true;
-      running.delete(proc);
-      resolve();
-    }),
-  );
-  const stop = async () => {
-    if (exited) return;
-    proc.kill('SIGTERM');
-    const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await done;
-    clearTimeout(t);
-  };
-  // Ready when the HTTPS port accepts connections.
-  const t0 = Date.now();
-  for (;;) {
-    if (exited) throw new Error(`nginx exited before listening:\n${output}\n${await readFile(path.join(root, 'run/nginx/main-error.log'), 'utf8').catch(() => '')}`);
-    if (Date.now() - t0 > 10_000) {
-      await stop();
-      throw new Error(`nginx did not listen on ${httpsPort} within 10 s:\n${output}`);
-    }
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection(httpsPort, opts.readyAddress ?? '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const runDir = path.join(root, 'run/nginx');
+  const nginx = await startNginx({
+    runDir,
+    include: `${path.join(paths.nginx.confDir, 'conf.d')}/*.conf`,
+    readyPort: httpsPort,
+    readyAddress: opts.readyAddress,
+    readyTimeoutMs: 10_000,
+    wrap: opts.wrap,
+  });
+  const confFile = path.join(runDir, 'nginx.conf');
   const logDir = path.join(root, 'var/log/nginx');
   return {
     root,
@@ -202,13 +136,13 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
     enginePort,
     confFile,
     files,
-    testCommand,
-    reloadCommand,
+    testCommand: [...nginx.baseCommand, '-t', '-q'],
+    reloadCommand: [...nginx.baseCommand, '-s', 'reload'],
     baseUrl: `https://localhost:${httpsPort}`,
     trustPem: await readFile(opts.trustFile ?? tls.certificate, 'utf8'),
     accessLog: () => readFile(path.join(logDir, 'slm-copilot.access.log'), 'utf8').catch(() => ''),
     errorLog: () => readFile(path.join(logDir, 'slm-copilot.error.log'), 'utf8').catch(() => ''),
-    stop,
-    process: proc,
+    stop: nginx.stop,
+    process: nginx.process,
   };
 }

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { FileSpec } from '@slm-copilot/task-kit';
+import { SANDBOX_KERNEL_DIRECTIVES, SANDBOX_RESTRICT_DIRECTIVES, type FileSpec } from '@slm-copilot/task-kit';
 
 export const NGINX_DROP_IN = 'nginx.service.d/slm-copilot-hardening.conf';
 
@@ -47,21 +47,9 @@ export function renderNginxHardening(options: NginxHardeningOptions = {}): FileS
     'PrivateTmp=yes',
     'PrivateMounts=yes',
     'PrivateDevices=yes',
-    'ProtectClock=yes',
-    'ProtectHostname=yes',
-    'ProtectKernelTunables=yes',
-    'ProtectKernelModules=yes',
-    'ProtectKernelLogs=yes',
-    'ProtectControlGroups=yes',
-    'ProtectProc=invisible',
+    ...SANDBOX_KERNEL_DIRECTIVES,
     'ProcSubset=pid',
-    'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
-    'RestrictNamespaces=yes',
-    'RestrictRealtime=yes',
-    'RestrictSUIDSGID=yes',
-    'LockPersonality=yes',
-    'MemoryDenyWriteExecute=yes',
-    'RemoveIPC=yes',
+    ...SANDBOX_RESTRICT_DIRECTIVES,
     'KeyringMode=private',
     'UMask=0027',
     'SystemCallArchitectures=native',
