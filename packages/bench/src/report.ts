@@ -13,7 +13,7 @@ const loadCell = (f: Figure, cpus: number) => (f.load ? `${f.load.othersCoresMea
 function header(r: BenchReport): string[] {
   const m = r.machine;
   return [
-    `SLM-Copilot bench — ${r.date.slice(0, 16).replace('T', ' ')} UTC — ${r.quick ? 'quick' : 'full'} run, ${r.mode === 'testbed' ? 'test bed (real nginx + TLS + llama-server started by the bench)' : `endpoint ${r.endpoint.url}`}, ${r.durationSeconds} s`,
+    `SLM-Copilot bench — ${r.date.slice(0, 16).replace('T', ' ')} UTC — ${r.figures.length === 0 && r.tuning ? 'engine-flag tuning' : r.quick ? 'quick' : 'full'} run, ${r.mode === 'testbed' ? 'test bed (real nginx + TLS + llama-server started by the bench)' : `endpoint ${r.endpoint.url}`}, ${r.durationSeconds} s`,
     `machine: ${m.cpuModel}, ${m.logicalCpus} CPUs (${m.physicalCores} physical cores), ${m.memTotalGiB} GiB, Linux ${m.kernel}, THP ${m.transparentHugepages}${m.avx512 ? ', AVX-512' : ''}${m.proactiveReclaim && m.proactiveReclaim !== 'none' ? `, ${m.proactiveReclaim}` : ''}`,
     `engine: ${r.engine.detail}${r.engine.variant ? ` (${r.engine.variant} build)` : ''}, ${r.engine.threads} threads; model ${r.model.name}${r.model.bytesPerToken ? `, ${(r.model.bytesPerToken / 1e9).toFixed(3)} GB read per token` : ''}`,
     r.quiet.verdict,
