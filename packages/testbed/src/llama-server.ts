@@ -2,8 +2,10 @@ import { createServer } from 'node:net';
 import { $, type ProcessPromise } from 'zx';
 import { formatDuration } from './cache.js';
 
-/** A free TCP port on 127.0.0.1 (bind to port 0, read it, close). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+/** Ports this process has handed out: the kernel may give the same free port to two bind(0) calls in a row. */
+const handedOut = new Set<number>();
+
+function probePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -14,6 +16,17 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       srv.close(() => (port ? resolve(port) : reject(new Error('could not get a free port'))));
     });
   });
+}
+
+/** A free TCP port on 127.0.0.1 (bind to port 0, read it, close), never one this process got before. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await probePort(host);
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
+  throw new Error('could not get a free port that this process has not used already (50 tries)');
 }
 
 export interface StartLlamaServerOptions {

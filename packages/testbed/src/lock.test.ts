@@ -114,4 +114,10 @@ describe('startLlamaServer errors', () => {
     const p = await freePort();
     expect(p).toBeGreaterThan(1023);
   });
+
+  it('freePort never hands out the same port twice in one process (the kernel may repeat one)', async () => {
+    const ports = [];
+    for (let i = 0; i < 200; i++) ports.push(await freePort());
+    expect(new Set(ports).size).toBe(200);
+  });
 });
