@@ -129,9 +129,11 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
   it('mutation: the same matrix against a render WITHOUT the key check fails (tries change outcome)', async (ctx) => {
     if (why) ctx.skip();
     const port = ENGINE_PORT;
+    // Each one is registered for afterAll as soon as it runs: a failure starting the second must not orphan the first.
     const mutantMain = await startNsGateway(ns!, { tag: 'mutant', enginePort: port, mutate: MUTATIONS.authRemoved });
+    gateways.push(mutantMain);
     const mutantOff = await startNsGateway(ns!, { tag: 'mutant-off', enginePort: port, env: { ONEAPP_COPILOT_METRICS: 'NO' }, mutate: MUTATIONS.authRemoved });
-    gateways.push(mutantMain, mutantOff);
+    gateways.push(mutantOff);
     const outcomes = await runMatrix(await matrixContext(mutantMain, mutantOff), TRIES);
     const changed = TRIES.map((t, i) => ({ t, o: outcomes[i]!, v: verdict(t, outcomes[i]!) })).filter((x) => x.v !== null);
     console.log(`mutation (auth removed): ${changed.length} of ${TRIES.length} tries change outcome\n${changed.map((c) => `  ${c.v}`).join('\n')}`);
