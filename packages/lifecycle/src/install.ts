@@ -8,20 +8,40 @@ import { renderNginxHardening } from '@slm-copilot/nginx-config';
 import { applyFileSet, ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { stateFiles, writeJson, type InstalledImage } from './state.js';
 
+/**
+ * One file the install stage gets through the one artifact mechanism of every profile: the mirrors
+ * first (directories or http(s) bases laid out as `<mirror>/<file>`), then `url` when upstream is
+ * allowed; verified against `sha256` (and `size`) before it is used.
+ */
+export interface PlannedArtifact {
+  file: string;
+  sha256: string;
+  size?: number;
+  /** Upstream URL (production); null when only a mirror has it (the test artifacts, our own builds). */
+  url: string | null;
+}
+
 /** What the image build hands to the install stage (written by scripts/build-image into the bundle). */
 export interface BuildPlan {
   profile: 'production' | 'offline' | 'test';
   engineDefault: 'localai' | 'llama-server';
-  /** Mirror directories inside the build VM (`<mirror>/<artifact-name>`), tried before upstream. */
+  /** Mirror locations inside the build VM (`<mirror>/<artifact-name>`), tried before upstream. */
   mirrors: string[];
   /** false: mirrors only (offline and test profiles). */
   upstream: boolean;
-  model: { file: string; sha256: string; size?: number; url: string | null };
-  /** Install LocalAI (production: yes; the test image has no LocalAI binary). */
-  localai: boolean;
-  /** A llama-server binary to install (built from the pinned llama.cpp source). */
-  llamaServer: string | null;
-  /** apt packages the appliance needs at run time (installed when missing). */
+  model: PlannedArtifact;
+  /**
+   * LocalAI: the pinned release (production, offline), or — test profile only, because LocalAI
+   * cannot be downloaded on our machines — a stand-in `local-ai` that cannot serve (named so in
+   * the image), which makes the boot fall back to llama-server.
+   */
+  localai: { kind: 'release' } | { kind: 'stand-in' };
+  /**
+   * llama-server, in every profile: the runtime-dispatching build of the pinned llama.cpp source
+   * (bin/llama-server + lib/*.so, one libggml-cpu-<variant>.so per CPU variant) as a .tar.xz.
+   */
+  llamaServer: PlannedArtifact;
+  /** apt packages the appliance needs at run time (installed when missing; from the mirror offline). */
   aptPackages: string[];
 }
 
