@@ -26,11 +26,17 @@ source "qemu" "slm-copilot" {
   headless    = true
   # Packer's own forward listens on every interface; these bind it (and VNC) to loopback only.
   vnc_bind_address = "127.0.0.1"
-  qemuargs = [
+  # The mirror disk (var.mirror_disk, made by slm-vm from the mirror directory) is attached read-only with
+  # -blockdev + -device: a -drive here would make Packer 1.6.6 drop its own -drive list (main disk + seed CD).
+  qemuargs = concat([
     ["-cpu", var.cpu_model],
     ["-netdev", "user,id=user.0,restrict=${var.guest_network_restrict},hostfwd=tcp:127.0.0.1:{{ .SSHHostPort }}-:22"],
     ["-serial", "file:${var.serial_log}"],
-  ]
+    ], var.mirror_disk == "" ? [] : [
+    ["-blockdev", "driver=raw,node-name=slmmirror,read-only=on,file.driver=file,file.read-only=on,file.filename=${replace(var.mirror_disk, ",", ",,")}"],
+    # addr=0x1e: a PCI slot after the main disk's, else SeaBIOS tries this (unbootable) disk as the first hard disk.
+    ["-device", "virtio-blk-pci,drive=slmmirror,serial=slm-mirror,addr=0x1e"],
+  ])
 
   # Build access: a cidata CD (cloud-init NoCloud on Ubuntu; slm-build-access.service on the Debian test base).
   cd_files = ["${var.seed_dir}/user-data", "${var.seed_dir}/meta-data", "${var.seed_dir}/authorized_keys"]
@@ -71,9 +77,20 @@ build {
     destination = "${var.staging_dir}/appliance"
   }
 
+  # The mirror disk, read-only at <staging_dir>/mirror (STAGED_MIRROR_DIR in @slm-copilot/vm): the install
+  # stage reads <staging_dir>/mirror/<artifact-name>. Without a mirror disk the directory stays absent.
+  provisioner "shell" {
+    inline = [var.mirror_disk == "" ? "echo 'slm-mirror: no mirror disk'" : join(" && ", [
+      "install -d -m 0755 ${var.staging_dir}/mirror",
+      "mount -o ro LABEL=slm-mirror ${var.staging_dir}/mirror",
+      "echo \"slm-mirror: mounted $(findmnt -no SOURCE,FSTYPE,OPTIONS ${var.staging_dir}/mirror)\"",
+    ])]
+  }
+
   provisioner "shell" {
     environment_vars = [
       "SLM_STAGING_DIR=${var.staging_dir}",
+      "SLM_MIRROR_DIR=${var.staging_dir}/mirror",
       "SLM_BUNDLE_DIR=${var.staging_dir}/bundle",
       "SLM_NODE_RUNTIME=${var.staging_dir}/${basename(var.node_runtime_tarball)}",
       "SLM_APPLIANCE_DIR=${var.staging_dir}/appliance",

@@ -102,6 +102,12 @@ variable "appliance_dir" {
   description = "The one-apps appliance directory, uploaded to <staging_dir>/appliance (SLM_APPLIANCE_DIR)."
 }
 
+variable "mirror_disk" {
+  type        = string
+  description = "Raw ext2 image of the artifact mirror (label slm-mirror, made by slm-vm's makeMirrorDisk), attached read-only and mounted at <staging_dir>/mirror; empty = none."
+  default     = ""
+}
+
 variable "staging_dir" {
   type    = string
   default = "/var/tmp/slm-copilot-build"
@@ -109,7 +115,7 @@ variable "staging_dir" {
 
 variable "install_command" {
   type        = string
-  description = "Runs as root in the build VM after the uploads, with SLM_STAGING_DIR, SLM_BUNDLE_DIR, SLM_NODE_RUNTIME, SLM_APPLIANCE_DIR set."
+  description = "Runs as root in the build VM after the uploads, with SLM_STAGING_DIR, SLM_MIRROR_DIR, SLM_BUNDLE_DIR, SLM_NODE_RUNTIME, SLM_APPLIANCE_DIR set."
   default     = "bash \"$SLM_BUNDLE_DIR/appliance/install.sh\" && /etc/one-appliance/service install && sync"
 }
 

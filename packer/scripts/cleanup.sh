@@ -10,8 +10,12 @@ for f in /etc/ssh/ssh_host_ed25519_key.pub; do
   [ -f "$f" ] && say "build VM host key: $(ssh-keygen -lf "$f")"
 done
 
-# Staging area of the uploads (bundle, Node runtime, appliance).
+# Staging area of the uploads (bundle, Node runtime, appliance) and the read-only mirror disk mounted in it.
 if [ -n "${SLM_STAGING_DIR:-}" ] && [ "$SLM_STAGING_DIR" != "/" ]; then
+  if mountpoint -q "$SLM_STAGING_DIR/mirror" 2>/dev/null; then
+    umount "$SLM_STAGING_DIR/mirror"
+    say "unmounted the mirror disk"
+  fi
   rm -rf "$SLM_STAGING_DIR"
   say "removed $SLM_STAGING_DIR"
 fi

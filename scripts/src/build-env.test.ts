@@ -140,8 +140,9 @@ describe('readBuildEnv', () => {
     ]);
   });
 
-  it('requires a mirror for the offline and test profiles, and a flag error is a usage error', () => {
-    for (const profile of ['offline', 'test']) {
+  it('requires a mirror for the offline profile only (test makes its inputs here), and a flag error is a usage error', () => {
+    expect(readBuildEnv({ file, env: {}, flags: { profile: 'test' } }).mirror).toBeUndefined();
+    for (const profile of ['offline']) {
       const error = thrown(() => readBuildEnv({ file, env: {}, flags: { profile } }));
       expect(error.exitCode).toBe(ExitCode.usage); // the flag asked for it
       expect(thrown(() => readBuildEnv({ file, env: { SLM_COPILOT_PROFILE: profile } })).exitCode).toBe(ExitCode.invalidConfig);

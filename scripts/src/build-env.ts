@@ -25,8 +25,11 @@ export type BuildProfile = (typeof BUILD_PROFILES)[number];
 export const BUILD_ENGINES = ['localai', 'llama-server'] as const satisfies readonly Engine[];
 export type BuildEngine = (typeof BUILD_ENGINES)[number];
 
-/** Profiles that fetch only from the mirror (so SLM_COPILOT_MIRROR is required). */
-export const MIRROR_ONLY_PROFILES: readonly BuildProfile[] = ['offline', 'test'];
+/**
+ * Profiles that take every input from SLM_COPILOT_MIRROR (so it is required). The test profile makes
+ * its inputs here (the tiny test GGUF, the llama-server build) and stages them itself: a mirror is optional.
+ */
+export const MIRROR_ONLY_PROFILES: readonly BuildProfile[] = ['offline'];
 
 /** The build settings, as written in `.env` (paths not yet resolved). */
 export interface BuildSettings {
@@ -100,7 +103,8 @@ export const BUILD_VARS: { readonly [K in BuildSettingKey]: BuildVar<K> } = {
     flag: '--profile',
     description:
       'Build profile: production (Ubuntu 24.04 base, artifacts from upstream after the mirror; needs the internet and KVM), ' +
-      'offline (the production image from the mirror only; needs KVM), test (the Debian test base under TCG, mirror only).',
+      'offline (the production image from the mirror only; needs KVM), test (the Debian test base under TCG, the tiny ' +
+      'test model and a LocalAI stand-in; needs the npm registry, Debian apt and root).',
     expected: 'production, offline or test',
     default: 'production',
     choices: BUILD_PROFILES,
@@ -110,7 +114,9 @@ export const BUILD_VARS: { readonly [K in BuildSettingKey]: BuildVar<K> } = {
     key: 'model',
     name: 'SLM_COPILOT_MODEL',
     flag: '--model',
-    description: `Model baked into the image: an id of the model-fetch catalog (${CATALOG.map((e) => e.id).join(', ')}).`,
+    description:
+      `Model baked into the image: an id of the model-fetch catalog (${CATALOG.map((e) => e.id).join(', ')}). ` +
+      'The test profile always bakes the tiny test GGUF (served under this id).',
     expected: `a catalog model id: ${CATALOG.map((e) => e.id).join(', ')}`,
     default: DEFAULT_MODEL_ID,
     choices: CATALOG.map((e) => e.id),
@@ -154,7 +160,7 @@ export const BUILD_VARS: { readonly [K in BuildSettingKey]: BuildVar<K> } = {
     flag: '--mirror',
     description:
       'Mirror tried before upstream: a local directory or an http(s):// base laid out as <mirror>/<artifact-name>. ' +
-      'Required by the offline and test profiles, which fetch only from it. Empty: no mirror.',
+      'Its files are staged into the build VM. Required by the offline profile, which fetches only from it. Empty: no mirror.',
     expected: 'a local directory or an http(s):// base URL (no query or fragment)',
     default: undefined,
     parse: parseMirror,

@@ -1,170 +1,202 @@
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+/**
+ * build-image: the appliance image (QCOW2 + manifest + marketplace YAML), one recipe for every profile:
+ * settings (./build-env.ts) → recipe (./build-plan.ts, no network) → preflight (./preflight.ts: refuses
+ * before any download or build) → staged artifacts (./stage.ts) → bundle → Packer (packages/vm).
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 import type { BuildPlan } from '@slm-copilot/lifecycle';
-import { findModel, lockedArtifact } from '@slm-copilot/model-fetch';
-import { createLogger, ExitCode, formatError, isTaskError, TaskError, type Logger } from '@slm-copilot/task-kit';
-import { ensureLlamaBuild, ensureTinyModel } from '@slm-copilot/testbed';
+import { LOCALAI_VERSION } from '@slm-copilot/localai-install';
+import { readLock } from '@slm-copilot/model-fetch';
+import { runCommand, UsageError, type Logger } from '@slm-copilot/task-kit';
+import { NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
 import { buildImage, ensureBaseImage } from '@slm-copilot/vm';
-import { readBuildEnv, REPO_ENV_FILE, type BuildEnv } from './build-env.js';
+import { BUILD_VARS, DEFAULT_BUILD_SETTINGS, readBuildEnv, REPO_ENV_FILE, type BuildEnv } from './build-env.js';
+import { buildVarOptionHelp, buildVarOptions, flagsFromValues } from './build-flags.js';
+import {
+  finishPlan,
+  OFFLINE_BASE_IMAGE,
+  recipeFor,
+  TEST_MODEL_FILE,
+  type BuildRecipe,
+  type StagedArtifacts,
+} from './build-plan.js';
 import { bundleAppliance, repoRoot } from './bundle.js';
+import { hostProbes, type HostProbes } from './host-probes.js';
 import { imageFacts, renderMarketplaceYaml, type ImageFacts } from './marketplace.js';
+import { NODE_RUNTIME } from './node-runtime.js';
+import { LOCK_FILE } from './lock-file.js';
+import { preflightChecks, preflightError, type Check } from './preflight.js';
+import { offlineBaseImage, stageArtifacts } from './stage.js';
 
 export const APPLIANCE_VERSION = '0.1.0';
 /** Where the Packer template uploads the bundle inside the build VM (packer var staging_dir + /bundle). */
 const STAGED_BUNDLE = '/var/tmp/slm-copilot-build/bundle';
-const TEST_MODEL_FILE = 'slm-copilot-test-tiny-Q4_K_M.gguf';
-
-const HELP = `build-image — build the SLM-Copilot appliance image (QCOW2 + manifest + marketplace YAML)
-
-Usage: pnpm turbo build:image            (settings from .env: run \`pnpm run setup\` first)
-       npm run build:image               (on a machine without pnpm: installs it first)
-       pnpm --filter @slm-copilot/scripts build:image -- [options]
-
-Profiles:
-  production  (default) Ubuntu 24.04 cloud image (checked against Ubuntu's SHA256SUMS), LocalAI ${'v4.9.0'}
-              with its llama-cpp backend, Devstral Small 2 24B Q4_K_M (sha256 from the model hub's LFS
-              metadata, recorded in artifacts.lock.json). Needs the internet and KVM.
-  offline     the same, but every artifact (base image, engine, model, runtime) from --mirror only.
-  test        offline, from a Debian 12 base image built from Debian packages, llama-server built from
-              source (AVX2-only, runs under QEMU TCG) and a tiny random-weight GGUF. Runs on machines
-              without KVM or internet; it is what \`pnpm test:e2e\` boots.
-
-Options (each also settable in .env as SLM_COPILOT_*; flags win):
-  --profile production|offline|test
-  --model ID          model-fetch catalog id (default devstral-small-2)
-  --engine localai|llama-server
-  --context-size N    default ONEAPP_COPILOT_CONTEXT_SIZE in the marketplace template
-  --output DIR        where the QCOW2, manifest and marketplace YAML go (default ./output)
-  --mirror DIR|URL    artifacts as <mirror>/<artifact-name>, tried before upstream
-  -h, --help
-
-Each phase prints its duration and has its own timeout.
-`;
+export { LOCK_FILE };
 
 export interface BuiltImage {
   image: ImageFacts;
   manifestFile: string;
   marketplaceFile: string;
   outputDir: string;
+  plan: BuildPlan;
 }
 
-/** The build plan and bundle for a profile: what the install stage inside the VM gets. */
-async function planFor(env: BuildEnv, bundleDir: string, log: Logger): Promise<BuildPlan> {
-  if (env.profile === 'test') {
-    const llama = await log.phase('llama-server (AVX2-only, for TCG)', () => ensureLlamaBuild({ variant: 'avx2' }));
-    const model = await log.phase('tiny test model', () => ensureTinyModel({ llama }));
-    const mirror = path.join(bundleDir, 'mirror');
-    await mkdir(mirror, { recursive: true });
-    await copyFile(model.path, path.join(mirror, TEST_MODEL_FILE));
-    await copyFile(llama.llamaServer, path.join(mirror, 'llama-server'));
-    return {
-      profile: 'test',
-      engineDefault: 'llama-server',
-      mirrors: [`${STAGED_BUNDLE}/mirror`],
-      upstream: false,
-      model: { file: TEST_MODEL_FILE, sha256: model.sha256, size: model.bytes, url: null },
-      localai: false,
-      llamaServer: `${STAGED_BUNDLE}/mirror/llama-server`,
-      aptPackages: ['nginx', 'openssl', 'libgomp1'],
-    };
-  }
-  const entry = findModel(env.model);
-  if (!entry) throw new TaskError(`unknown model "${env.model}" (SLM_COPILOT_MODEL)`, { exitCode: ExitCode.usage, hint: 'model-fetch catalog' });
-  const locked = await lockedArtifact(path.join(repoRoot, 'artifacts.lock.json'), entry.id);
-  if (!locked) {
-    throw new TaskError(`the model ${entry.id} has no verified sha256 in artifacts.lock.json`, {
-      exitCode: ExitCode.integrity,
-      hint: `resolve it from the model hub's LFS metadata first: model-fetch resolve --model ${entry.id} --lock artifacts.lock.json (needs the internet)`,
-    });
-  }
-  return {
+/** What a build touches outside its settings; tests replace them. */
+export interface BuildDeps {
+  lockFile: string;
+  probes: HostProbes;
+  stage: (recipe: BuildRecipe, dir: string, opts: { cacheDir: string; log: Logger }) => Promise<StagedArtifacts>;
+}
+
+const defaultDeps = (): BuildDeps => ({ lockFile: LOCK_FILE, probes: hostProbes, stage: stageArtifacts });
+
+/** Settings that the profile does not use: refused when given as a flag, told when they come from elsewhere. */
+function checkUnused(env: BuildEnv, log: Logger): void {
+  if (env.profile !== 'test' || env.model === DEFAULT_BUILD_SETTINGS.model) return;
+  const text = `the test profile always bakes the tiny test GGUF (${TEST_MODEL_FILE}): ${BUILD_VARS.model.name}=${env.model} is not used`;
+  if (env.sources.model === 'flag')
+    throw new UsageError(`${BUILD_VARS.model.flag} ${env.model}: ${text}`, 'leave --model out with --profile test');
+  log.warn(`${text} (from ${env.sources.model === 'env' ? 'the environment' : env.file})`);
+}
+
+/** The recipe and the preflight: no download, no build. Throws the preflight's refusal, every problem at once. */
+export async function prepareBuild(
+  env: BuildEnv,
+  log: Logger,
+  deps: BuildDeps = defaultDeps(),
+): Promise<{ recipe: BuildRecipe; checks: Check[] }> {
+  checkUnused(env, log);
+  const recipe = recipeFor(env, await readLock(deps.lockFile), deps.lockFile);
+  const checks = await log.phase('preflight', () =>
+    preflightChecks({ recipe, outputDir: env.resolved.outputDir, cache: env.resolved.cache }, deps.probes),
+  );
+  for (const c of checks.filter((c) => !c.blocking && c.status !== 'ok')) log.info(`preflight: ${c.name}: ${c.detail}`);
+  const refusal = preflightError(env.profile, checks);
+  if (refusal) throw refusal;
+  return { recipe, checks };
+}
+
+function manifestJson(env: BuildEnv, image: ImageFacts, plan: BuildPlan, os: { id: string; release: string }): string {
+  const manifest = {
+    version: APPLIANCE_VERSION,
     profile: env.profile,
-    engineDefault: env.engine,
-    mirrors: env.mirror ? [env.mirror] : [],
-    upstream: env.profile === 'production',
-    model: { file: path.basename(entry.file), sha256: locked.sha256, size: locked.size, url: locked.url },
-    localai: true,
-    llamaServer: null,
-    aptPackages: ['nginx', 'openssl', 'certbot', 'libgomp1'],
+    size: image.virtualSize,
+    file_size: image.fileSize,
+    sha256: image.sha256,
+    md5: image.md5,
+    'os-id': os.id,
+    'os-release': os.release,
+    'os-arch': 'x86_64',
+    plan,
   };
+  return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 
-export async function buildApplianceImage(env: BuildEnv, log: Logger): Promise<BuiltImage> {
+export async function buildApplianceImage(
+  env: BuildEnv,
+  log: Logger,
+  deps: BuildDeps = defaultDeps(),
+): Promise<BuiltImage> {
+  // The .env's cache setting is the cache of every package the build calls.
+  process.env.SLM_COPILOT_CACHE = env.resolved.cache;
+  const { recipe } = await prepareBuild(env, log, deps);
   const outputDir = path.resolve(env.resolved.outputDir);
   const packerOut = path.join(outputDir, 'packer');
   const bundleDir = path.join(outputDir, 'bundle');
-  await rm(packerOut, { recursive: true, force: true });
-  await rm(bundleDir, { recursive: true, force: true });
+  const mirrorDir = path.join(outputDir, 'mirror');
+  for (const d of [packerOut, bundleDir]) await rm(d, { recursive: true, force: true });
   await mkdir(outputDir, { recursive: true });
-  const plan = await planFor(env, bundleDir, log);
+  const staged = await deps.stage(recipe, mirrorDir, { cacheDir: env.resolved.cache, log });
+  const plan = finishPlan(recipe, staged);
   await log.phase('bundle the appliance', () => bundleAppliance(bundleDir, plan, log));
-  const base = env.profile === 'test' ? await log.phase('Debian base image', () => ensureBaseImage({ log })) : undefined;
+  const test = env.profile === 'test';
+  const base = test ? await log.phase('Debian base image', () => ensureBaseImage({ log })) : undefined;
+  const offline =
+    env.profile === 'offline' && recipe.hostMirror ? await offlineBaseImage(recipe.hostMirror) : undefined;
   const built = await log.phase('packer build', () =>
     buildImage({
-      profile: env.profile === 'test' ? 'test' : 'production',
+      profile: env.profile,
       bundleDir,
       applianceDir: path.join(bundleDir, 'appliance'),
       nodeRuntimeTarball: path.join(bundleDir, 'manifest.json'),
       outputDir: packerOut,
-      sourceImage: base?.path,
+      sourceImage: base?.path ?? offline?.image,
+      sourceChecksum: offline?.checksum,
+      mirrorDir,
+      // the base image boots the build VM; the install stage never reads it
+      mirrorExclude: (rel) => rel === OFFLINE_BASE_IMAGE.file,
       installCommand: `sh ${STAGED_BUNDLE}/install.sh && sync`,
       log,
     }),
   );
   const image = await log.phase('checksums', () => imageFacts(built.image));
+  const os = test ? { id: 'Debian', release: '12' } : { id: 'Ubuntu', release: '24.04' };
   const manifestFile = path.join(outputDir, 'slm-copilot.manifest.json');
-  await writeFile(
-    manifestFile,
-    `${JSON.stringify({ version: APPLIANCE_VERSION, profile: env.profile, size: image.virtualSize, file_size: image.fileSize, sha256: image.sha256, md5: image.md5, 'os-id': env.profile === 'test' ? 'Debian' : 'Ubuntu', 'os-release': env.profile === 'test' ? '12' : '24.04', 'os-arch': 'x86_64', plan }, null, 2)}\n`,
-  );
+  await writeFile(manifestFile, manifestJson(env, image, plan, os));
   const marketplaceFile = path.join(outputDir, 'slm-copilot.marketplace.yaml');
-  await writeFile(
-    marketplaceFile,
-    renderMarketplaceYaml(image, {
-      version: APPLIANCE_VERSION,
-      osId: env.profile === 'test' ? 'Debian' : 'Ubuntu',
-      osRelease: env.profile === 'test' ? '12' : '24.04',
-      imageUrl: `file://${image.file}`,
-      contextSizeDefault: env.contextSize,
-      createdAt: new Date(),
-    }),
+  const yaml = renderMarketplaceYaml(image, {
+    version: APPLIANCE_VERSION,
+    osId: os.id,
+    osRelease: os.release,
+    imageUrl: `file://${image.file}`,
+    contextSizeDefault: env.contextSize,
+    createdAt: new Date(),
+  });
+  await writeFile(marketplaceFile, yaml);
+  const mib = (image.fileSize / 1024 ** 2).toFixed(0);
+  log.info(`image ${image.file} (${mib} MiB, sha256 ${image.sha256}); marketplace entry ${marketplaceFile}`);
+  return { image, manifestFile, marketplaceFile, outputDir, plan };
+}
+
+const SUMMARY = 'build the SLM-Copilot appliance image (QCOW2 + manifest + marketplace YAML)';
+
+export const USAGE = `npm run build:image -- [options]          (bootstraps pnpm and the workspace first)
+       pnpm turbo run build:image -- [options]   (the same, with pnpm)
+       tsx --conditions=source scripts/src/build-image.ts [options]`;
+
+export const DETAILS = `Settings come from the flags, then SLM_COPILOT_* environment variables, then the repository's .env
+(\`pnpm run setup\` writes it: ${REPO_ENV_FILE}), then the defaults. Options go after "--" as shown:
+without it npm or turbo take them for their own.
+
+Profiles: one recipe — the same bundle, install stage and artifact mechanism (every artifact through the
+mirror staged into the build VM at a fixed path, verified by sha256); they differ only in inputs:
+  production  (default) Ubuntu 24.04 cloud image; LocalAI ${LOCALAI_VERSION} (llama-cpp backend) and llama-server;
+              the model from artifacts.lock.json (the mirror first, then upstream). Needs KVM and the internet.
+  offline     the same image with every input from --mirror (a directory; the Ubuntu cloud image and its
+              SHA256SUMS, LocalAI, the model, …). Needs KVM and the npm registry.
+  test        the Debian 12 base built here from Debian packages, under QEMU TCG (no KVM needed); llama-server;
+              a stand-in local-ai that cannot serve (LocalAI cannot be downloaded here), so the image boots
+              with the default engine and falls back to llama-server; always the tiny random-weight test GGUF
+              (--model is refused). Needs the npm registry, Debian apt and root (for the base image).
+llama-server in every profile: the runtime-dispatching build of llama.cpp from node-llama-cpp@${NODE_LLAMA_CPP_VERSION}
+(npm registry); the Node runtime: ${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version} (npm registry).
+
+Before any download or build it checks what the profile needs (the lock entry, KVM, packer, qemu-img,
+xorriso, the llama.cpp build tools, free disk for image + model + cache, RAM) and refuses with every
+problem and its fix at once (exit 4).
+
+
+Examples:
+  npm run build:image -- --profile test
+  npm run build:image -- --profile offline --mirror /srv/slm-mirror
+  npm run build:image -- --help
+
+Exit codes: 0 built, 2 a bad flag, 3 a bad setting in the environment or .env, 4 the preflight refused.`;
+
+export function runBuildImageCli(argv: string[]): Promise<number> {
+  return runCommand(
+    { name: 'build-image', summary: SUMMARY, usage: USAGE, options: buildVarOptions(), details: DETAILS },
+    buildVarOptionHelp(),
+    argv,
+    async ({ values, log }) => {
+      const env = readBuildEnv({ file: REPO_ENV_FILE, flags: flagsFromValues(values) });
+      await buildApplianceImage(env, log);
+    },
   );
-  log.info(`image ${image.file} (${(image.fileSize / 1024 ** 2).toFixed(0)} MiB, sha256 ${image.sha256}); marketplace entry ${marketplaceFile}`);
-  return { image, manifestFile, marketplaceFile, outputDir };
 }
 
-async function main(argv: string[]): Promise<number> {
-  const log = createLogger();
-  try {
-    const { values } = parseArgs({
-      args: argv.filter((a) => a !== '--'),
-      options: {
-        profile: { type: 'string' },
-        model: { type: 'string' },
-        engine: { type: 'string' },
-        'context-size': { type: 'string' },
-        output: { type: 'string' },
-        mirror: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-    if (values.help) {
-      process.stdout.write(HELP);
-      return 0;
-    }
-    const env = readBuildEnv({
-      file: REPO_ENV_FILE,
-      flags: { profile: values.profile, model: values.model, engine: values.engine, contextSize: values['context-size'], outputDir: values.output, mirror: values.mirror },
-    });
-    await buildApplianceImage(env, log);
-    return 0;
-  } catch (error) {
-    log.error(formatError(error));
-    return isTaskError(error) ? error.exitCode : 1;
-  }
-}
-
-if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname)) {
-  process.exitCode = await main(process.argv.slice(2));
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  process.exitCode = await runBuildImageCli(process.argv.slice(2));
 }

@@ -145,17 +145,19 @@ describe('setup wizard in a terminal', () => {
 
     const first = await term.waitFor(active('Build profile'));
     expect(first).toMatch(/Prerequisites/);
-    for (const tool of ['packer', 'qemu-system-x86_64', 'qemu-img', 'xorriso', 'KVM', 'RAM']) {
-      expect(first).toMatch(new RegExp(`(ok|missing|low|info)\\s+${tool}\\b`));
+    for (const name of ['KVM', 'RAM', 'network', 'model lock']) {
+      expect(first).toMatch(new RegExp(`(ok|missing|low|info)\\s+${name}\\b`));
+    }
+    for (const tool of ['packer', 'qemu-system-x86_64', 'qemu-img', 'xorriso']) {
+      expect(first).toMatch(new RegExp(`(ok\\s+tools\\s+installed: .*|(missing|info)\\s+)\\b${tool}\\b`, 's'));
     }
     expect(first).toMatch(/disk \(output/);
-    expect(first).toMatch(/approximate/);
+    expect(first).toMatch(/needs ≈ [0-9.]+ GB/);
     expect(first).toMatch(/(ok|missing)\s+KVM\s+\/dev\/kvm/);
 
     await term.keys('Down', 'Down', 'Enter'); // production, offline, [test]
-    await term.waitFor(active('Model'));
-    await term.keys('Down', 'Enter'); // the second catalog entry
-    await term.waitFor(active('Default inference engine'));
+    // the test profile always bakes the tiny test GGUF: no model question
+    expect(await term.waitFor(active('Default inference engine'))).toMatch(/SLM_COPILOT_MODEL: not asked/);
     await term.keys('Down', 'Enter'); // llama-server
     await term.waitFor(active('Context size'));
     await term.type('12');
@@ -167,14 +169,14 @@ describe('setup wizard in a terminal', () => {
     await term.waitFor(active('Output directory'));
     await term.type('images');
     await term.keys('Enter');
-    await term.waitFor(active('Mirror (required'));
-    await term.keys('Enter'); // empty: refused, the test profile needs one
-    await term.waitFor(/the test profile needs a mirror/);
-    await term.type(mirror);
+    await term.waitFor(active('Mirror (optional)'));
+    await term.type(mirror); // optional for test: its files are staged into the build VM
     await term.keys('Enter');
     const summary = await term.waitFor(active(`Write ${envFile}?`));
     expect(summary).toMatch(/Summary/);
     expect(summary).toMatch(/SLM_COPILOT_CONTEXT_SIZE\s+16384/);
+    expect(summary).toMatch(/root\s+/); // the test profile's own needs: root, apt and the npm registry
+    expect(summary).toMatch(/network\s+the test build needs the npm\s+registry/);
     await term.keys('Enter'); // Yes
 
     expect(await term.exitCode()).toBe(0);
@@ -183,7 +185,7 @@ describe('setup wizard in a terminal', () => {
     expect(await readdir(work)).toEqual(['.env']);
     expect(dotenv.parse(await readFile(envFile, 'utf8'))).toEqual({
       SLM_COPILOT_PROFILE: 'test',
-      SLM_COPILOT_MODEL: CATALOG[1]!.id,
+      SLM_COPILOT_MODEL: CATALOG[0]!.id,
       SLM_COPILOT_ENGINE: 'llama-server',
       SLM_COPILOT_CONTEXT_SIZE: '16384',
       SLM_COPILOT_OUTPUT_DIR: 'images',
@@ -304,7 +306,7 @@ describe('setup wizard without a terminal', () => {
       expect(r.code).toBe(2);
       expect(r.stderr).toContain('--context-size "12" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144');
     }
-    const bad = await run(['--yes', '--profile', 'test', '--env-file', envFile], work);
+    const bad = await run(['--yes', '--profile', 'offline', '--env-file', envFile], work);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('SLM_COPILOT_MIRROR (--mirror) is not set');
     expect(await readdir(work)).toEqual([]);

@@ -12,6 +12,7 @@ import { ensureSelfSigned, installGateway } from '@slm-copilot/nginx-config';
 import { httpsGet, trustingFetch } from '@slm-copilot/nginx-config/test-support/client';
 import { mutation } from '@slm-copilot/nginx-config/test-support/mutate';
 import { freePort, removeTempRoots, startGateway, tempRoot, type Gateway } from '@slm-copilot/nginx-config/test-support/nginx';
+import { ggufHeader } from '@slm-copilot/model-fetch/test-support';
 import { ExitCode, TaskError } from '@slm-copilot/task-kit';
 import { ensureLlamaBuild, ensureTinyModel, startLlamaServer, startMirror, type GgufModel, type LlamaBuild, type LlamaServer } from '@slm-copilot/testbed';
 import OpenAI from 'openai';
@@ -207,7 +208,9 @@ describe('(c) disk full during a model fetch', () => {
   beforeAll(async () => {
     mnt = await tempRoot('faults-tmpfs');
     const src = await tempRoot('faults-mirror');
-    const data = randomBytes(SIZE);
+    // a .gguf destination must parse as GGUF before it is installed: a real header, then random bytes
+    const header = ggufHeader();
+    const data = Buffer.concat([header, randomBytes(SIZE - header.length)]);
     sha256 = createHash('sha256').update(data).digest('hex');
     await writeFile(path.join(src, 'model.gguf'), data);
     mirror = await startMirror({ root: src });

@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, formatDuration } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
 import { fetchModel, type HashMode } from '../src/fetch.js';
+import { ggufHeader } from '../src/test-support.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')), // `pnpm bench -- …` passes the "--" on
@@ -44,7 +45,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 let server: ReturnType<typeof spawn> | undefined;
 
 try {
-  // 1. A random file of the requested size, hashed while it is written.
+  // 1. A random file of the requested size (behind a GGUF header), hashed while it is written.
   const src = path.join(work, 'src');
   await sh`mkdir -p ${src}`;
   const t0 = performance.now();
@@ -54,6 +55,8 @@ try {
   for (let done = 0; done < size; ) {
     const n = Math.min(buf.length, size - done);
     randomFillSync(buf, 0, n);
+    // a GGUF header first: fetchModel parses a *.gguf destination before installing it
+    if (done === 0) ggufHeader().copy(buf, 0);
     hash.update(buf.subarray(0, n));
     await fh.write(buf, 0, n);
     done += n;

@@ -1,9 +1,9 @@
 import { UsageError } from '@slm-copilot/task-kit';
 
 /**
- * A model the appliance knows how to fetch. Checksums and sizes are never written here by hand:
- * `sha256`/`size` stay null and `resolve` fills them from the hub's own LFS metadata at build time
- * (into `artifacts.lock.json`).
+ * A model the appliance knows how to fetch. Checksums and sizes are never written here: they live in
+ * `artifacts.lock.json` — committed for the default model, resolved from the hub's own LFS metadata
+ * at build time (`model-fetch resolve`) for the others.
  */
 export interface CatalogEntry {
   /** Short id used on the command line and as the default lock key, e.g. `devstral-small-2`. */
@@ -20,9 +20,9 @@ export interface CatalogEntry {
   license: string;
   /** Rough download size in GB, for humans choosing a model (display only: never used for checks). */
   approxSizeGB: number;
-  /** Always null here: resolved from the hub at build time. */
+  /** Always null here: see artifacts.lock.json. */
   sha256: null;
-  /** Always null here: resolved from the hub at build time. */
+  /** Always null here: see artifacts.lock.json. */
   size: null;
   /**
    * True only when the repository and file name were seen in the hub's own file listing while
@@ -40,9 +40,10 @@ export const CATALOG: readonly CatalogEntry[] = Object.freeze([
   {
     id: 'devstral-small-2',
     title: 'Devstral Small 2 24B Instruct 2512, Q4_K_M (the appliance default)',
-    repo: 'bartowski/mistralai_Devstral-Small-2-24B-Instruct-2512-GGUF',
-    file: 'mistralai_Devstral-Small-2-24B-Instruct-2512-Q4_K_M.gguf',
-    revision: 'main',
+    repo: 'unsloth/Devstral-Small-2-24B-Instruct-2512-GGUF',
+    file: 'Devstral-Small-2-24B-Instruct-2512-Q4_K_M.gguf',
+    // the commit the repository's lock entry pins (artifacts.lock.json: size and sha256 are there)
+    revision: '6e458b8add42681bfd023de5eab93637694aaf82',
     quantization: 'Q4_K_M',
     license: 'apache-2.0',
     approxSizeGB: 14.3,
@@ -50,9 +51,11 @@ export const CATALOG: readonly CatalogEntry[] = Object.freeze([
     size: null,
     verified: false,
     verifiedBy:
-      "repository seen in the hub's model search; the file name follows bartowski's naming of his other mistralai_* repos " +
-      '(e.g. mistralai_Mistral-Small-24B-Base-2501-GGUF/mistralai_Mistral-Small-24B-Base-2501-Q4_K_M.gguf) but its listing was not seen',
-    notes: 'Mistral 2512 generation (GGUF architecture mistral3). Its real shape (layers, KV heads, trained context) comes from the manifest read from the file.',
+      'repository, file, revision, size and SHA-256 published identically by five independent model catalogs; ' +
+      "the hub's own listing was not reachable from here. Locked in artifacts.lock.json; " +
+      'model-fetch verifies every byte on download',
+    notes:
+      'Mistral 2512 generation. Its real shape (layers, KV heads, trained context) comes from the manifest read from the file.',
   },
   {
     id: 'qwen2.5-coder-7b',

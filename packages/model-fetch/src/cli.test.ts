@@ -2,7 +2,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { startMirror, type Mirror } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomFile, runCli, settledRequests, startCli, tempDir } from './test-support.js';
+import { randomGguf, runCli, settledRequests, startCli, tempDir } from './test-support.js';
 
 const SIZE = 4 * 1024 * 1024;
 let root: string;
@@ -11,7 +11,7 @@ let file: { data: Buffer; sha256: string; size: number };
 
 beforeAll(async () => {
   root = await tempDir('cli');
-  file = await randomFile(path.join(root, 'model.gguf'), SIZE);
+  file = await randomGguf(path.join(root, 'model.gguf'), SIZE);
   mirror = await startMirror({ root });
 });
 afterAll(async () => {
@@ -49,7 +49,7 @@ describe('model-fetch CLI', () => {
   it('catalog lists the default model first, marked unverified when its file name was not checked', async () => {
     const r = await runCli(['catalog']);
     expect(r.code).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(/^devstral-small-2 \(default\) .*NOT CHECKED .*bartowski\/mistralai_Devstral-Small-2-24B-Instruct-2512-GGUF/);
+    expect(r.stdout.split('\n')[0]).toMatch(/^devstral-small-2 \(default\) .*NOT CHECKED .*unsloth\/Devstral-Small-2-24B-Instruct-2512-GGUF\/Devstral-Small-2-24B-Instruct-2512-Q4_K_M\.gguf/);
     const j = JSON.parse((await runCli(['catalog', '--json'])).stdout) as Array<{ sha256: null }>;
     expect(j.every((e) => e.sha256 === null)).toBe(true);
   });
@@ -91,7 +91,7 @@ describe('model-fetch CLI', () => {
     const second = await runCli(args);
     expect(second.code, second.stderr).toBe(0);
     expect(JSON.parse(second.stdout)).toMatchObject({ dest, sha256: file.sha256, bytes: SIZE, downloaded: true });
-    expect(second.stderr).toContain(`resume ${mirror.baseUrl}/model.gguf at byte ${kept}`);
+    expect(second.stderr).toContain(`download ${mirror.baseUrl}/model.gguf from byte ${kept} (Range request)`);
     const reqs = await settledRequests(mirror, 'model.gguf', 1);
     expect(reqs.map((q) => [q.range, q.status, q.bytes])).toEqual([[`bytes=${kept}-`, 206, SIZE - kept]]);
     expect((await readFile(dest)).equals(file.data)).toBe(true);

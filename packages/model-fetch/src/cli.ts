@@ -16,6 +16,12 @@ const int = (v: unknown, name: string): number | undefined => {
   if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
   return n;
 };
+const seconds = (v: unknown, name: string): number | undefined => {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || String(v).trim() === '') throw new UsageError(`--${name} must be a number of seconds >= 0, got "${String(v)}"`);
+  return n;
+};
 const json = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 const fetchCmd = (argv: string[]) =>
@@ -36,6 +42,7 @@ const fetchCmd = (argv: string[]) =>
         tries: { type: 'string' },
         timeout: { type: 'string' },
         'wait-retry': { type: 'string' },
+        'retry-window': { type: 'string' },
         'margin-mb': { type: 'string' },
         'hash-mode': { type: 'string' },
         progress: { type: 'string' },
@@ -43,8 +50,11 @@ const fetchCmd = (argv: string[]) =>
       details:
         'Sources are tried in order: every --mirror (as <mirror>/<name>) first, then the --url values.\n' +
         'An interrupted download (dropped connection, killed process, reboot) is kept in <dest>.partial and\n' +
-        'continued by the next run. Nothing reaches <dest> before its SHA-256 matches; a mismatch is moved\n' +
-        'aside to <dest>.bad and retried once from scratch. When <dest> already matches, nothing is downloaded.\n' +
+        'continued by the next run; a server that ignores Range is detected and the file restarts from 0.\n' +
+        'Refused, reset, dropped and timed-out connections and HTTP 408/429/5xx are retried with exponential backoff\n' +
+        '(--tries attempts without progress, within --retry-window). Nothing reaches <dest> before its SHA-256\n' +
+        'matches, and a <dest> ending in .gguf must also parse as GGUF. A mismatch is moved aside to <dest>.bad and\n' +
+        'the next source is tried: no source is downloaded twice. When <dest> already matches, nothing is downloaded.\n' +
         'Prints a JSON summary on stdout. Exit codes: 4 environment (disk space, wget missing), 5 network, 6 checksum.\n' +
         `Example: ${TOOL} fetch --lock artifacts.lock.json --artifact ${DEFAULT_MODEL_ID} --dest /opt/models/model.gguf --mirror /srv/mirror`,
     },
@@ -57,9 +67,10 @@ const fetchCmd = (argv: string[]) =>
       name: 'name looked up in mirrors (default: the --artifact, else the file name of the first --url)',
       lock: 'take url, sha256 and size from this artifacts.lock.json …',
       artifact: '… entry (default: the --name, else the file name of --dest)',
-      tries: 'wget --tries per source (default 5)',
+      tries: 'attempts per source without progress (default 5; 1 = no retry)',
       timeout: 'wget --timeout in seconds (default 60)',
-      'wait-retry': 'wget --waitretry in seconds (default 10)',
+      'wait-retry': 'seconds before the first retry, doubled for each further one up to 60 (default 10)',
+      'retry-window': 'no retry starts later than this many seconds after the first failed try (default 600)',
       'margin-mb': 'free space required beyond the download, MiB (default 64)',
       'hash-mode': 'stream (hash while downloading, default) or after',
       progress: 'auto (bar on a TTY, dot:giga lines otherwise), bar, dot or none',
@@ -99,7 +110,8 @@ const fetchCmd = (argv: string[]) =>
         log,
         tries: int(values.tries, 'tries'),
         timeoutSec: int(values.timeout, 'timeout'),
-        waitRetrySec: int(values['wait-retry'], 'wait-retry'),
+        waitRetrySec: seconds(values['wait-retry'], 'wait-retry'),
+        retryWindowSec: seconds(values['retry-window'], 'retry-window'),
         marginBytes: marginMb === undefined ? undefined : marginMb * 1024 * 1024,
         hashMode: hashMode as HashMode,
         progress: values.quiet ? 'none' : (progress as 'auto'),
@@ -169,8 +181,8 @@ const resolveCmd = (argv: string[]) =>
       for (const id of ids) {
         const resolved = await log.phase(`resolve ${id}`, () => resolveModel(findModel(id), { hub: str(values.hub), revision: str(values.revision), log }));
         const key = str(values.name) ?? id;
-        const { url, version, size, sha256, checksumSource, resolvedAt } = resolved;
-        entries[key] = { url, version, size, sha256, checksumSource, resolvedAt };
+        const { url, version, size, sha256, checksumSource, resolvedAt, repo, file } = resolved;
+        entries[key] = { url, version, size, sha256, checksumSource, resolvedAt, repo, file };
         printed[key] = entries[key];
       }
       const changed = await writeLockEntries(lock, entries);

@@ -6,7 +6,7 @@ import { $ } from 'zx';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { classifyWgetFailure, fetchModel, mirrorSources, type FetchModelOptions } from './fetch.js';
 import { readManifest } from './manifest.js';
-import { captureLogger, randomFile, settledRequests, tempDir } from './test-support.js';
+import { captureLogger, randomFile, randomGguf, settledRequests, tempDir } from './test-support.js';
 
 const SIZE = 4 * 1024 * 1024;
 let root: string; // mirror root
@@ -18,7 +18,7 @@ let n = 0;
 beforeAll(async () => {
   root = await tempDir('mirror');
   work = await tempDir('dest');
-  file = await randomFile(path.join(root, 'model.gguf'), SIZE);
+  file = await randomGguf(path.join(root, 'model.gguf'), SIZE);
   mirror = await startMirror({ root });
 });
 afterAll(async () => {
@@ -87,7 +87,7 @@ describe('fetchModel: resumable download', () => {
     const first = await expectTaskError(fetchModel(opts(dest, { tries: 1, log: captureLogger().log })));
     expect(first.exitCode).toBe(ExitCode.network);
     expect(first.message).toContain(`${mirror.baseUrl}/model.gguf`);
-    expect(first.message).toMatch(/connection kept dropping/);
+    expect(first.message).toMatch(/connection dropped at byte 1000000; no retry left \(1 of 1 tries failed/);
     expect(first.hint).toMatch(/1000000 bytes are kept/);
     expect((await stat(`${dest}.partial`)).size).toBe(1_000_000);
     expect(await exists(dest)).toBe(false);
@@ -123,26 +123,27 @@ describe('fetchModel: resumable download', () => {
 });
 
 describe('fetchModel: integrity', () => {
-  it('rejects wrong bytes: never installed at dest, kept aside as .bad, retried once from scratch', async () => {
+  // Mutation check (tried by hand): restoring the old "retry that source once from scratch" loop makes
+  // this fail (two full GETs of the same source).
+  it('rejects wrong bytes: never installed at dest, kept aside as .bad, the same source never downloaded twice', async () => {
     mirror.setFault('model.gguf', { corrupt: true });
     const dest = freshDest();
     const { log, text } = captureLogger();
     const e = await expectTaskError(fetchModel(opts(dest, { log })));
     expect(e.exitCode).toBe(ExitCode.integrity);
     expect(e.message).toContain(`${mirror.baseUrl}/model.gguf: checksum mismatch`);
+    expect(e.hint).toContain(`kept as ${dest}.bad (${SIZE} bytes)`);
+    expect(e.hint).toMatch(/no source is downloaded twice/);
     expect(await exists(dest)).toBe(false);
     expect(await exists(`${dest}.manifest.json`)).toBe(false);
     expect(await exists(`${dest}.partial`)).toBe(false);
     const kept = await readFile(`${dest}.bad`);
     expect(kept.length).toBe(SIZE);
     expect(kept.equals(file.data)).toBe(false);
-    expect(text()).toMatch(/moved aside to .*model\.gguf\.bad; retrying it once from scratch/);
-    // exactly two full downloads: the first and the one retry, both from byte 0
-    const reqs = await settledRequests(mirror, 'model.gguf', 2);
-    expect(reqs.map((q) => [q.range, q.status])).toEqual([
-      [null, 200],
-      [null, 200],
-    ]);
+    expect(text()).not.toMatch(/retry/i);
+    await new Promise((r) => setTimeout(r, 200));
+    const reqs = await settledRequests(mirror, 'model.gguf', 1);
+    expect(reqs.map((q) => [q.range, q.status])).toEqual([[null, 200]]);
   });
 
   it('falls back to the next source after a corrupt mirror, and removes the .bad copy once a good one is installed', async () => {
@@ -150,8 +151,12 @@ describe('fetchModel: integrity', () => {
     try {
       mirror.setFault('model.gguf', { corrupt: [10] });
       const dest = freshDest();
-      const r = await fetchModel(opts(dest, { urls: [`${mirror.baseUrl}/model.gguf`, `${good.baseUrl}/model.gguf`], log: captureLogger().log }));
+      const { log, text } = captureLogger();
+      const r = await fetchModel(opts(dest, { urls: [`${mirror.baseUrl}/model.gguf`, `${good.baseUrl}/model.gguf`], log }));
       expect(r.source).toBe(`${good.baseUrl}/model.gguf`);
+      expect(text()).toMatch(/checksum mismatch: .*; trying the next source/);
+      expect((await settledRequests(mirror, 'model.gguf', 1)).map((q) => q.range)).toEqual([null]);
+      expect((await settledRequests(good, 'model.gguf', 1)).map((q) => q.range)).toEqual([null]);
       expect((await readFile(dest)).equals(file.data)).toBe(true);
       expect(await exists(`${dest}.bad`)).toBe(false);
     } finally {
@@ -172,12 +177,6 @@ describe('fetchModel: errors name the URL and the cause', () => {
     const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], log: captureLogger().log })));
     expect(e.exitCode).toBe(ExitCode.network);
     expect(e.message).toContain(`${url}: HTTP 404 Not Found`);
-  });
-
-  it('connection refused', async () => {
-    const url = `http://127.0.0.1:${await freePort()}/model.gguf`;
-    const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], log: captureLogger().log })));
-    expect(e.message).toContain(`${url}: connection refused`);
   });
 
   it('timeout', async () => {
@@ -202,12 +201,19 @@ describe('fetchModel: errors name the URL and the cause', () => {
     expect(classifyWgetFailure(8, null, 'HTTP request sent, awaiting response... 503 Service Unavailable\n2026-11-28 05:39:03 ERROR 503: Service Unavailable.\n')).toEqual({
       kind: 'http',
       cause: 'HTTP 503 Service Unavailable',
+      status: 503,
     });
     expect(classifyWgetFailure(8, null, 'ERROR 403: Forbidden.\n').kind).toBe('auth');
     expect(classifyWgetFailure(3, null, "Cannot write to 'x' (No space left on device).\n").kind).toBe('disk-full');
     expect(classifyWgetFailure(8, null, "Continued download failed on this file, which conflicts with `-c'.\nRefusing to truncate existing file 'x'.\n").kind).toBe('no-resume');
     expect(classifyWgetFailure(null, 'SIGKILL', '')).toEqual({ kind: 'killed', cause: 'wget was killed by SIGKILL' });
     expect(classifyWgetFailure(4, null, 'Connecting to 10.0.0.1:80... failed: No route to host.\n').kind).toBe('network');
+    expect(classifyWgetFailure(4, null, 'Connecting to 127.0.0.1:9... failed: Connection refused.\n').kind).toBe('refused');
+    expect(classifyWgetFailure(4, null, ' - Read error at byte 100000/4194304 (Connection reset by peer). Giving up.\n')).toEqual({
+      kind: 'reset',
+      cause: 'connection reset by peer at byte 100000',
+    });
+    expect(classifyWgetFailure(4, null, ' - Connection closed at byte 1500000. Giving up.\n')).toEqual({ kind: 'dropped', cause: 'connection dropped at byte 1500000' });
   });
 });
 
@@ -240,7 +246,8 @@ describe('fetchModel: sources', () => {
     const dest = freshDest();
     await fetchModel(opts(dest, { log: captureLogger().log }));
     const m = await readManifest(dest);
-    expect(m).toMatchObject({ file: 'model.gguf', bytes: SIZE, sha256: file.sha256, source: `${mirror.baseUrl}/model.gguf`, gguf: null });
+    expect(m).toMatchObject({ file: 'model.gguf', bytes: SIZE, sha256: file.sha256, source: `${mirror.baseUrl}/model.gguf` });
+    expect(m?.gguf).toMatchObject({ architecture: 'llama', contextLength: 4096 });
     await settledRequests(mirror, 'model.gguf', 1);
     mirror.requests.length = 0;
     const { log, text } = captureLogger();
@@ -273,6 +280,160 @@ describe('fetchModel: sources', () => {
     mirror.setFault('model.gguf', undefined);
     await fetchModel(opts(dest, { log: captureLogger().log }));
     expect((await readFile(dest)).equals(file.data)).toBe(true);
+  });
+});
+
+describe('fetchModel: bounded retries of refused and reset connections', () => {
+  const retryLines = (text: string) => text.split('\n').filter((l) => / retry \d+\/\d+ in /.test(l));
+
+  // Mutation check (tried by hand): removing 'refused' from isTransient (retry.ts) makes this fail at the first refusal.
+  it('retries "connection refused" with backoff until the server listens again', async () => {
+    const late = await startMirror({ root });
+    try {
+      await late.refuse(700); // a closed port for 0.7 s: every connection is refused, then it listens again
+      const url = `${late.baseUrl}/model.gguf`;
+      const { log, text } = captureLogger();
+      const r = await fetchModel(opts(freshDest(), { urls: [url], tries: 8, waitRetrySec: 0.2, log }));
+      expect(r.sha256).toBe(file.sha256);
+      const retries = retryLines(text());
+      expect(retries.length).toBeGreaterThanOrEqual(1);
+      expect(retries[0]).toContain(`${url}: connection refused (nothing listening there); retry 1/7 in 200 ms`);
+      if (retries[1]) expect(retries[1]).toContain('retry 2/7 in 400 ms'); // exponential
+      expect((await settledRequests(late, 'model.gguf', 1)).map((q) => [q.range, q.status])).toEqual([[null, 200]]);
+    } finally {
+      await late.stop();
+    }
+  });
+
+  it('gives up on a closed port after --tries attempts, naming the URL, the cause and the bound', async () => {
+    const url = `http://127.0.0.1:${await freePort()}/model.gguf`;
+    const { log, text } = captureLogger();
+    const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], tries: 3, waitRetrySec: 0.05, log })));
+    expect(e.exitCode).toBe(ExitCode.network);
+    expect(e.message).toContain(`${url}: connection refused (nothing listening there); no retry left (3 of 3 tries failed`);
+    expect(retryLines(text()).map((l) => l.replace(/.* retry /, ''))).toEqual(['1/2 in 50 ms', '2/2 in 100 ms']);
+  });
+
+  it('gives up when the next retry would start after the retry window', async () => {
+    const url = `http://127.0.0.1:${await freePort()}/model.gguf`;
+    const { log, text } = captureLogger();
+    // delays 100, 200, 400 ms (0.7 s in all); the next, 800 ms, would start past the 1 s window.
+    // Mutation check (tried by hand): without the window check it runs its 100 tries (60 s delays) and times out.
+    const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], tries: 100, waitRetrySec: 0.1, retryWindowSec: 1, log })));
+    expect(e.message).toMatch(/no retry left \(\d tries failed since the last progress; the next would start after the 1\.0 s retry window\)/);
+    // at most 3 retries fit (fewer when starting wget is slow: each attempt's own time counts too)
+    expect(retryLines(text()).length).toBeLessThanOrEqual(3);
+  });
+
+  // Mutation check (tried by hand): removing 'reset' from isTransient makes this fail ("connection reset by peer at byte 0").
+  it('retries connections reset by the server (TCP RST), then resumes one reset mid-file with a Range request', async () => {
+    mirror.setFault('model.gguf', { resetAfterBytes: 0, dropRequests: 2 });
+    const dest = freshDest();
+    const { log, text } = captureLogger();
+    const r = await fetchModel(opts(dest, { tries: 3, waitRetrySec: 0.05, log }));
+    expect(r.sha256).toBe(file.sha256);
+    expect(text()).toMatch(/connection reset by peer at byte 0; retry 1\/2 in 50 ms/);
+    expect(text()).toMatch(/connection reset by peer at byte 0; retry 2\/2 in 100 ms/);
+    expect((await settledRequests(mirror, 'model.gguf', 3)).map((q) => [q.range, q.dropped])).toEqual([
+      [null, true],
+      [null, true],
+      [null, false],
+    ]);
+
+    mirror.requests.length = 0;
+    mirror.setFault('model.gguf', { resetAfterBytes: 2_000_000 });
+    const dest2 = freshDest();
+    const { log: log2, text: text2 } = captureLogger();
+    await fetchModel(opts(dest2, { tries: 2, waitRetrySec: 0.05, log: log2 }));
+    expect((await readFile(dest2)).equals(file.data)).toBe(true);
+    expect(text2()).toMatch(/connection reset by peer at byte 2000000; retry 1\/1 in 50 ms/);
+    expect((await settledRequests(mirror, 'model.gguf', 2)).map((q) => [q.range, q.status])).toEqual([
+      [null, 200],
+      ['bytes=2000000-', 206],
+    ]);
+  });
+
+  it('does not retry what will not pass (404)', async () => {
+    const url = `${mirror.baseUrl}/missing.gguf`;
+    const { log, text } = captureLogger();
+    await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], tries: 5, waitRetrySec: 0.05, log })));
+    expect(retryLines(text())).toEqual([]);
+    expect((await settledRequests(mirror, 'missing.gguf', 1)).length).toBe(1);
+  });
+});
+
+describe('fetchModel: a server that ignores Range', () => {
+  // Mutation checks (tried by hand): without the status check in runWget, wget silently restarts from 0
+  // and the "ignored Range" line is missing; without `ctx.hash.restart()` on that path, the streamed hash
+  // follows the deleted file and the fallback 'verify SHA-256' phase appears.
+  it('is detected and said as such ("restarting from 0"), and the file and its hash start over from byte 0', async () => {
+    mirror.setFault('model.gguf', { dropAfterBytes: 1_500_000, ignoreRange: true });
+    const dest = freshDest();
+    const { log, text } = captureLogger();
+    const r = await fetchModel(opts(dest, { waitRetrySec: 0.05, log }));
+    expect((await readFile(dest)).equals(file.data)).toBe(true);
+    expect(r.sha256).toBe(file.sha256);
+    expect(text()).toContain(
+      `${mirror.baseUrl}/model.gguf: server ignored Range (asked for bytes 1500000-, it answered 200 with the whole file): restarting from 0`,
+    );
+    const names = r.phases.map((p) => p.name);
+    expect(names).toContain('finish streamed SHA-256');
+    expect(names).not.toContain('verify SHA-256');
+    expect(text()).not.toMatch(/could not follow the file/);
+    const reqs = await settledRequests(mirror, 'model.gguf', 3);
+    expect(reqs.map((q) => [q.range, q.status])).toEqual([
+      [null, 200],
+      ['bytes=1500000-', 200],
+      [null, 200],
+    ]);
+  });
+
+  it('also for a partial file left by an earlier run', async () => {
+    mirror.setFault('model.gguf', { ignoreRange: true });
+    const dest = freshDest();
+    await mkdir(path.dirname(dest), { recursive: true });
+    await writeFile(`${dest}.partial`, file.data.subarray(0, 700_000));
+    const { log, text } = captureLogger();
+    const r = await fetchModel(opts(dest, { log }));
+    expect(r.sha256).toBe(file.sha256);
+    expect(text()).toMatch(/server ignored Range \(asked for bytes 700000-, .*\): restarting from 0/);
+  });
+});
+
+describe('fetchModel: a .gguf destination must be a GGUF', () => {
+  let notGguf: { data: Buffer; sha256: string; size: number };
+  beforeAll(async () => {
+    notGguf = await randomFile(path.join(root, 'random.bin'), 512 * 1024);
+  });
+
+  // Mutation check (tried by hand): making wantsGguf() return false installs the file and this fails.
+  it('refuses a file whose checksum matches but which is not GGUF, naming it; kept as .bad, nothing installed', async () => {
+    const dest = freshDest();
+    const url = `${mirror.baseUrl}/random.bin`;
+    const e = await expectTaskError(fetchModel(opts(dest, { urls: [url], sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log })));
+    expect(e.exitCode).toBe(ExitCode.integrity);
+    expect(e.message).toContain(`model.gguf from ${url} matches the expected SHA-256 but is not a GGUF model (`);
+    expect(e.message).toMatch(/GGUF magic/);
+    expect(e.message).toContain(`refusing to install it as ${dest}; the file is kept as ${dest}.bad`);
+    expect(await exists(dest)).toBe(false);
+    expect(await exists(`${dest}.manifest.json`)).toBe(false);
+    expect((await readFile(`${dest}.bad`)).equals(notGguf.data)).toBe(true);
+  });
+
+  it('the same bytes are installed under a name that does not claim to be a GGUF', async () => {
+    const dest = freshDest().replace(/\.gguf$/, '.bin');
+    const r = await fetchModel(opts(dest, { urls: [`${mirror.baseUrl}/random.bin`], sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log }));
+    expect(r.manifest?.gguf).toBeNull();
+  });
+
+  it('refuses a non-GGUF file already at a .gguf dest with the expected checksum (no manifest), without any request', async () => {
+    const dest = freshDest();
+    await mkdir(path.dirname(dest), { recursive: true });
+    await writeFile(dest, notGguf.data);
+    const e = await expectTaskError(fetchModel(opts(dest, { sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log })));
+    expect(e.message).toContain(`matches the expected SHA-256 but is not a GGUF model`);
+    expect(await exists(`${dest}.manifest.json`)).toBe(false);
+    expect(mirror.requests).toEqual([]);
   });
 });
 

@@ -3,6 +3,8 @@ export {
   DEFAULT_HUB,
   listHubTree,
   lockedArtifact,
+  missingLockHint,
+  MODEL_FETCH_FROM_ROOT,
   readLock,
   resolveCommit,
   resolveModel,
@@ -26,6 +28,8 @@ export {
   type SourceFailure,
   type StatfsLike,
 } from './fetch.js';
+export { wantsGguf } from './gguf-check.js';
+export { backoffDelayMs, isTransient, type RetryPolicy } from './retry.js';
 export {
   SAMPLE_BYTES,
   SAMPLE_COUNT,

@@ -213,6 +213,8 @@ export interface BuildManifestOptions {
   /** Known SHA-256 (skips hashing the whole file again); computed when omitted. */
   sha256?: string;
   source?: string | null;
+  /** GGUF facts already read (e.g. by fetch's GGUF check): skips parsing the header again. */
+  gguf?: GgufFacts | null;
 }
 
 /** Builds the manifest of a local file: full hash (unless given), sampled hash, GGUF facts. */
@@ -227,7 +229,7 @@ export async function buildManifest(file: string, options: BuildManifestOptions 
     sampledHash,
     source: options.source ?? null,
     createdAt: new Date().toISOString(),
-    gguf: (await isGguf(file)) ? await readGgufFacts(file) : null,
+    gguf: options.gguf !== undefined ? options.gguf : (await isGguf(file)) ? await readGgufFacts(file) : null,
   };
 }
 

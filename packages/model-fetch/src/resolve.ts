@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
+import path from 'node:path';
 import { ExitCode, TaskError, writeFileAtomic, type Logger } from '@slm-copilot/task-kit';
-import { hubDownloadUrl, type CatalogEntry } from './catalog.js';
+import { CATALOG, hubDownloadUrl, type CatalogEntry } from './catalog.js';
 
 export const DEFAULT_HUB = 'https://huggingface.co';
 
@@ -14,6 +15,11 @@ export interface LockedArtifact {
   /** Where the checksum came from (an upstream checksum source, never a guess). */
   checksumSource: string;
   resolvedAt: string;
+  /** For a hub model: the repository (`owner/name`) and the file path in it. */
+  repo?: string;
+  file?: string;
+  /** How the entry's values were established, when not by `model-fetch resolve` reading the hub. */
+  provenance?: string;
 }
 
 export interface ArtifactsLock {
@@ -173,6 +179,26 @@ export async function readLock(lockPath: string): Promise<ArtifactsLock> {
   return lock;
 }
 
+/** The workspace command that runs model-fetch from the repository root, as typed (pnpm runs it in the package directory). */
+export const MODEL_FETCH_FROM_ROOT = 'pnpm --filter @slm-copilot/model-fetch exec tsx --conditions=source src/cli.ts';
+
+/**
+ * What to tell a user whose lock has no entry for catalog model `modelId`: the command, runnable as
+ * typed from the repository root, that records it (it reads the hub, so it needs the internet).
+ * `lockPath` is made absolute (the command runs in the package directory); by default the
+ * repository's `artifacts.lock.json`.
+ */
+export function missingLockHint(modelId: string, lockPath?: string): string {
+  const lock = lockPath ? path.resolve(lockPath) : '../../artifacts.lock.json';
+  if (!CATALOG.some((e) => e.id === modelId)) {
+    const known = CATALOG.map((e) => e.id).join(', ');
+    return `"${modelId}" is not a catalog model (known: ${known}); record its url, version, size, sha256 and ` +
+      `checksumSource in ${lockPath ?? 'artifacts.lock.json'} by hand, from an upstream checksum`;
+  }
+  return `record ${modelId}'s commit, size and SHA-256 from the model hub (needs the internet), ` +
+    `from the repository root: ${MODEL_FETCH_FROM_ROOT} resolve --model ${modelId} --lock ${lock}`;
+}
+
 /** One locked artifact, or a clear error naming the lock and the missing name. */
 export async function lockedArtifact(lockPath: string, name: string): Promise<LockedArtifact> {
   const lock = await readLock(lockPath);
@@ -180,7 +206,7 @@ export async function lockedArtifact(lockPath: string, name: string): Promise<Lo
   if (!a || typeof a.url !== 'string' || typeof a.sha256 !== 'string' || !SHA256_RE.test(a.sha256)) {
     throw new TaskError(`${lockPath} has no resolved artifact "${name}"`, {
       exitCode: ExitCode.invalidConfig,
-      hint: `run: model-fetch resolve --model <id> --lock ${lockPath} --name ${name}`,
+      hint: missingLockHint(name, lockPath),
     });
   }
   return a;
@@ -193,11 +219,13 @@ export async function lockedArtifact(lockPath: string, name: string): Promise<Lo
 export async function writeLockEntries(lockPath: string, entries: Record<string, LockedArtifact>): Promise<boolean> {
   const lock = await readLock(lockPath);
   for (const [name, a] of Object.entries(entries)) {
-    const { url, version, size, sha256, checksumSource, resolvedAt } = a;
+    const { url, version, size, sha256, checksumSource, resolvedAt, repo, file, provenance } = a;
     const before = lock.artifacts[name];
     // Keep the old timestamp when nothing else changed, so re-resolving does not churn the file.
     const same = before && before.url === url && before.version === version && before.size === size && before.sha256 === sha256 && before.checksumSource === checksumSource;
-    lock.artifacts[name] = { url, version, size, sha256, checksumSource, resolvedAt: same ? before.resolvedAt : resolvedAt };
+    const extra = Object.fromEntries(Object.entries({ repo, file, provenance }).filter(([, v]) => v !== undefined));
+    const at = same ? before.resolvedAt : resolvedAt;
+    lock.artifacts[name] = { url, version, size, sha256, checksumSource, resolvedAt: at, ...extra };
   }
   return (await writeFileAtomic(lockPath, `${JSON.stringify(lock, null, 2)}\n`)) !== 'unchanged';
 }

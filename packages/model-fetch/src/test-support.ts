@@ -40,6 +40,50 @@ export async function randomFile(file: string, bytes: number): Promise<{ data: B
   return { data, sha256: sha256Of(data), size: bytes };
 }
 
+/**
+ * A minimal valid GGUF v3 header (architecture `llama`, the keys the manifest needs, no tensors),
+ * as written by llama.cpp's gguf writer: little-endian counts, u64-length strings, typed values.
+ */
+export function ggufHeader(): Buffer {
+  const str = (s: string) => {
+    const b = Buffer.from(s, 'utf8');
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(b.length));
+    return Buffer.concat([len, b]);
+  };
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    return b;
+  };
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return b;
+  };
+  const GGUF_TYPE_UINT32 = 4;
+  const GGUF_TYPE_STRING = 8;
+  const kv: Array<[string, number | string]> = [
+    ['general.architecture', 'llama'],
+    ['llama.context_length', 4096],
+    ['llama.block_count', 2],
+    ['llama.embedding_length', 64],
+    ['llama.attention.head_count', 4],
+  ];
+  const value = (v: number | string) =>
+    typeof v === 'string' ? Buffer.concat([u32(GGUF_TYPE_STRING), str(v)]) : Buffer.concat([u32(GGUF_TYPE_UINT32), u32(v)]);
+  const body = kv.map(([k, v]) => Buffer.concat([str(k), value(v)]));
+  return Buffer.concat([Buffer.from('GGUF', 'latin1'), u32(3), u64(0), u64(kv.length), ...body]);
+}
+
+/** A `bytes`-long file that parses as GGUF: the header above, then random bytes. */
+export async function randomGguf(file: string, bytes: number): Promise<{ data: Buffer; sha256: string; size: number }> {
+  const header = ggufHeader();
+  const data = Buffer.concat([header, randomBytes(bytes - header.length)]);
+  await writeFile(file, data);
+  return { data, sha256: sha256Of(data), size: bytes };
+}
+
 /** The mirror logs a request when the server side of the response closes, a moment after the client is done. */
 export async function settledRequests(mirror: Mirror, name: string, atLeast = 0): Promise<MirrorRequest[]> {
   const pick = () => mirror.requests.filter((q) => q.path === `/${name}`);

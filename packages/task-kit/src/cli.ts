@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createLogger, type Logger } from './log.js';
-import { ExitCode, formatError, isTaskError, UsageError } from './errors.js';
+import { ExitCode, formatError, isTaskError } from './errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -38,6 +38,24 @@ export function helpText(spec: CommandSpec<Options>, optionHelp: Record<string, 
 }
 
 /**
+ * npm and pnpm pass the user's own `--` through (`pnpm run x -- --help`), and scripts end with one to keep
+ * Node from reading their flags: leading `--` are not arguments.
+ */
+export function dropLeadingDashes(argv: readonly string[]): string[] {
+  let i = 0;
+  while (argv[i] === '--') i++;
+  return argv.slice(i);
+}
+
+/** One line for a parseArgs error: `<command>: unknown option --bogus (see <command> --help)`. */
+export function usageLine(command: string, error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknown = /^Unknown option '([^']+)'/.exec(message);
+  const text = unknown ? `unknown option ${unknown[1]}` : (message.split('\n')[0] ?? message).replace(/\.$/, '');
+  return `${command}: ${text} (see ${command} --help)`;
+}
+
+/**
  * Parses argv, prints --help, builds the logger and turns errors into exit codes:
  * a TaskError prints its message and hint (never a stack), anything else is a bug and prints its stack.
  */
@@ -52,13 +70,15 @@ export async function runCommand<O extends Options>(
     let parsed;
     try {
       parsed = parseArgs({
-        args: argv,
+        args: dropLeadingDashes(argv),
         options: { ...spec.options, ...commonOptions },
         allowPositionals: spec.allowPositionals ?? false,
         strict: true,
       });
     } catch (error) {
-      throw new UsageError((error as Error).message, `see ${spec.name} --help`);
+      // A usage error is one line on stderr, naming the flag: no timestamp, no hint block, no stack.
+      process.stderr.write(`${usageLine(spec.name, error)}\n`);
+      return ExitCode.usage;
     }
     const values = parsed.values as Record<string, unknown>;
     if (values.help) {

@@ -7,3 +7,4 @@ export * from './shell.js';
 export * from './host.js';
 export * from './lock.js';
 export * from './systemd.js';
+export * from './apt.js';

@@ -4,6 +4,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { $ } from 'zx';
 import { parseRange, startMirror, type Mirror } from './mirror.js';
 
 const SIZE = 256 * 1024;
@@ -38,7 +39,8 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'testbed-mirror-'));
   data = randomBytes(SIZE);
-  for (const name of ['plain.bin', 'drop.bin', 'slow.bin', 'gone.bin', 'bad.bin', 'late.bin', 'err.bin']) await writeFile(join(dir, name), data);
+  const names = ['plain.bin', 'drop.bin', 'slow.bin', 'gone.bin', 'bad.bin', 'late.bin', 'err.bin', 'norange.bin', 'reset.bin'];
+  for (const name of names) await writeFile(join(dir, name), data);
   await writeFile(join(dir, 'empty.bin'), Buffer.alloc(0));
   mirror = await startMirror({
     root: dir,
@@ -49,6 +51,8 @@ beforeAll(async () => {
       'bad.bin': { corrupt: [0, 100_000] },
       'late.bin': { delayMs: 400 },
       'err.bin': { status: 503 },
+      'norange.bin': { ignoreRange: true },
+      'reset.bin': { resetAfterBytes: 5000, dropRequests: 1 },
     },
   });
 });
@@ -194,5 +198,55 @@ describe('mirror', () => {
     expect((await fetch(`${mirror.baseUrl}/plain.bin`, { method: 'HEAD' })).status).toBe(404);
     mirror.setFault('plain.bin', undefined);
     expect((await fetch(`${mirror.baseUrl}/plain.bin`, { method: 'HEAD' })).status).toBe(200);
+  });
+
+  it('fault ignoreRange: a Range request gets 200 and the whole file, as from a server without ranges', async () => {
+    const r = await rawGet(`${mirror.baseUrl}/norange.bin`, { range: 'bytes=1000-' });
+    expect(r.status).toBe(200);
+    expect(r.headers['content-range']).toBeUndefined();
+    expect(r.body.equals(data)).toBe(true);
+    const log = (await logsFor('/norange.bin', 1)).at(-1)!;
+    expect(log).toMatchObject({ range: 'bytes=1000-', status: 200, bytes: SIZE });
+  });
+
+  // Mutation check (tried by hand): destroy() instead of resetAndDestroy() makes this fail ("Connection closed").
+  it('fault resetAfterBytes: a TCP reset ("Connection reset by peer") after N body bytes, first K GETs', async () => {
+    // wget (what model-fetch drives) tells the two apart: "Connection reset by peer" vs "Connection closed"
+    const wget = $({ nothrow: true, quiet: true, env: { ...process.env, LC_ALL: 'C' } });
+    const first = await wget`wget -O /dev/null --tries=1 ${mirror.baseUrl}/reset.bin`;
+    expect(first.exitCode).toBe(4);
+    expect(first.stderr).toMatch(new RegExp(`Read error at byte 5000/${SIZE} \\(Connection reset by peer\\)`));
+    const next = await rawGet(`${mirror.baseUrl}/reset.bin`);
+    expect(next.aborted).toBe(false);
+    expect(next.body.equals(data)).toBe(true);
+    const logs = await logsFor('/reset.bin', 2);
+    expect(logs.map((q) => [q.bytes, q.dropped])).toEqual([
+      [5000, true],
+      [SIZE, false],
+    ]);
+  });
+
+  it('refuse(ms): connections to its port are refused, then it listens on the same port again', async () => {
+    const m = await startMirror({ root: dir });
+    try {
+      await m.refuse();
+      const refused = await fetch(`${m.baseUrl}/plain.bin`).then(
+        () => 'connected',
+        (e: { cause?: { code?: string } }) => e.cause?.code,
+      );
+      expect(refused).toBe('ECONNREFUSED');
+      await m.listen();
+      expect((await fetch(`${m.baseUrl}/plain.bin`, { method: 'HEAD' })).status).toBe(200);
+      await m.refuse(300);
+      const t0 = performance.now();
+      let status = 0;
+      while (status === 0 && performance.now() - t0 < 5000) {
+        status = await fetch(`${m.baseUrl}/plain.bin`, { method: 'HEAD' }).then((r) => r.status, () => 0);
+        if (status === 0) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toBe(200);
+    } finally {
+      await m.stop();
+    }
   });
 });

@@ -6,10 +6,14 @@ import { join, normalize, sep } from 'node:path';
 
 /** Faults injected for one file name (the path under the mirror root, e.g. `model.gguf`). */
 export interface MirrorFault {
-  /** Destroy the connection after this many body bytes (counted from the start of the response body). */
+  /** Close the connection after this many body bytes (counted from the start of the response body). */
   dropAfterBytes?: number;
-  /** Only the first K GET requests for the file are dropped (default 1). */
+  /** Reset the connection (TCP RST: "Connection reset by peer") after this many body bytes; 0: after the headers. */
+  resetAfterBytes?: number;
+  /** Only the first K GET requests for the file are dropped or reset (default 1). */
   dropRequests?: number;
+  /** Behave like a server without range support: answer a Range request with 200 and the whole file. */
+  ignoreRange?: boolean;
   /** Throttle the body to about this many bytes per second. */
   bytesPerSecond?: number;
   /** Answer 404 although the file exists. */
@@ -31,7 +35,7 @@ export interface MirrorRequest {
   status: number;
   /** Body bytes actually written. */
   bytes: number;
-  /** True when a `dropAfterBytes` fault cut the connection. */
+  /** True when a `dropAfterBytes` or `resetAfterBytes` fault cut the connection. */
   dropped: boolean;
 }
 
@@ -56,6 +60,13 @@ export interface Mirror {
   faults: Record<string, MirrorFault>;
   /** Replace (or with `undefined` remove) the faults of one file. */
   setFault(name: string, fault: MirrorFault | undefined): void;
+  /**
+   * Stops listening, so that connections to the port are refused (ECONNREFUSED), for `ms`
+   * milliseconds (then listens on the same port again), or until `listen()` when `ms` is omitted.
+   */
+  refuse(ms?: number): Promise<void>;
+  /** Listens again on the same port after `refuse()`. */
+  listen(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -145,7 +156,7 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
       return plain(404, 'not found\n');
     }
 
-    const r = parseRange(typeof range === 'string' ? range : undefined, size);
+    const r = fault.ignoreRange ? null : parseRange(typeof range === 'string' ? range : undefined, size);
     const common = {
       'Accept-Ranges': 'bytes',
       'Content-Type': 'application/octet-stream',
@@ -169,10 +180,29 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     }
 
     let dropAt = Infinity;
-    if (fault.dropAfterBytes !== undefined && method === 'GET') {
+    let reset = false;
+    const cutAfter = fault.resetAfterBytes ?? fault.dropAfterBytes;
+    if (cutAfter !== undefined && method === 'GET') {
       const n = (getCounts.get(name) ?? 0) + 1;
       getCounts.set(name, n);
-      if (n <= (fault.dropRequests ?? 1)) dropAt = fault.dropAfterBytes;
+      if (n <= (fault.dropRequests ?? 1)) {
+        dropAt = cutAfter;
+        reset = fault.resetAfterBytes !== undefined;
+      }
+    }
+    const cut = () => {
+      entry.dropped = true;
+      // resetAndDestroy sends a TCP RST (the client reads ECONNRESET); destroy alone closes with a FIN.
+      if (reset && res.socket) res.socket.resetAndDestroy();
+      else res.socket?.destroy();
+      res.destroy();
+    };
+    if (dropAt === 0) {
+      res.flushHeaders();
+      // an empty socket write calls back once the headers before it reached the kernel
+      await new Promise<void>((resolve) => (res.socket ? res.socket.write('', () => resolve()) : resolve()));
+      cut();
+      return;
     }
     const flips = fault.corrupt === true ? [Math.floor(size / 2)] : Array.isArray(fault.corrupt) ? fault.corrupt : [];
     const bps = fault.bytesPerSecond;
@@ -194,10 +224,8 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
         if (entry.bytes + chunk.length >= dropAt) {
           const part = chunk.subarray(0, dropAt - entry.bytes);
           entry.bytes += part.length;
-          entry.dropped = true;
           await new Promise<void>((resolve) => res.write(part, () => resolve()));
-          res.socket?.destroy();
-          res.destroy();
+          cut();
           break;
         }
         entry.bytes += chunk.length;
@@ -225,11 +253,21 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     sockets.add(s);
     s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, host, () => resolve());
-  });
+  const listenOn = (p: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(p, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  await listenOn(opts.port ?? 0);
   const port = (server.address() as AddressInfo).port;
+  let reopen: NodeJS.Timeout | undefined;
+  const listen = async () => {
+    clearTimeout(reopen);
+    if (!server.listening) await listenOn(port);
+  };
   return {
     baseUrl: `http://${host}:${port}`,
     port,
@@ -240,9 +278,17 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
       else delete faults[name];
       getCounts.delete(name);
     },
+    async refuse(ms) {
+      // close() stops accepting at once; its callback waits for open connections, which we do not need.
+      if (server.listening) server.close();
+      if (ms !== undefined) reopen = setTimeout(() => void listen().catch(() => undefined), ms);
+    },
+    listen,
     stop: () =>
       new Promise<void>((resolve) => {
+        clearTimeout(reopen);
         for (const s of sockets) s.destroy();
+        if (!server.listening) return resolve();
         server.close(() => resolve());
       }),
   };

@@ -10,3 +10,4 @@ export { ensureSshKey, generateSshKey, sshOptions, type SshKey } from './ssh.js'
 export { cacheRoot, vmCacheDir, freePort, withTimeout, sha256File } from './util.js';
 export { ensureHostTools, TOOLS, type HostTool } from './host-tools.js';
 export { withFileLock } from './lock.js';
+export { STAGED_MIRROR_DIR, MIRROR_DISK_LABEL, makeMirrorDisk, mirrorDiskBytes, type MirrorDisk, type MakeMirrorDiskOptions } from './mirror-disk.js';

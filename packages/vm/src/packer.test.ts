@@ -3,11 +3,16 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { PACKER_DIR, PLUGINS_FILE, packerValidate, packerVersion, supportsRequiredPlugins, TEST_PROFILE, varArgs } from './packer.js';
+import { buildImage, PACKER_DIR, PLUGINS_FILE, packerValidate, packerVersion, supportsRequiredPlugins, TEST_PROFILE, varArgs } from './packer.js';
 
 describe('packer helpers', () => {
   it('renders -var arguments (lists as JSON/HCL)', () => {
     expect(varArgs({ a: 'x y', b: 2, c: true, d: ['-F', 'qcow2'] })).toEqual(['-var', 'a=x y', '-var', 'b=2', '-var', 'c=true', '-var', 'd=["-F","qcow2"]']);
+  });
+  it('the offline profile refuses to start without the mirror (its base image, checksum and mirror dir)', async () => {
+    const base = { bundleDir: '/nonexistent', nodeRuntimeTarball: '/nonexistent', applianceDir: '/nonexistent', outputDir: '/nonexistent/out' };
+    await expect(buildImage({ ...base, profile: 'offline', sourceImage: '/m/noble.img', sourceChecksum: 'sha256:00' })).rejects.toThrow(/offline profile needs .*mirrorDir/);
+    await expect(buildImage({ ...base, profile: 'offline', mirrorDir: '/m' })).rejects.toThrow(/offline profile needs sourceImage/);
   });
   it('knows which Packer versions take required_plugins', () => {
     expect(supportsRequiredPlugins('1.6.6')).toBe(false);

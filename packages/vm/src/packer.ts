@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { ExitCode, formatDuration, TaskError, UsageError, type Logger } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
 import { ensureHostTools, TOOLS } from './host-tools.js';
+import { makeMirrorDisk, type MirrorDisk } from './mirror-disk.js';
 import { generateSshKey } from './ssh.js';
 import { defaultLogger, exists, fileSize, sha256File, tail, vmCacheDir } from './util.js';
 
@@ -318,10 +319,18 @@ export async function writeBuildSeed(dir: string, publicKey: string, instanceId 
 }
 
 export interface BuildImageOptions {
-  profile: 'production' | 'test';
-  /** Test profile: the base qcow2 (ensureBaseImage().path). Production: default Ubuntu URL unless given. */
+  /** offline = production's template and CPU settings with the guest network restricted (everything from the mirror). */
+  profile: 'production' | 'offline' | 'test';
+  /** Test profile: the base qcow2 (ensureBaseImage().path). Production: default Ubuntu URL unless given. Offline: required (the mirror's cloud image). */
   sourceImage?: string;
   sourceChecksum?: string;
+  /**
+   * HOST directory of artifacts (`<mirrorDir>/<artifact-name>`), staged into the build VM as a read-only disk
+   * mounted at STAGED_MIRROR_DIR (the install command also gets it as $SLM_MIRROR_DIR). See mirror-disk.ts.
+   */
+  mirrorDir?: string;
+  /** Files of mirrorDir the build VM does not need (e.g. the base image): left off the mirror disk. */
+  mirrorExclude?: (relativePath: string) => boolean;
   bundleDir: string;
   nodeRuntimeTarball: string;
   applianceDir: string;
@@ -339,6 +348,8 @@ export interface BuildImageOptions {
 }
 
 export interface BuildImageResult extends RunPackerResult {
+  /** The staged mirror (its image is deleted after the build), when mirrorDir was given. */
+  mirrorDisk: Omit<MirrorDisk, 'path'> | undefined;
   /** Fingerprint of the build VM's SSH host key (from the clean-up log), to prove VMs regenerate theirs. */
   buildHostKey: string | undefined;
   /** The one-off build key's public half (removed from the image). */
@@ -354,6 +365,7 @@ export interface BuildImageResult extends RunPackerResult {
 export async function buildImage(options: BuildImageOptions): Promise<BuildImageResult> {
   const log = defaultLogger(options.log, 'packer');
   const work = await mkdtemp(path.join(tmpdir(), 'slm-build-access-'));
+  const cleanups: Array<() => Promise<unknown>> = [];
   try {
     const key = await generateSshKey(options.buildKeyDir ?? path.join(work, 'key'));
     const seed = await writeBuildSeed(path.join(work, 'seed'), key.publicKey);
@@ -376,8 +388,20 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       const info = JSON.parse((await $({ quiet: true, timeout: '60s' })`qemu-img info --output=json ${image}`).stdout);
       vars.disk_size = `${Math.ceil(Number(info['virtual-size']) / 1048576)}M`;
     } else {
+      if (options.profile === 'offline' && (!options.sourceImage || !options.sourceChecksum || !options.mirrorDir)) {
+        throw new UsageError('the offline profile needs sourceImage + sourceChecksum (from the mirror) and mirrorDir');
+      }
       if (options.sourceImage) vars.source_image_url = options.sourceImage;
       if (options.sourceChecksum) vars.source_image_checksum = options.sourceChecksum;
+      if (options.profile === 'offline') vars.guest_network_restrict = 'on';
+    }
+    let mirrorDisk: MirrorDisk | undefined;
+    if (options.mirrorDir) {
+      // Beside the output (the user picked that file system for the image), not in /tmp: it holds the model.
+      const out = `${path.resolve(options.outputDir)}.mirror-disk.img`;
+      mirrorDisk = await log.phase('mirror disk', () => makeMirrorDisk({ mirrorDir: options.mirrorDir!, out, exclude: options.mirrorExclude, log }));
+      cleanups.push(() => rm(out, { force: true }));
+      vars.mirror_disk = mirrorDisk.path;
     }
     Object.assign(vars, options.vars);
     const result = await runPacker({
@@ -391,8 +415,10 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       phaseTimeoutsMs: options.phaseTimeoutsMs,
     });
     const buildHostKey = /build VM host key: \d+ (SHA256:\S+)/.exec(result.output)?.[1];
-    return { ...result, buildHostKey, buildPublicKey: key.publicKey, buildPrivateKeyFile: options.buildKeyDir ? key.privateKeyFile : undefined };
+    const staged = mirrorDisk ? { files: mirrorDisk.files, bytes: mirrorDisk.bytes, ms: mirrorDisk.ms } : undefined;
+    return { ...result, mirrorDisk: staged, buildHostKey, buildPublicKey: key.publicKey, buildPrivateKeyFile: options.buildKeyDir ? key.privateKeyFile : undefined };
   } finally {
+    for (const c of cleanups) await c();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -3,6 +3,7 @@
  * Cold cache: + ~2–7 min for the base image. Set SLM_VM_SKIP_SLOW=1 to skip when running vitest directly.
  * Every phase logs its duration and has its own timeout; every QEMU/Packer process is killed on failure.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -11,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { ensureBaseImage, type BaseImage } from './base-image.js';
 import { makeContextIso } from './context-iso.js';
+import { STAGED_MIRROR_DIR } from './mirror-disk.js';
 import { buildImage, type BuildImageResult } from './packer.js';
 import { bootVm, type Vm } from './qemu.js';
 import { ensureSshKey, type SshKey } from './ssh.js';
@@ -57,6 +59,17 @@ describe.skipIf(skip)('[slow] VM pipeline: base image → packer build (test pro
     await writeFile(path.join(appliance, 'appliance.sh'), '# stand-in for the one-apps appliance script\n');
     const node = path.join(work, 'node-runtime.tar.xz');
     await $({ quiet: true })`tar -cJf ${node} -C ${appliance} appliance.sh`;
+    // The artifact mirror, staged as a read-only disk: the install command checks every file's sha256 in the VM.
+    const mirror = path.join(work, 'mirror');
+    await mkdir(path.join(mirror, 'apt'), { recursive: true });
+    const staged = { 'model.gguf': randomBytes(64 * 1024 * 1024), 'apt/pkg_1.0_amd64.deb': randomBytes(4096), 'llama-server.tar.xz': randomBytes(100_000) };
+    for (const [name, bytes] of Object.entries(staged)) await writeFile(path.join(mirror, name), bytes);
+    await writeFile(path.join(mirror, 'host-only.img'), 'the base image: not staged');
+    const sums = Object.entries(staged).map(([name, bytes]) => `${createHash('sha256').update(bytes).digest('hex')}  ${name}`).join('\\n');
+    const mirrorCheck =
+      `test "$SLM_MIRROR_DIR" = ${STAGED_MIRROR_DIR} && cd "$SLM_MIRROR_DIR" && s=$(date +%s%N) && printf '${sums}\\n' | sha256sum -c --strict - && ` +
+      'echo "slm-mirror-check: sha256 of all files in $(( ($(date +%s%N) - s) / 1000000 )) ms" && test ! -e host-only.img && ' +
+      '! touch "$SLM_MIRROR_DIR/write-test" 2>/dev/null && echo "slm-mirror-check: read-only, ok"';
     build = await buildImage({
       profile: 'test',
       sourceImage: base.path,
@@ -64,7 +77,10 @@ describe.skipIf(skip)('[slow] VM pipeline: base image → packer build (test pro
       nodeRuntimeTarball: node,
       applianceDir: appliance,
       // Uses all three uploads; also leaves a password and shell history that the clean-up must remove.
+      mirrorDir: mirror,
+      mirrorExclude: (f) => f === 'host-only.img',
       installCommand:
+        `${mirrorCheck} && ` +
         'install -D -m 0644 "$SLM_BUNDLE_DIR/marker.txt" /opt/slm-test/marker.txt && tar -tJf "$SLM_NODE_RUNTIME" && ' +
         'test -f "$SLM_APPLIANCE_DIR/appliance.sh" && echo root:build-password | chpasswd && echo "ls /" > /root/.bash_history',
       outputDir: path.join(work, 'output'),
@@ -75,6 +91,15 @@ describe.skipIf(skip)('[slow] VM pipeline: base image → packer build (test pro
     });
     figures['packer test build'] = `${formatDuration(build.durationMs)} (${build.phases.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ')})`;
     expect(build.output).toContain('slm-cleanup: done');
+    // the mirror was mounted read-only at the fixed in-VM path, every staged file matched, then it was unmounted
+    expect(build.output).toMatch(/slm-mirror: mounted \/dev\/vd[a-z] +ext2 +ro[, ]/);
+    for (const name of Object.keys(staged)) expect(build.output).toContain(`${name}: OK`);
+    expect(build.output).toContain('slm-mirror-check: read-only, ok');
+    expect(build.output).toContain('slm-cleanup: unmounted the mirror disk');
+    expect(build.mirrorDisk?.files.sort()).toEqual(Object.keys(staged).sort());
+    const inVm = /slm-mirror-check: sha256 of all files in (\d+) ms/.exec(build.output)?.[1];
+    figures['mirror disk (64 MiB + 2 small files)'] =
+      `made in ${formatDuration(build.mirrorDisk!.ms)} on the host; sha256 of all in the VM (TCG) ${inVm} ms`;
     expect(build.buildHostKey).toMatch(/^SHA256:/);
     const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${build.image}`).stdout);
     expect(info.format).toBe('qcow2');
