@@ -4,14 +4,14 @@
 
 variable "source_image_url" {
   type        = string
-  description = "Disk image to start from (qcow2). Production: Ubuntu 24.04 (noble) server cloud image; 'current' moves with Ubuntu's releases."
-  default     = "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img"
+  description = "Disk image to start from (qcow2). Production: Ubuntu 24.04 (noble) server cloud image of a dated release (build-image passes the pin of artifacts.lock.json, baseImage.production)."
+  default     = "https://cloud-images.ubuntu.com/releases/noble/release-20260926/ubuntu-24.04-server-cloudimg-amd64.img"
 }
 
 variable "source_image_checksum" {
   type        = string
   description = "Packer iso_checksum: Ubuntu's published SHA256SUMS beside the image (file:URL), or sha256:<hex> for a local image."
-  default     = "file:https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"
+  default     = "file:https://cloud-images.ubuntu.com/releases/noble/release-20260926/SHA256SUMS"
 }
 
 variable "use_backing_file" {

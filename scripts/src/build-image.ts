@@ -16,19 +16,20 @@ import { BUILD_VARS, DEFAULT_BUILD_SETTINGS, readBuildEnv, REPO_ENV_FILE, type B
 import { buildVarOptionHelp, buildVarOptions, flagsFromValues } from './build-flags.js';
 import {
   finishPlan,
-  OFFLINE_BASE_IMAGE,
   recipeFor,
   TEST_MODEL_FILE,
   type BuildRecipe,
   type StagedArtifacts,
 } from './build-plan.js';
+import { resolveBaseImageChecksum } from './base-image-pin.js';
 import { bundleAppliance, repoRoot } from './bundle.js';
 import { hostProbes, type HostProbes } from './host-probes.js';
 import { imageFacts, renderMarketplaceYaml, type ImageFacts } from './marketplace.js';
 import { NODE_RUNTIME } from './node-runtime.js';
 import { LOCK_FILE } from './lock-file.js';
 import { preflightChecks, preflightError, type Check } from './preflight.js';
-import { offlineBaseImage, stageArtifacts } from './stage.js';
+import { hostOnlyMirrorFile, offlineBaseImage, verifyMirror } from './mirror.js';
+import { stageArtifacts } from './stage.js';
 
 export const APPLIANCE_VERSION = '0.1.0';
 /** Where the Packer template uploads the bundle inside the build VM (packer var staging_dir + /bundle). */
@@ -108,6 +109,11 @@ export async function buildApplianceImage(
   const mirrorDir = path.join(outputDir, 'mirror');
   for (const d of [packerOut, bundleDir]) await rm(d, { recursive: true, force: true });
   await mkdir(outputDir, { recursive: true });
+  const hostMirror = recipe.hostMirror;
+  if (env.profile === 'offline' && hostMirror !== undefined) {
+    // before anything is staged: a file that does not match the mirror's manifest is refused by name
+    await log.phase('verify the mirror against its manifest', () => verifyMirror(hostMirror, { log }));
+  }
   const staged = await deps.stage(recipe, mirrorDir, { cacheDir: env.resolved.cache, log });
   const plan = finishPlan(recipe, staged);
   await log.phase('bundle the appliance', () => bundleAppliance(bundleDir, plan, log));
@@ -115,6 +121,10 @@ export async function buildApplianceImage(
   const base = test ? await log.phase('Debian base image', () => ensureBaseImage({ log })) : undefined;
   const offline =
     env.profile === 'offline' && recipe.hostMirror ? await offlineBaseImage(recipe.hostMirror) : undefined;
+  const production =
+    env.profile === 'production'
+      ? await log.phase('Ubuntu base image checksum', () => resolveBaseImageChecksum(deps.lockFile, log))
+      : undefined;
   const built = await log.phase('packer build', () =>
     buildImage({
       profile: env.profile,
@@ -122,11 +132,11 @@ export async function buildApplianceImage(
       applianceDir: path.join(bundleDir, 'appliance'),
       nodeRuntimeTarball: path.join(bundleDir, 'manifest.json'),
       outputDir: packerOut,
-      sourceImage: base?.path ?? offline?.image,
-      sourceChecksum: offline?.checksum,
+      sourceImage: base?.path ?? offline?.sourceImage ?? production?.url,
+      sourceChecksum: offline?.sourceChecksum ?? production?.checksum,
       mirrorDir,
       // the base image boots the build VM; the install stage never reads it
-      mirrorExclude: (rel) => rel === OFFLINE_BASE_IMAGE.file,
+      mirrorExclude: hostOnlyMirrorFile,
       installCommand: `sh ${STAGED_BUNDLE}/install.sh && sync`,
       log,
     }),

@@ -19,12 +19,6 @@ export const TEST_MODEL_FILE = 'slm-copilot-test-tiny-Q4_K_M.gguf';
  */
 export const APT_PACKAGES: readonly string[] = ['nginx', 'openssl', 'certbot', 'libgomp1'];
 
-/**
- * The Ubuntu cloud image the offline profile takes from the mirror, with Ubuntu's SHA256SUMS beside it
- * (the file names of packer/variables.pkr.hcl's source_image_url and its checksum list).
- */
-export const OFFLINE_BASE_IMAGE = { file: 'noble-server-cloudimg-amd64.img', sums: 'SHA256SUMS' } as const;
-
 /** The model of the recipe: a locked catalog model, or (test) the tiny GGUF made on this host. */
 export type RecipeModel =
   | { kind: 'locked'; id: string; artifact: PlannedArtifact }

@@ -11,6 +11,8 @@ import { findModel, DEFAULT_MODEL_ID, fetchModel, lockedArtifact } from '@slm-co
 import { localAiRelease, LOCALAI_VERSION as LOCALAI_PIN } from '@slm-copilot/localai-install';
 import { ExitCode, runCommand, sha256File, sh, TaskError, UsageError, writeFileAtomic, type Logger } from '@slm-copilot/task-kit';
 import { NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
+import { readBaseImagePin } from './base-image-pin.js';
+import { APT_PACKAGES } from './build-plan.js';
 import { downloadDebs, ubuntuNobleSources } from './mirror-apt.js';
 import { downloadSri, fetchText, npmIntegrity, npmTarballUrl, sumFor } from './mirror-fetch.js';
 import { MIRROR_MANIFEST, readMirrorManifest, verifyMirror, writeMirrorManifest, type MirrorFile } from './mirror-manifest.js';
@@ -25,12 +27,11 @@ const localAi = (v: string) => {
   return { binary: r.binaryAsset, checksums: r.checksumsAsset, backendImage: r.backendImage };
 };
 
-/** The apt packages the install stage adds (and their dependencies come along). */
-export const APPLIANCE_APT_PACKAGES = ['nginx', 'openssl', 'certbot', 'libgomp1'] as const;
 
 /** File names inside a mirror. */
 export const MIRROR_FILES = {
-  ubuntuImage: 'noble-server-cloudimg-amd64.img',
+  // the name inside Ubuntu's dated release directories (release-YYYYMMDD/SHA256SUMS lists it so)
+  ubuntuImage: 'ubuntu-24.04-server-cloudimg-amd64.img',
   ubuntuSums: 'noble-server-cloudimg-SHA256SUMS',
   localaiBinary: localAi(LOCALAI_VERSION).binary,
   localaiChecksums: localAi(LOCALAI_VERSION).checksums,
@@ -211,7 +212,7 @@ async function packerPlugin(o: FillMirrorOptions, up: MirrorUpstreams, version: 
 async function debs(o: FillMirrorOptions, up: MirrorUpstreams): Promise<MirrorFile[]> {
   const sources = o.aptSources ?? ubuntuNobleSources(up.ubuntuArchive, up.ubuntuSecurity);
   const dest = path.join(o.dir, MIRROR_FILES.aptDir);
-  const names = await downloadDebs({ packages: o.aptPackages ?? APPLIANCE_APT_PACKAGES, dest, sources, log: o.log });
+  const names = await downloadDebs({ packages: o.aptPackages ?? APT_PACKAGES, dest, sources, log: o.log });
   const out: MirrorFile[] = [];
   for (const n of names) {
     const f = path.join(dest, n);
@@ -242,7 +243,7 @@ export async function fillMirror(o: FillMirrorOptions): Promise<{ manifest: stri
     nodeRuntime: `${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`,
     llamaCppSource: `node-llama-cpp@${NODE_LLAMA_CPP_VERSION}`,
     packerPlugin: o.packerPluginVersion ?? null,
-    aptPackages: [...(o.aptPackages ?? APPLIANCE_APT_PACKAGES)],
+    aptPackages: [...(o.aptPackages ?? APT_PACKAGES)],
   };
   const manifest = await writeMirrorManifest(o.dir, { version: 1, createdAt: new Date().toISOString(), inputs, files });
   o.log.info(`mirror ${o.dir}: ${files.length} files, ${(files.reduce((n, f) => n + f.size, 0) / 1024 ** 3).toFixed(2)} GiB; manifest ${manifest}`);
@@ -275,7 +276,7 @@ the command refuses: nothing else here can fetch an OCI image.`,
 
 const OPTION_HELP = {
   dir: 'the mirror directory (created)',
-  'ubuntu-release': 'Ubuntu noble cloud-image release date (release-YYYYMMDD directory), required',
+  'ubuntu-release': 'Ubuntu noble cloud-image release date YYYYMMDD (default: the pin of artifacts.lock.json, baseImage.production)',
   model: `catalog id / lock entry of the model (default ${DEFAULT_MODEL_ID})`,
   lock: 'artifacts.lock.json (default the repository\'s)',
   'backend-archive': 'an existing docker-save tarball of the LocalAI llama-cpp backend image',
@@ -292,12 +293,13 @@ export function main(argv: string[]): Promise<number> {
       log.info(`mirror ${dir}: ${r.files} files match ${MIRROR_MANIFEST}`);
       return 0;
     }
-    const release = values['ubuntu-release'] as string | undefined;
-    if (!release) throw new UsageError('--ubuntu-release is required (a dated directory, never "current")', 'see https://cloud-images.ubuntu.com/releases/noble/');
+    const lockPath = path.resolve((values.lock as string | undefined) ?? path.join(REPO_ROOT, 'artifacts.lock.json'));
+    // the same dated release the production build pins, unless asked otherwise
+    const release = (values['ubuntu-release'] as string | undefined) ?? (await readBaseImagePin(lockPath)).release.slice('release-'.length);
     await fillMirror({
       dir: path.resolve(dir),
       ubuntuRelease: release,
-      lockPath: path.resolve((values.lock as string | undefined) ?? path.join(REPO_ROOT, 'artifacts.lock.json')),
+      lockPath,
       model: values.model as string | undefined,
       backendArchive: values['backend-archive'] as string | undefined,
       packerPluginVersion: values['packer-plugin-version'] as string | undefined,

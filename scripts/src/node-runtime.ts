@@ -18,8 +18,14 @@ export const NODE_RUNTIME = {
 
 export const cacheRoot = () => process.env.SLM_COPILOT_CACHE ?? path.join(homedir(), '.cache/slm-copilot');
 
-/** Returns the path of a stripped node binary, fetched once into the host cache. */
-export async function ensureNodeRuntime(log: Logger): Promise<{ node: string; version: string; integrity: string }> {
+/**
+ * Returns the path of a stripped node binary, fetched once into the host cache — from the npm registry,
+ * or (offline builds) from `opts.tarball`, the mirror's copy; either is checked against the pinned integrity.
+ */
+export async function ensureNodeRuntime(
+  log: Logger,
+  opts: { tarball?: string } = {},
+): Promise<{ node: string; version: string; integrity: string }> {
   const dir = path.join(cacheRoot(), 'node-runtime', `${NODE_RUNTIME.npmPackage}-${NODE_RUNTIME.version}`);
   const node = path.join(dir, 'node');
   if (existsSync(node)) return { node, version: NODE_RUNTIME.version, integrity: NODE_RUNTIME.integrity };
@@ -27,10 +33,12 @@ export async function ensureNodeRuntime(log: Logger): Promise<{ node: string; ve
     if (existsSync(node)) return { node, version: NODE_RUNTIME.version, integrity: NODE_RUNTIME.integrity };
     const work = await mkdtemp(path.join(tmpdir(), 'node-runtime-'));
     try {
-      await log.phase(`npm pack ${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`, () =>
-        sh({ cwd: work })`npm pack --silent ${`${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`}`,
-      );
-      const tarball = path.join(work, `${NODE_RUNTIME.npmPackage}-${NODE_RUNTIME.version}.tgz`);
+      const tarball = opts.tarball ?? path.join(work, `${NODE_RUNTIME.npmPackage}-${NODE_RUNTIME.version}.tgz`);
+      if (!opts.tarball) {
+        await log.phase(`npm pack ${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`, () =>
+          sh({ cwd: work })`npm pack --silent ${`${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`}`,
+        );
+      }
       const digest = `sha512-${createHash('sha512').update(await readFile(tarball)).digest('base64')}`;
       if (digest !== NODE_RUNTIME.integrity) {
         throw new TaskError(`${path.basename(tarball)} does not match the pinned integrity (got ${digest})`, { exitCode: ExitCode.integrity });

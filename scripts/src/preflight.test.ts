@@ -193,7 +193,7 @@ describe('preflight', () => {
       goodHost({ pathExists: async (f) => f === mirror }),
     );
     expect(preflightError('offline', offline)!.message).toMatch(
-      /mirror: .* lacks noble-server-cloudimg-amd64\.img, SHA256SUMS/,
+      /mirror: .* lacks ubuntu-24\.04-server-cloudimg-amd64\.img, noble-server-cloudimg-SHA256SUMS/,
     );
   });
 });

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { ExitCode, TaskError } from '@slm-copilot/task-kit';
 import { TOOLS, type HostTool } from '@slm-copilot/vm';
 import type { BuildProfile } from './build-env.js';
-import { OFFLINE_BASE_IMAGE, type BuildRecipe } from './build-plan.js';
+import type { BuildRecipe } from './build-plan.js';
+import { MIRROR_FILES } from './mirror.js';
 import type { HostProbes } from './host-probes.js';
 
 export type CheckStatus = 'ok' | 'missing' | 'low' | 'info';
@@ -207,7 +208,7 @@ async function mirrorChecks(recipe: BuildRecipe, probes: HostProbes): Promise<Ch
       { name: 'mirror', status: 'ok', detail: `${dir}: its files are staged into the build VM`, blocking: false },
     ];
   const missing: string[] = [];
-  for (const f of [OFFLINE_BASE_IMAGE.file, OFFLINE_BASE_IMAGE.sums])
+  for (const f of [MIRROR_FILES.ubuntuImage, MIRROR_FILES.ubuntuSums])
     if (!(await probes.pathExists(path.join(dir, f)))) missing.push(f);
   if (missing.length === 0)
     return [

@@ -3,12 +3,15 @@
  * disk at STAGED_MIRROR_DIR). It holds what this host makes for the image — the llama-server runtime in
  * every profile, the tiny test model in test — and the files of the user's mirror directory.
  */
-import { copyFile, link, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { copyFile, link, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, TaskError, type Logger } from '@slm-copilot/task-kit';
-import { ensureLlamaRuntime, ensureTinyModel } from '@slm-copilot/testbed';
+import { ensureLlamaRuntime, ensureTinyModel, NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
 import type { BuildRecipe, StagedArtifacts } from './build-plan.js';
-import { OFFLINE_BASE_IMAGE, TEST_MODEL_FILE } from './build-plan.js';
+import { TEST_MODEL_FILE } from './build-plan.js';
+import { MIRROR_FILES } from './mirror.js';
+import { ensureNodeRuntime } from './node-runtime.js';
 
 /** A hard link (same file system: no copy of a 14 GB model), else a copy. */
 async function linkOrCopy(from: string, to: string): Promise<void> {
@@ -52,6 +55,7 @@ export async function stageArtifacts(
     const n = await log.phase(`stage the mirror ${hostMirror}`, () => linkTree(hostMirror, dir, path.dirname(path.resolve(dir))));
     log.info(`${n} files of ${hostMirror} staged`);
   }
+  if (recipe.hostMirror !== undefined) await seedNpmTarballs(recipe.hostMirror, cacheDir, log);
   const runtime = await log.phase('llama-server runtime (dispatching build)', () =>
     ensureLlamaRuntime({ cacheDir, log: (m: string) => log.info(m) }),
   );
@@ -73,17 +77,18 @@ export async function stageArtifacts(
   return staged;
 }
 
-/** The offline base image: the mirror's Ubuntu cloud image and its sha256 from the SHA256SUMS beside it. */
-export async function offlineBaseImage(mirror: string): Promise<{ image: string; checksum: string }> {
-  const sums = path.join(mirror, OFFLINE_BASE_IMAGE.sums);
-  const text = await readFile(sums, 'utf8');
-  for (const line of text.split('\n')) {
-    const m = /^([0-9a-f]{64}) [ *](.+)$/.exec(line.trim());
-    if (m && m[2] === OFFLINE_BASE_IMAGE.file)
-      return { image: path.join(mirror, OFFLINE_BASE_IMAGE.file), checksum: `sha256:${m[1]}` };
+/**
+ * Offline: the two npm tarballs the build needs on the host (llama.cpp's source in node-llama-cpp, the
+ * Node runtime) come from the mirror (verified against its manifest, whose checksums are the registry's
+ * integrity) into the host cache, where the build looks before asking the registry.
+ */
+async function seedNpmTarballs(mirror: string, cacheDir: string, log: Logger): Promise<void> {
+  const llamaSource = path.join(mirror, MIRROR_FILES.llamaSource);
+  const cached = path.join(cacheDir, 'npm', `node-llama-cpp-${NODE_LLAMA_CPP_VERSION}.tgz`);
+  if (existsSync(llamaSource) && !existsSync(cached)) {
+    await linkOrCopy(llamaSource, cached);
+    log.info(`llama.cpp source from the mirror: ${MIRROR_FILES.llamaSource}`);
   }
-  throw new TaskError(`${sums} lists no sha256 for ${OFFLINE_BASE_IMAGE.file}`, {
-    exitCode: ExitCode.integrity,
-    hint: 'fill the mirror again with the mirror command',
-  });
+  const nodeRuntime = path.join(mirror, MIRROR_FILES.nodeRuntime);
+  if (existsSync(nodeRuntime)) await ensureNodeRuntime(log, { tarball: nodeRuntime });
 }

@@ -38,7 +38,7 @@ describe('packer validate (real Packer)', () => {
       expect(text).toContain(s);
     expect(text).not.toContain('cd_content');
     expect(text).not.toContain('required_plugins');
-    expect(vars).toContain('default     = "file:https://cloud-images.ubuntu.com/noble/current/SHA256SUMS"');
+    expect(vars).toContain('default     = "file:https://cloud-images.ubuntu.com/releases/noble/release-20260926/SHA256SUMS"');
     expect(await readFile(path.join(PACKER_DIR, PLUGINS_FILE), 'utf8')).toMatch(/github\.com\/hashicorp\/qemu"[\s\S]*"~> 1"/);
   });
 
