@@ -1,19 +1,41 @@
+import path from 'node:path';
 import { Agent, request } from 'node:https';
-import { appliancePaths } from '@slm-copilot/context-schema';
-import { certbotDirs, installGateway, obtainLetsEncrypt, renderGateway, resolveApiKeys } from '@slm-copilot/nginx-config';
-import { endpointOf, publishToOneGate, renderBanner, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
-import { applyFileSet, ExitCode, formatDuration, TaskError } from '@slm-copilot/task-kit';
-import type { StageOptions } from './configure.js';
-import { readJson, stateFiles, writeJson, type PendingWork } from './state.js';
+import type { AppliancePaths } from '@slm-copilot/context-schema';
+import { readManifest } from '@slm-copilot/model-fetch';
+import { certbotDirs, obtainLetsEncrypt, resolveApiKeys, type ServedCertificate } from '@slm-copilot/nginx-config';
+import {
+  endpointOf,
+  publishToOneGate,
+  renderBanner,
+  renderReport,
+  type ReportInputs,
+} from '@slm-copilot/report-writer';
+import { applyFileSet, ExitCode, formatError, TaskError } from '@slm-copilot/task-kit';
+import { engineVersion } from './configure.js';
+import { DEFAULT_WATCH_BOUNDS, type WatchBounds } from './engine-watch.js';
+import { serveAnEngine, type ServeResult } from './fallback.js';
+import { stagePaths, type StageOptions } from './options.js';
+import { renderServing, type EngineName } from './serving.js';
+import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
 
-/** How long bootstrap waits for the model to load (a 14 GB GGUF from a cold disk takes minutes). */
+/**
+ * The bound on the whole wait for an engine, fallback included (a 14 GB GGUF from a cold disk
+ * takes minutes). Within it, an engine that stops making progress fails sooner: see WatchBounds.
+ */
 export const READY_TIMEOUT_MS = 20 * 60_000;
 
-/** GET https://127.0.0.1:<port>/readyz, trusting whatever certificate (it is our own nginx on loopback, no key is sent). */
-function readyz(port: number): Promise<number> {
+/** GET https://127.0.0.1:<port>/readyz, trusting any certificate (our own nginx on loopback; no key is sent). */
+export function readyz(port: number): Promise<number> {
   return new Promise((resolve) => {
     const req = request(
-      { host: '127.0.0.1', port, path: '/readyz', method: 'GET', agent: new Agent({ rejectUnauthorized: false }), timeout: 10_000 },
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/readyz',
+        method: 'GET',
+        agent: new Agent({ rejectUnauthorized: false }),
+        timeout: 10_000,
+      },
       (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
@@ -25,69 +47,157 @@ function readyz(port: number): Promise<number> {
   });
 }
 
-export async function waitUntilReady(port: number, timeoutMs: number, log: StageOptions['log']): Promise<number> {
-  const started = performance.now();
-  let last = 0;
-  while (performance.now() - started < timeoutMs) {
-    last = await readyz(port);
-    if (last === 200) {
-      const took = performance.now() - started;
-      log.info(`the model answers: /readyz 200 after ${formatDuration(took)}`);
-      return took;
-    }
-    await new Promise((r) => setTimeout(r, 1000));
+type StoredInputs = Omit<ReportInputs, 'paths'>;
+
+/** What the operator can do, by how the engines failed. */
+function failureFix(result: ServeResult | null, inputs: StoredInputs): string {
+  const health = `${endpointOf(inputs)}/readyz`;
+  if (result?.attempts.some((a) => !a.ready && a.stillLoading)) {
+    return (
+      `the engine is still loading the model and may become ready later: watch ${health}; ` +
+      'if it never does, check RAM, disk speed and journalctl -u slm-copilot-engine'
+    );
   }
-  throw new TaskError(`the engine did not become ready within ${formatDuration(timeoutMs)} (last /readyz status ${last})`, {
-    exitCode: ExitCode.environment,
-    hint: 'journalctl -u slm-copilot-engine; check RAM and the CPU model (host-passthrough)',
-  });
+  return (
+    'journalctl -u slm-copilot-engine -n 100 and /var/log/one-appliance/bootstrap.log show why; ' +
+    'fix the VM (RAM, CPU model host-passthrough) or set ONEAPP_COPILOT_ENGINE, then reboot'
+  );
+}
+
+/** Writes the report (with endpoint and key) and the banner: on every outcome of bootstrap. */
+async function writeReport(report: ReportInputs, file: string): Promise<void> {
+  await applyFileSet('/', [...renderReport(report), ...renderBanner(report)]);
+  const { paths: _paths, ...stored } = report;
+  await writeJson(file, stored);
+}
+
+/** Configure's render step for another engine, from what configure recorded (for the fallback). */
+function renderer(
+  opts: StageOptions,
+  paths: AppliancePaths,
+  inputs: StoredInputs,
+  pending: PendingWork,
+  installed: InstalledImage,
+) {
+  return async (engine: EngineName, tls?: ServedCertificate) => {
+    if (!pending.render) {
+      const why = 'configure recorded no render facts (an older configure ran): cannot switch engines';
+      throw new TaskError(why, { exitCode: ExitCode.failure });
+    }
+    const manifest = await readManifest(path.join(paths.modelsDir, installed.model.file));
+    if (!manifest) throw new TaskError(`no manifest for ${installed.model.file}`, { exitCode: ExitCode.integrity });
+    const keys = await resolveApiKeys(inputs.config, paths);
+    const config = { ...inputs.config, engine };
+    const served = tls ?? pending.render.tls;
+    return renderServing({ config, paths, host: pending.render.host, manifest, keys, tls: served }, opts);
+  };
 }
 
 /**
  * bootstrap (every boot, after configure): start or restart only what changed, wait until the
- * model really answers, get a Let's Encrypt certificate if asked, then write the report and
- * publish the endpoint.
+ * model really answers — with the requested engine, or the other one when it fails — get a Let's
+ * Encrypt certificate if asked, then publish the endpoint. The report (endpoint and key) is
+ * written on every outcome, failure included.
  */
 export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }): Promise<void> {
   const { log, services } = opts;
-  const paths = appliancePaths(opts.prefix);
+  const paths = stagePaths(opts);
   const files = stateFiles(paths);
   const pending = await readJson<PendingWork>(files.pending);
-  const inputs = await readJson<Omit<ReportInputs, 'paths'>>(files.reportInputs);
-  if (!pending || !inputs) throw new TaskError('nothing configured yet: run configure first', { exitCode: ExitCode.usage });
+  const inputs = await readJson<StoredInputs>(files.reportInputs);
+  const installed = await readJson<InstalledImage>(files.installed);
+  if (!pending || !inputs || !installed) {
+    throw new TaskError('nothing configured yet: run configure first', { exitCode: ExitCode.usage });
+  }
+  log.addSecret(inputs.apiKey);
+  const timeoutMs = opts.readyTimeoutMs ?? READY_TIMEOUT_MS;
+  const bounds: WatchBounds = { ...DEFAULT_WATCH_BOUNDS, timeoutMs, ...opts.watch };
+  const requested = inputs.config.engine;
+  const render = renderer(opts, paths, inputs, pending, installed);
+  const serving = { requested, serving: null, fallbackReason: null };
+  let report: ReportInputs = { ...inputs, paths, serving, failure: null };
 
-  await services.daemonReload();
-  if (pending.restartEngine) await services.restart(pending.engineUnit);
-  else await services.ensureStarted(pending.engineUnit);
-  await services.ensureStarted('nginx');
-  await writeJson(files.pending, { ...pending, restartEngine: false });
-
-  await log.phase('wait for the model', () => waitUntilReady(inputs.config.httpsPort, opts.readyTimeoutMs ?? READY_TIMEOUT_MS, log));
-
-  let report: ReportInputs = { ...inputs, paths };
-  if (pending.letsEncrypt && inputs.config.hostname) {
-    const result = await log.phase("Let's Encrypt", () =>
-      obtainLetsEncrypt({
-        hostname: inputs.config.hostname!,
-        email: inputs.config.tls.letsEncryptEmail,
-        acmeDirectory: inputs.config.tls.acmeDirectory,
-        webroot: paths.nginx.acmeWebroot,
-        dirs: certbotDirs(paths),
-        deployHook: 'systemctl reload nginx',
-        log,
-      }),
-    );
-    if (result.ok) {
-      const keys = await resolveApiKeys(inputs.config, paths);
-      await installGateway(renderGateway(inputs.config, { paths, keys, tls: result.served }), { reload: () => services.reload('nginx'), log });
-      report = { ...report, tls: { mode: 'letsencrypt', caCertPath: null, caFingerprintSha256: null, certFingerprintSha256: result.fingerprint, notAfter: result.notAfter.toISOString() } };
-    } else {
-      log.warn(`Let's Encrypt failed, the self-signed certificate stays: ${result.reason}`);
-      report = { ...report, warnings: [...report.warnings, `Let's Encrypt failed (the self-signed certificate is served): ${result.reason}`] };
-    }
+  let result: ServeResult | null = null;
+  try {
+    await services.daemonReload();
+    await services.ensureStarted('nginx');
+    result = await serveAnEngine({
+      config: inputs.config,
+      paths,
+      unit: pending.engineUnit,
+      services,
+      log,
+      bounds,
+      readyz: () => readyz(inputs.config.httpsPort),
+      restartRequested: pending.restartEngine,
+      renderFor: async (engine) => (await render(engine)).plan,
+    });
+    await writeJson(files.pending, { ...pending, restartEngine: false });
+  } catch (error) {
+    const what = [`bootstrap: ${formatError(error).split('\n')[0]}`];
+    report = { ...report, failure: { what, fix: failureFix(null, inputs) } };
+    await writeReport(report, files.reportInputs);
+    throw error;
   }
 
-  await applyFileSet('/', [...renderReport(report), ...renderBanner(report)]);
+  const firstReason = result.attempts[0]!.ready ? null : result.attempts[0]!.reason;
+  report = { ...report, serving: { requested, serving: result.serving, fallbackReason: firstReason } };
+  if (result.serving && result.fallbackPlan) {
+    const version = engineVersion(result.serving, installed);
+    const { threads, contextPerSlot, parallelSlots } = result.fallbackPlan;
+    report = { ...report, engine: { name: result.serving, version, threads, contextPerSlot, parallelSlots } };
+  }
+  if (!result.serving) {
+    const what = result.attempts.map((a) => `${a.engine}: ${a.ready ? 'ready' : a.reason}`);
+    report = { ...report, failure: { what, fix: failureFix(result, inputs) } };
+    await writeReport(report, files.reportInputs);
+    log.info(`report written to ${paths.reportFile} (with the failure and what to do)`);
+    const hint = report.failure!.fix;
+    throw new TaskError(`no engine became ready: ${what.join('; ')}`, { exitCode: ExitCode.environment, hint });
+  }
+
+  const servingEngine = result.serving;
+  if (pending.letsEncrypt && inputs.config.hostname) {
+    report = await letsEncrypt(opts, paths, report, (tls) => render(servingEngine, tls));
+  }
+  await writeReport(report, files.reportInputs);
   log.info(`report written to ${paths.reportFile}`);
-  await publishToOneGate({ ONEAPP_COPILOT_ENDPOINT: `${endpointOf(report)}/v1`, ONEAPP_COPILOT_MODEL_ID: report.config.modelId }, { env: opts.env, log });
+  const endpoint = `${endpointOf(report)}/v1`;
+  const published = { ONEAPP_COPILOT_ENDPOINT: endpoint, ONEAPP_COPILOT_MODEL_ID: report.config.modelId };
+  await publishToOneGate(published, { env: opts.env, log });
+}
+
+/** Let's Encrypt once nginx serves port 80; the gateway is re-rendered (same render step) for the engine serving. */
+async function letsEncrypt(
+  opts: StageOptions,
+  paths: AppliancePaths,
+  report: ReportInputs,
+  rerender: (tls: ServedCertificate) => Promise<unknown>,
+): Promise<ReportInputs> {
+  const { log } = opts;
+  const result = await log.phase("Let's Encrypt", () =>
+    obtainLetsEncrypt({
+      hostname: report.config.hostname!,
+      email: report.config.tls.letsEncryptEmail,
+      acmeDirectory: report.config.tls.acmeDirectory,
+      webroot: paths.nginx.acmeWebroot,
+      dirs: certbotDirs(paths),
+      deployHook: 'systemctl reload nginx',
+      log,
+    }),
+  );
+  if (!result.ok) {
+    log.warn(`Let's Encrypt failed, the self-signed certificate stays: ${result.reason}`);
+    const warning = `Let's Encrypt failed (the self-signed certificate is served): ${result.reason}`;
+    return { ...report, warnings: [...report.warnings, warning] };
+  }
+  await rerender(result.served);
+  const tls = {
+    mode: 'letsencrypt' as const,
+    caCertPath: null,
+    caFingerprintSha256: null,
+    certFingerprintSha256: result.fingerprint,
+    notAfter: result.notAfter.toISOString(),
+  };
+  return { ...report, tls };
 }

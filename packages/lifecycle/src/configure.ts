@@ -1,37 +1,17 @@
 import path from 'node:path';
-import { appliancePaths, ContextError, parseContext, VARIABLE_PREFIX, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
-import { loadChatTemplate, modelFactsFromManifest, renderEngine } from '@slm-copilot/localai-install';
+import { ContextError, parseContext, VARIABLE_PREFIX, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
 import { readManifest, verifySampled } from '@slm-copilot/model-fetch';
-import { installGateway, prepareTls, renderGateway, renderUnconfigured, resolveApiKeys } from '@slm-copilot/nginx-config';
+import { installGateway, prepareTls, renderUnconfigured, resolveApiKeys } from '@slm-copilot/nginx-config';
 import { renderBanner, renderRefusedReport, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
-import { applyFileSet, changedPaths, ExitCode, gatherHostFacts, TaskError, type HostFacts, type Logger } from '@slm-copilot/task-kit';
-import type { ServiceControl } from './services.js';
+import { applyFileSet, ExitCode, gatherHostFacts, TaskError, type HostFacts } from '@slm-copilot/task-kit';
+import { stagePaths, type StageOptions } from './options.js';
+import { defaultSite, renderPorts, renderServing } from './serving.js';
 import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
 
-export interface StageOptions {
-  /** '' in the appliance; a temp dir in tests. */
-  prefix: string;
-  env: Record<string, string | undefined>;
-  services: ServiceControl;
-  log: Logger;
-  /** Injectable for tests. */
-  hostFacts?: () => Promise<HostFacts>;
-  now?: () => Date;
-  /** Tests run nginx with their own main config and ports; the appliance uses the system's. */
-  gateway?: { testConfigCommand?: string[]; httpPort?: number; listenAddresses?: string[] };
-}
-
-const DEBIAN_DEFAULT_SITE = '/etc/nginx/sites-enabled/default';
+export type { StageOptions } from './options.js';
 
 function contextOnly(env: Record<string, string | undefined>): Record<string, string> {
   return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(VARIABLE_PREFIX) && e[1] !== undefined));
-}
-
-function renderPorts(opts: StageOptions): { httpPort?: number; listenAddresses?: string[] } {
-  return {
-    ...(opts.gateway?.httpPort ? { httpPort: opts.gateway.httpPort } : {}),
-    ...(opts.gateway?.listenAddresses ? { listenAddresses: opts.gateway.listenAddresses } : {}),
-  };
 }
 
 /** The HTTPS port to answer on even when the context was refused: the given one if it is a valid port, else 443. */
@@ -52,7 +32,7 @@ export function publicHost(config: Config, host: HostFacts): string {
  */
 export async function configure(opts: StageOptions): Promise<void> {
   const { log } = opts;
-  const paths = appliancePaths(opts.prefix);
+  const paths = stagePaths(opts);
   const files = stateFiles(paths);
   const host = await (opts.hostFacts ?? gatherHostFacts)();
 
@@ -83,19 +63,8 @@ export async function configure(opts: StageOptions): Promise<void> {
   if (keys.generated) log.info(`generated an API key (kept in ${paths.apiKeyFile})`);
 
   const tls = await log.phase('TLS certificate', () => prepareTls(config, { paths, ipAddresses: host.ipAddresses, log }));
-  const engine = renderEngine({ config, model: modelFactsFromManifest(manifest), host, paths, chatTemplate: await loadChatTemplate() });
-  for (const w of engine.plan.warnings) log.warn(w.message);
-  const gateway = renderGateway(config, { paths, keys, tls: tls.served, ...renderPorts(opts) });
-
-  const engineChanged = changedPaths(await applyFileSet('/', engine.files));
-  const nginxRunning = await opts.services.isActive('nginx');
-  await installGateway(gateway, {
-    removeFile: path.join(opts.prefix || '/', DEBIAN_DEFAULT_SITE),
-    directories: [paths.nginx.acmeWebroot, path.join(opts.prefix || '/', 'var/log/nginx')],
-    reload: nginxRunning ? () => opts.services.reload('nginx') : null,
-    testConfigCommand: opts.gateway?.testConfigCommand,
-    log,
-  });
+  const engine = await renderServing({ config, paths, host, manifest, keys, tls: tls.served }, opts);
+  const engineChanged = engine.engineChanged;
 
   const warnings = [...engine.plan.warnings.map((w) => w.message), ...(tls.letsEncryptReason && !tls.letsEncryptPending ? [tls.letsEncryptReason] : [])];
   const previous = await readJson<PendingWork>(files.pending);
@@ -106,7 +75,7 @@ export async function configure(opts: StageOptions): Promise<void> {
     host: publicHost(config, host),
     engine: {
       name: config.engine,
-      version: config.engine === 'localai' ? `LocalAI ${installed.localai?.version ?? '?'}` : 'llama.cpp llama-server',
+      version: engineVersion(config.engine, installed),
       threads: engine.plan.threads,
       contextPerSlot: engine.plan.contextPerSlot,
       parallelSlots: engine.plan.parallelSlots,
@@ -130,10 +99,18 @@ export async function configure(opts: StageOptions): Promise<void> {
     letsEncrypt: tls.letsEncryptPending,
     warnings,
     reportInputsFile: files.reportInputs,
+    render: { host, tls: tls.served },
   };
   await writeJson(files.pending, pending);
   await writeJson(files.lastGoodContext, contextOnly(opts.env));
   log.info(`configured: engine ${config.engine}, ${engineChanged.length} engine file(s) changed, context ${engine.plan.contextPerSlot} × ${engine.plan.parallelSlots}`);
+}
+
+/** What the report names as the engine's version (a stand-in says so). */
+export function engineVersion(engine: Config['engine'], installed: InstalledImage): string {
+  if (engine === 'llama-server') return 'llama.cpp llama-server';
+  if (installed.localai?.standIn) return 'LocalAI STAND-IN (test image; cannot serve)';
+  return `LocalAI ${installed.localai?.version ?? '(not installed)'}`;
 }
 
 /** A refused context: say so everywhere the operator looks; serve the last good configuration (or a 503 that names the problem). */
@@ -151,7 +128,7 @@ async function reportRefusedContext(error: ContextError, paths: AppliancePaths, 
   const tls = await prepareTls(parseContext({}), { paths, ipAddresses: host.ipAddresses, log: opts.log });
   const nginxRunning = await opts.services.isActive('nginx');
   await installGateway(renderUnconfigured(errors.join('; '), { paths, tls: tls.served, httpsPort: httpsPortOf(opts.env), ...renderPorts(opts) }), {
-    removeFile: path.join(opts.prefix || '/', DEBIAN_DEFAULT_SITE),
+    removeFile: defaultSite(opts.prefix),
     directories: [path.join(opts.prefix || '/', 'var/log/nginx')],
     testConfigCommand: opts.gateway?.testConfigCommand,
     reload: nginxRunning ? () => opts.services.reload('nginx') : null,

@@ -1,7 +1,11 @@
-export { configure, publicHost, type StageOptions } from './configure.js';
-export { bootstrap, waitUntilReady, READY_TIMEOUT_MS } from './bootstrap.js';
+export { configure, engineVersion, publicHost, type StageOptions } from './configure.js';
+export { bootstrap, readyz, READY_TIMEOUT_MS } from './bootstrap.js';
+export { DEFAULT_WATCH_BOUNDS, readProcessProgress, unitFailure, watchEngine, type EngineProbe, type ProcessProgress, type UnitStatus, type WatchBounds, type WatchOutcome } from './engine-watch.js';
+export { serveAnEngine, type Attempt, type ServeResult } from './fallback.js';
 export { install, installServiceHardening, type BuildPlan, type PlannedArtifact } from './install.js';
+export { stagePaths } from './options.js';
 export { runStage, contractPaths, type Stage } from './runner.js';
-export { systemdControl, type ServiceControl } from './services.js';
+export { engineBinary, otherEngine, renderServing, type EngineName } from './serving.js';
+export { parseShow, systemdControl, type ServiceControl } from './services.js';
 export { loadContext } from './context.js';
-export { stateFiles, type InstalledImage, type PendingWork } from './state.js';
+export { stateFiles, type InstalledImage, type PendingWork, type RenderFacts } from './state.js';

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { chmod, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { appliancePaths } from '@slm-copilot/context-schema';
-import { installLlamaServer, installLocalAi } from '@slm-copilot/localai-install';
+import { appliancePaths, type AppliancePaths } from '@slm-copilot/context-schema';
+import { installLlamaServer, installLocalAi, installLocalAiStandIn } from '@slm-copilot/localai-install';
 import { fetchModel, manifestPath, mirrorSources } from '@slm-copilot/model-fetch';
 import { renderNginxHardening } from '@slm-copilot/nginx-config';
 import { applyFileSet, ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
@@ -69,15 +70,14 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
     });
   }
 
-  const localai = plan.localai ? await log.phase('LocalAI', () => installLocalAi({ paths, mirrors: plan.mirrors, upstream: plan.upstream, log })) : null;
-  const llama = plan.llamaServer ? await log.phase('llama-server', () => installLlamaServer(plan.llamaServer!, paths, log)) : null;
-  if (!localai && !llama) throw new TaskError('the build plan installs no engine', { exitCode: ExitCode.usage });
+  const localai = await log.phase('LocalAI', () => installLocalAiFor(plan, paths, log));
+  const llama = await log.phase('llama-server', () => installLlamaServerArtifact(plan, paths, log));
 
   // nginx.service is Debian's/Ubuntu's; our drop-in narrows it (capabilities, read-only system).
   await installServiceHardening(opts.prefix);
 
   const dest = path.join(paths.modelsDir, plan.model.file);
-  const urls = [...mirrorSources(plan.mirrors, plan.model.file), ...(plan.upstream && plan.model.url ? [plan.model.url] : [])];
+  const urls = artifactSources(plan, plan.model);
   const fetched = await log.phase(`model ${plan.model.file}`, () => fetchModel({ urls, sha256: plan.model.sha256, size: plan.model.size, dest, log }));
   // the engine runs as a dynamic user: the model and its manifest must be world-readable
   for (const f of [dest, manifestPath(dest)]) if (existsSync(f)) await chmod(f, 0o644);
@@ -89,13 +89,55 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
   const installed: InstalledImage = {
     engineDefault: plan.engineDefault,
     model: { file: plan.model.file, sha256: plan.model.sha256, source: fetched.source },
-    localai: localai ? { version: localai.version, sha256: localai.sha256 } : null,
-    llamaServer: llama ? { sha256: llama.sha256, source: plan.llamaServer! } : null,
+    localai,
+    llamaServer: llama,
     builtAt: new Date().toISOString(),
   };
   await writeJson(stateFiles(paths).installed, installed);
   log.info(`installed: ${JSON.stringify(installed)}`);
   return installed;
+}
+
+/** The sources of one planned artifact: the mirrors, then upstream when the profile allows it. */
+export function artifactSources(plan: Pick<BuildPlan, 'mirrors' | 'upstream'>, artifact: PlannedArtifact): string[] {
+  return [...mirrorSources(plan.mirrors, artifact.file), ...(plan.upstream && artifact.url ? [artifact.url] : [])];
+}
+
+/** LocalAI: the pinned release, or (test profile) the stand-in that cannot serve. */
+type InstalledLocalAi = NonNullable<InstalledImage['localai']>;
+type InstalledLlamaServer = NonNullable<InstalledImage['llamaServer']>;
+
+async function installLocalAiFor(plan: BuildPlan, paths: AppliancePaths, log: Logger): Promise<InstalledLocalAi> {
+  if (plan.localai.kind === 'stand-in') {
+    const standIn = await installLocalAiStandIn(paths, log);
+    return { version: 'stand-in', sha256: standIn.sha256, standIn: true };
+  }
+  const release = await installLocalAi({ paths, mirrors: plan.mirrors, upstream: plan.upstream, log });
+  return { version: release.version, sha256: release.sha256, standIn: false };
+}
+
+/**
+ * llama-server (every profile): the archive through the same mechanism as the model (mirrors, then
+ * upstream; size and sha256 verified), into a temp dir, then unpacked and checked by
+ * installLlamaServer.
+ */
+async function installLlamaServerArtifact(plan: BuildPlan, paths: AppliancePaths, log: Logger): Promise<InstalledLlamaServer> {
+  const artifact = plan.llamaServer;
+  const urls = artifactSources(plan, artifact);
+  if (urls.length === 0) {
+    throw new TaskError(`no source for ${artifact.file}: give a mirror or an upstream URL`, { exitCode: ExitCode.usage });
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'slm-llama-server-'));
+  try {
+    const archive = path.join(dir, artifact.file);
+    const { sha256, size } = artifact;
+    const fetched = await fetchModel({ urls, sha256, size, dest: archive, manifest: false, log });
+    // (variants: what installLlamaServer reports for the runtime-dispatching build)
+    const installed: { sha256: string; variants?: string[] } = await installLlamaServer(archive, paths, log);
+    return { sha256: installed.sha256, source: fetched.source ?? archive, variants: installed.variants ?? [] };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** The gateway's systemd drop-in for nginx.service, under the root prefix; systemd reads it at the next daemon-reload (bootstrap does one). */

@@ -1,15 +1,27 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
-import { writeFileAtomic } from '@slm-copilot/task-kit';
+import type { ServedCertificate } from '@slm-copilot/nginx-config';
+import { writeFileAtomic, type HostFacts } from '@slm-copilot/task-kit';
 
 /** What the install stage baked into the image, read by every boot. */
 export interface InstalledImage {
   engineDefault: 'localai' | 'llama-server';
   model: { file: string; sha256: string; source: string | null };
-  localai: { version: string; sha256: string } | null;
-  llamaServer: { sha256: string; source: string } | null;
+  /**
+   * LocalAI as installed: the release, or (`standIn: true`, test image only) the stand-in script
+   * that cannot serve. null only in images built before both engines were installed.
+   */
+  localai: { version: string; sha256: string; standIn?: boolean } | null;
+  /** llama-server (every image): the binary's sha256, where the archive came from, its CPU variants. */
+  llamaServer: { sha256: string; source: string; variants?: string[] } | null;
   builtAt: string;
+}
+
+/** What configure decided that bootstrap needs to render the gateway and engine again (fallback). */
+export interface RenderFacts {
+  host: HostFacts;
+  tls: ServedCertificate;
 }
 
 /** Left by configure for bootstrap: what changed and must be (re)started, and what to report. */
@@ -19,6 +31,8 @@ export interface PendingWork {
   letsEncrypt: boolean;
   warnings: string[];
   reportInputsFile: string;
+  /** Absent when written by an older configure: bootstrap then cannot fall back. */
+  render?: RenderFacts;
 }
 
 export const stateFiles = (paths: AppliancePaths) => ({

@@ -11,7 +11,18 @@ export function bannerFiles(paths: AppliancePaths): { text: string; script: stri
   return { text: path.join(paths.configDir, 'motd'), script: path.join(paths.prefix || '/', 'etc/update-motd.d/60-slm-copilot') };
 }
 
-export function renderBanner(inputs: Pick<ReportInputs, 'host' | 'config' | 'paths' | 'warnings' | 'errors' | 'engine' | 'tls'>): FileSpec[] {
+type BannerInputs = Pick<ReportInputs, 'host' | 'config' | 'paths' | 'warnings' | 'errors' | 'engine' | 'tls' | 'serving' | 'failure'>;
+
+/** The engine line(s): which engine serves, and when it is not the requested one, why. */
+function engineLines(inputs: BannerInputs): string[] {
+  const s = inputs.serving;
+  if (!s) return [];
+  if (!s.serving) return [`  Engine   : NONE is serving (requested ${s.requested})`];
+  if (!s.fallbackReason) return [`  Engine   : ${s.serving} (as requested)`];
+  return [`  Engine   : ${s.serving} — FALLBACK: ${s.requested} was requested but did not become ready`, `  Reason   : ${s.fallbackReason}`];
+}
+
+export function renderBanner(inputs: BannerInputs): FileSpec[] {
   const files = bannerFiles(inputs.paths);
   const lines = [
     '',
@@ -20,6 +31,9 @@ export function renderBanner(inputs: Pick<ReportInputs, 'host' | 'config' | 'pat
     `  API key  : sudo cat ${inputs.paths.reportFile}  (with Cline/Continue settings)`,
     `  TLS      : ${inputs.tls.mode}${inputs.tls.caCertPath ? `, CA ${inputs.tls.caCertPath}` : ''}`,
     `  Health   : ${endpointOf(inputs)}/readyz`,
+    ...engineLines(inputs),
+    ...(inputs.failure?.what ?? []).map((e) => `  FAILED   : ${e}`),
+    ...(inputs.failure ? [`  To do    : ${inputs.failure.fix}`] : []),
     ...inputs.errors.map((e) => `  ERROR    : ${e}`),
     ...(inputs.errors.length > 0 ? ['  The previous good configuration keeps serving; fix the context and reboot.'] : []),
     ...inputs.warnings.map((w) => `  WARNING  : ${w}`),

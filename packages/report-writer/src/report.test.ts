@@ -109,6 +109,50 @@ describe('report', () => {
     expect(ini.Examples!.curl_models).not.toContain('--cacert');
   });
 
+  it('names the requested and serving engine; no fallback says so and gives no reason', async () => {
+    const ini = await parseIni(renderReport(inputs({ serving: { requested: 'localai', serving: 'localai', fallbackReason: null } }))[0]!.text);
+    expect(ini.Status!.state).toBe('ready');
+    expect(ini.Engine).toMatchObject({ requested: 'localai', serving: 'localai', fallback: 'no' });
+    expect(ini.Engine!.fallback_reason).toBeUndefined();
+  });
+
+  it('a fallback names both engines and the reason, in the report and the banner', async () => {
+    const reason = 'exited: the unit failed (exit-code) after 3 restart(s)';
+    const fallback = inputs({
+      engine: { name: 'llama-server', version: 'llama.cpp llama-server', threads: 2, contextPerSlot: 4096, parallelSlots: 1 },
+      serving: { requested: 'localai', serving: 'llama-server', fallbackReason: reason },
+    });
+    const ini = await parseIni(renderReport(fallback)[0]!.text);
+    expect(ini.Status!.state).toBe('ready: serving with the fallback engine llama-server (localai did not become ready)');
+    expect(ini.Engine).toMatchObject({ engine: 'llama-server', requested: 'localai', serving: 'llama-server', fallback: 'yes', fallback_reason: reason });
+    expect(ini.Connection!.api_key).toBe(key);
+    const banner = renderBanner(fallback)[0]!.text;
+    expect(banner).toContain('Engine   : llama-server — FALLBACK: localai was requested but did not become ready');
+    expect(banner).toContain(`Reason   : ${reason}`);
+    expect(banner).not.toContain(key);
+  });
+
+  it('a failed bootstrap still carries endpoint and key, what failed and what to do', async () => {
+    const failed = inputs({
+      serving: { requested: 'localai', serving: null, fallbackReason: 'exited: crash loop' },
+      failure: { what: ['localai: exited: crash loop', 'llama-server: binary missing'], fix: 'journalctl -u slm-copilot-engine' },
+    });
+    const ini = await parseIni(renderReport(failed)[0]!.text);
+    expect(ini.Status).toMatchObject({
+      state: 'failed: no engine became ready; the API answers 503 until one does',
+      failure_1: 'localai: exited: crash loop',
+      failure_2: 'llama-server: binary missing',
+      fix: 'journalctl -u slm-copilot-engine',
+    });
+    expect(ini.Connection).toMatchObject({ endpoint: 'https://192.0.2.10/v1', api_key: key });
+    expect(ini.Engine).toMatchObject({ requested: 'localai', serving: 'none', fallback: 'no' });
+    const banner = renderBanner(failed)[0]!.text;
+    expect(banner).toContain('Engine   : NONE is serving (requested localai)');
+    expect(banner).toContain('FAILED   : llama-server: binary missing');
+    expect(banner).toContain('To do    : journalctl -u slm-copilot-engine');
+    expect(banner).not.toContain(key);
+  });
+
   it('is written 0600 (the one place the key is shown)', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'report-'));
     await applyFileSet(root, renderReport(inputs()));

@@ -28,6 +28,40 @@ export interface ReportInputs {
   /** Refused context variables: the appliance keeps serving the last good configuration. */
   errors: string[];
   generatedAt: string;
+  /** Which engine serves, written by bootstrap (absent before bootstrap ran). */
+  serving?: EngineServing;
+  /** Bootstrap could not make an engine ready: what failed, and what the operator can do. */
+  failure?: { what: string[]; fix: string } | null;
+}
+
+export interface EngineServing {
+  /** ONEAPP_COPILOT_ENGINE. */
+  requested: string;
+  /** The engine /readyz reflects; null when none became ready. */
+  serving: string | null;
+  /** Why the requested engine does not serve (null: no fallback). */
+  fallbackReason: string | null;
+}
+
+/** `[Status] state` of the report: one line a person reads first. */
+export function reportState(inputs: Pick<ReportInputs, 'errors' | 'serving' | 'failure'>): string {
+  if (inputs.failure) return 'failed: no engine became ready; the API answers 503 until one does';
+  if (inputs.errors.length > 0) return 'configuration refused: serving the last good configuration';
+  const s = inputs.serving;
+  if (s?.serving && s.fallbackReason) return `ready: serving with the fallback engine ${s.serving} (${s.requested} did not become ready)`;
+  return 'ready';
+}
+
+/** `[Engine]` lines that say which engine was asked for, which one serves, and why they differ. */
+function engineChoice(inputs: ReportInputs): Array<[string, string]> {
+  const s = inputs.serving;
+  if (!s) return [['requested', inputs.config.engine]];
+  return [
+    ['requested', s.requested],
+    ['serving', s.serving ?? 'none'],
+    ['fallback', s.fallbackReason && s.serving ? 'yes' : 'no'],
+    ...(s.fallbackReason ? ([['fallback_reason', s.fallbackReason]] as Array<[string, string]>) : []),
+  ];
 }
 
 /** Continue does not expand `~`: the user replaces this with the absolute path of the downloaded CA. */
@@ -93,8 +127,10 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
     [
       'Status',
       [
-        ['state', inputs.errors.length > 0 ? 'configuration refused: serving the last good configuration' : 'ready'],
+        ['state', reportState(inputs)],
         ['generated_at', inputs.generatedAt],
+        ...(inputs.failure?.what ?? []).map((e, i): [string, string] => [`failure_${i + 1}`, e]),
+        ...(inputs.failure ? ([['fix', inputs.failure.fix]] as Array<[string, string]>) : []),
         ...inputs.errors.map((e, i): [string, string] => [`error_${i + 1}`, e]),
         ...inputs.warnings.map((w, i): [string, string] => [`warning_${i + 1}`, w]),
       ],
@@ -115,6 +151,7 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
       'Engine',
       [
         ['engine', inputs.engine.name],
+        ...engineChoice(inputs),
         ['version', inputs.engine.version],
         ['threads', inputs.engine.threads],
         ['parallel_slots', inputs.engine.parallelSlots],

@@ -1,0 +1,68 @@
+import path from 'node:path';
+import type { AppliancePaths, Config } from '@slm-copilot/context-schema';
+import { loadChatTemplate, modelFactsFromManifest, renderEngine, type EnginePlan } from '@slm-copilot/localai-install';
+import type { ModelManifest } from '@slm-copilot/model-fetch';
+import { installGateway, renderGateway, type ResolvedKeys, type ServedCertificate } from '@slm-copilot/nginx-config';
+import { applyFileSet, changedPaths, type HostFacts } from '@slm-copilot/task-kit';
+import type { StageOptions } from './options.js';
+
+export type EngineName = Config['engine'];
+
+const DEBIAN_DEFAULT_SITE = '/etc/nginx/sites-enabled/default';
+
+/** The plain-HTTP port and listen addresses tests move; the appliance keeps the renderer's defaults. */
+export function renderPorts(opts: Pick<StageOptions, 'gateway'>): { httpPort?: number; listenAddresses?: string[] } {
+  return {
+    ...(opts.gateway?.httpPort ? { httpPort: opts.gateway.httpPort } : {}),
+    ...(opts.gateway?.listenAddresses ? { listenAddresses: opts.gateway.listenAddresses } : {}),
+  };
+}
+
+/** The Debian/Ubuntu default site (its default_server clashes with ours), under the prefix. */
+export const defaultSite = (prefix: string) => path.join(prefix || '/', DEBIAN_DEFAULT_SITE);
+
+export const otherEngine = (engine: EngineName): EngineName => (engine === 'localai' ? 'llama-server' : 'localai');
+
+/** The binary the engine's unit runs. */
+export const engineBinary = (engine: EngineName, paths: AppliancePaths): string =>
+  engine === 'localai' ? paths.engine.localaiBinary : paths.engine.llamaServerBinary;
+
+export interface ServingInputs {
+  config: Config;
+  paths: AppliancePaths;
+  host: HostFacts;
+  manifest: ModelManifest;
+  keys: ResolvedKeys;
+  tls: ServedCertificate;
+}
+
+export interface Serving {
+  plan: EnginePlan;
+  unit: string;
+  /** Engine files whose content changed: the engine must be restarted. */
+  engineChanged: string[];
+}
+
+/**
+ * The one render step of configure and of bootstrap's fallback: the engine's files and the gateway
+ * (whose /readyz probe differs per engine) for `inputs.config.engine`, installed idempotently —
+ * the gateway through `nginx -t` and a reload when nginx runs.
+ */
+export async function renderServing(inputs: ServingInputs, opts: StageOptions): Promise<Serving> {
+  const { config, paths, log } = { ...inputs, log: opts.log };
+  const model = modelFactsFromManifest(inputs.manifest);
+  const engine = renderEngine({ config, model, host: inputs.host, paths, chatTemplate: await loadChatTemplate() });
+  for (const w of engine.plan.warnings) log.warn(w.message);
+  const gateway = renderGateway(config, { paths, keys: inputs.keys, tls: inputs.tls, ...renderPorts(opts) });
+
+  const engineChanged = changedPaths(await applyFileSet('/', engine.files));
+  const nginxRunning = await opts.services.isActive('nginx');
+  await installGateway(gateway, {
+    removeFile: defaultSite(opts.prefix),
+    directories: [paths.nginx.acmeWebroot, path.join(opts.prefix || '/', 'var/log/nginx')],
+    reload: nginxRunning ? () => opts.services.reload('nginx') : null,
+    testConfigCommand: opts.gateway?.testConfigCommand,
+    log,
+  });
+  return { plan: engine.plan, unit: engine.unit, engineChanged };
+}
