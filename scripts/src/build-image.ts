@@ -11,7 +11,7 @@ import { LOCALAI_VERSION } from '@slm-copilot/localai-install';
 import { readLock } from '@slm-copilot/model-fetch';
 import { runCommand, UsageError, type Logger } from '@slm-copilot/task-kit';
 import { NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
-import { buildImage, ensureBaseImage } from '@slm-copilot/vm';
+import { buildImage, ensureBaseImage, type BuildImageResult } from '@slm-copilot/vm';
 import { BUILD_VARS, DEFAULT_BUILD_SETTINGS, readBuildEnv, REPO_ENV_FILE, type BuildEnv } from './build-env.js';
 import { buildVarOptionHelp, buildVarOptions, flagsFromValues } from './build-flags.js';
 import {
@@ -42,6 +42,8 @@ export interface BuiltImage {
   marketplaceFile: string;
   outputDir: string;
   plan: BuildPlan;
+  /** What Packer reported (build host key, build key, staged mirror), for the pipeline checks of the VM boot test. */
+  packer: BuildImageResult;
 }
 
 /** What a build touches outside its settings; tests replace them. */
@@ -49,9 +51,11 @@ export interface BuildDeps {
   lockFile: string;
   probes: HostProbes;
   stage: (recipe: BuildRecipe, dir: string, opts: { cacheDir: string; log: Logger }) => Promise<StagedArtifacts>;
+  /** Keep the one-off build key here (the VM boot test proves it no longer logs in); default: deleted. */
+  buildKeyDir?: string;
 }
 
-const defaultDeps = (): BuildDeps => ({ lockFile: LOCK_FILE, probes: hostProbes, stage: stageArtifacts });
+export const defaultDeps = (): BuildDeps => ({ lockFile: LOCK_FILE, probes: hostProbes, stage: stageArtifacts });
 
 /** Settings that the profile does not use: refused when given as a flag, told when they come from elsewhere. */
 function checkUnused(env: BuildEnv, log: Logger): void {
@@ -137,6 +141,7 @@ export async function buildApplianceImage(
       mirrorDir,
       // the base image boots the build VM; the install stage never reads it
       mirrorExclude: hostOnlyMirrorFile,
+      ...(deps.buildKeyDir ? { buildKeyDir: deps.buildKeyDir } : {}),
       installCommand: `sh ${STAGED_BUNDLE}/install.sh && sync`,
       log,
     }),
@@ -157,7 +162,7 @@ export async function buildApplianceImage(
   await writeFile(marketplaceFile, yaml);
   const mib = (image.fileSize / 1024 ** 2).toFixed(0);
   log.info(`image ${image.file} (${mib} MiB, sha256 ${image.sha256}); marketplace entry ${marketplaceFile}`);
-  return { image, manifestFile, marketplaceFile, outputDir, plan };
+  return { image, manifestFile, marketplaceFile, outputDir, plan, packer: built };
 }
 
 const SUMMARY = 'build the SLM-Copilot appliance image (QCOW2 + manifest + marketplace YAML)';

@@ -255,7 +255,7 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SPEC = {
   name: 'mirror',
   summary: 'fill a directory with every input of an offline (production) image build',
-  usage: 'pnpm --filter @slm-copilot/scripts mirror -- --dir DIR --ubuntu-release YYYYMMDD [options]   (or --verify --dir DIR)',
+  usage: 'pnpm --filter @slm-copilot/scripts mirror -- --dir DIR [--ubuntu-release YYYYMMDD] [options]   (or --verify --dir DIR)',
   options: {
     dir: { type: 'string' },
     'ubuntu-release': { type: 'string' },

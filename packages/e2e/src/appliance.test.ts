@@ -1,8 +1,11 @@
 /**
- * The product as a user receives it: the TEST-profile image (the production Packer template with
- * the offline Debian base, llama-server built for AVX2 so it runs under QEMU TCG, a tiny GGUF)
- * built by the real build-image code, booted with an OpenNebula-style CONTEXT CD, and used
- * through the loopback port forward with TLS verified against the VM's own CA.
+ * The product as a user receives it: the TEST-profile image — the one recipe of every profile (same
+ * bundle, install stage, artifact mechanism, both engines), with the inputs that cannot exist here
+ * swapped (README, "Profiles": Debian base, tiny GGUF, TCG, a LocalAI stand-in that cannot serve) —
+ * built ONCE per run by the real build-image code, booted with OpenNebula-style CONTEXT CDs (CD swaps,
+ * not rebuilds) and used through the loopback port forward with TLS verified against the VM's own CA.
+ * The Packer pipeline's own checks (clean-up, build key gone, fresh identity, CONTEXT CD) run here on
+ * that image too.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -12,10 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { $ } from 'zx';
 import { trustingFetch, httpsGet } from '@slm-copilot/nginx-config/test-support/client';
-import { buildApplianceImage, type BuiltImage } from '@slm-copilot/scripts/build-image';
+import { buildApplianceImage, defaultDeps, type BuiltImage } from '@slm-copilot/scripts/build-image';
 import { readBuildEnv } from '@slm-copilot/scripts/build-env';
 import { createLogger, formatDuration } from '@slm-copilot/task-kit';
-import { bootVm, ensureSshKey, makeContextIso, type SshKey, type Vm } from '@slm-copilot/vm';
+import { bootVm, ensureSshKey, makeContextIso, renderContextSh, type SshKey, type Vm } from '@slm-copilot/vm';
 
 const MIN = 60_000;
 const log = createLogger({ scope: 'e2e' });
@@ -28,8 +31,10 @@ let key: SshKey;
 let vm: Vm;
 let caPem: string;
 
+// No ONEAPP_COPILOT_ENGINE: the default engine (LocalAI) — the test image's stand-in cannot serve, so
+// the first boot proves the fallback end to end. ONEAPP_TRICKY: a value no shell may ever run.
 const baseContext = {
-  ONEAPP_COPILOT_ENGINE: 'llama-server',
+  ONEAPP_TRICKY: "it's $(not run) `x`",
   ONEAPP_COPILOT_HOSTNAME: HOSTNAME,
   ONEAPP_COPILOT_TLS_MODE: 'self-signed',
   ONEAPP_COPILOT_CONTEXT_SIZE: '4096',
@@ -97,24 +102,35 @@ afterAll(async () => {
 }, 5 * MIN);
 
 describe('[slow] the appliance image, booted', () => {
-  it('build:image --profile test makes a QCOW2 whose marketplace YAML carries its real checksums', async () => {
+  it('build:image --profile test (default engine) makes one QCOW2: both engines planned, real checksums, clean-up done', async () => {
     const started = performance.now();
     const env = readBuildEnv({
       file: path.join(work, 'no.env'),
       env: {},
-      flags: { profile: 'test', engine: 'llama-server', contextSize: 4096, outputDir: path.join(work, 'output'), mirror: work },
+      flags: { profile: 'test', contextSize: 4096, outputDir: path.join(work, 'output') },
     });
-    built = await buildApplianceImage(env, log);
+    built = await buildApplianceImage(env, log, { ...defaultDeps(), buildKeyDir: path.join(work, 'build-key') });
     figures['image build'] = formatDuration(performance.now() - started);
+    figures['packer phases'] = built.packer.phases.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ');
+    // one recipe: both engines in the plan; LocalAI is the stand-in only because it cannot be downloaded here
+    expect(built.plan).toMatchObject({ profile: 'test', engineDefault: 'localai', localai: { kind: 'stand-in' } });
+    expect(built.plan.llamaServer.file).toMatch(/^llama-server-.*dispatch\.tar\.xz$/);
+    expect(built.plan.mirrors).toEqual(['/var/tmp/slm-copilot-build/mirror']);
+    // the artifacts reached the build VM through the staged mirror disk
+    expect(built.packer.mirrorDisk?.files).toEqual(expect.arrayContaining([built.plan.llamaServer.file, built.plan.model.file]));
+    expect(built.packer.output).toContain('slm-cleanup: done');
     const market = parseYaml(await readFile(built.marketplaceFile, 'utf8'));
     const sha = (await $({ quiet: true })`sha256sum ${built.image.file}`).stdout.split(' ')[0];
     const md5 = (await $({ quiet: true })`md5sum ${built.image.file}`).stdout.split(' ')[0];
     expect(market.images[0].checksum).toEqual({ md5, sha256: sha });
     expect(market.opennebula_template.cpu_model).toEqual({ model: 'host-passthrough' });
     expect(market.opennebula_template.user_inputs.oneapp_copilot_context_size).toMatch(/\|4096$/);
+    const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${built.image.file}`).stdout);
+    expect(info.format).toBe('qcow2');
+    expect(info['backing-filename']).toBeUndefined(); // standalone: convert flattened the backing chain
   }, 90 * MIN);
 
-  it('first boot with a CONTEXT CD: /readyz 200 through TLS, the report, 401 without a key, a streamed chat with the openai client', async () => {
+  it('first boot, default engine: the LocalAI stand-in fails, llama-server serves (AVX2 variant under TCG), the report says so and shows the key', async () => {
     const cd = await contextCd('first', baseContext);
     vm = await bootVm({ image: built.image.file, cdrom: cd, forwards: { 443: 0 }, memoryMb: 3072, cpus: 2, log, maxLifetimeMs: 80 * MIN });
     figures['boot to SSH'] = formatDuration(await vm.waitForSsh(20 * MIN));
@@ -122,6 +138,20 @@ describe('[slow] the appliance image, booted', () => {
 
     const ini = await report();
     expect(ini.Connection).toMatchObject({ endpoint: `https://${HOSTNAME}/v1`, model_id: 'devstral-small-2', context_window: '4096' });
+    // the fallback, named with its reason in the report, the banner and the stage log
+    expect(ini.Engine).toMatchObject({ requested: 'localai', serving: 'llama-server', fallback: 'yes' });
+    expect(ini.Engine!.fallback_reason).toMatch(/^(exited|start failed|binary missing or not executable): /);
+    figures['fallback reason'] = ini.Engine!.fallback_reason!;
+    expect(ini.Status!.state).toMatch(/^ready: serving with the fallback engine llama-server/);
+    expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/FALLBACK/);
+    expect((await vm.ssh('cat /var/log/one-appliance/*.log')).stdout).toMatch(/engine localai did not become ready .*falling back to llama-server/);
+    // the stand-in is named as one in the image
+    expect((await vm.ssh('head -n 5 /opt/local-ai/bin/local-ai')).stdout).toMatch(/STAND-IN, not LocalAI/);
+    // one dispatching llama-server: under TCG (AVX2, no AVX-512) its loader picks the haswell variant
+    expect(ini.Engine!.cpu_variant).toBe('haswell');
+    const pid = (await vm.ssh('systemctl show -p MainPID --value slm-copilot-engine')).stdout.trim();
+    const maps = (await vm.ssh(`grep -o 'libggml-cpu-[a-z0-9_]*\\.so' /proc/${pid}/maps | sort -u`)).stdout.trim();
+    expect(maps).toBe('libggml-cpu-haswell.so');
     expect(ini.TLS!.mode).toBe('self-signed');
     const apiKey = ini.Connection!.api_key!;
     expect(apiKey).toMatch(/^sk-[A-Za-z0-9]{40}$/);
@@ -149,6 +179,29 @@ describe('[slow] the appliance image, booted', () => {
     expect(usage).toBeGreaterThan(0);
   }, 60 * MIN);
 
+  it('the Packer pipeline left a clean image: loopback-only forwards, no staging, build key gone, no password or history, fresh identity, CONTEXT CD read verbatim', async () => {
+    const listening = (await $({ quiet: true })`ss -Hltnp`).stdout.split('\n').filter((l) => l.includes(`pid=${vm.pid},`));
+    expect(listening.length).toBeGreaterThan(0);
+    for (const l of listening) expect(l).toMatch(/\s127\.0\.0\.1:\d+\s/);
+    expect((await vm.ssh('test -e /var/tmp/slm-copilot-build', { nothrow: true })).exitCode).not.toBe(0);
+    expect((await vm.ssh('blkid -L CONTEXT')).stdout.trim()).toBe('/dev/sr0');
+    const onCd = await vm.ssh('mkdir -p /mnt/ctx && mount -o ro LABEL=CONTEXT /mnt/ctx && cat /mnt/ctx/context.sh; umount /mnt/ctx');
+    expect(onCd.stdout).toBe(renderContextSh(baseContext, { sshPublicKey: key.publicKey })); // the tricky value verbatim, never run
+    const authorized = (await vm.ssh('cat /root/.ssh/authorized_keys')).stdout;
+    expect(authorized).toContain(key.publicKey);
+    expect(authorized).not.toContain(built.packer.buildPublicKey.split(' ')[1]);
+    const buildKey = { privateKeyFile: built.packer.buildPrivateKeyFile!, publicKey: built.packer.buildPublicKey };
+    const withBuildKey = await vm.ssh('true', { nothrow: true, timeoutMs: 60_000, key: buildKey });
+    expect(withBuildKey.exitCode).toBe(255);
+    expect(withBuildKey.stderr).toMatch(/Permission denied/);
+    expect((await vm.ssh('getent shadow root | cut -d: -f2')).stdout.trim()).toBe('*');
+    expect((await vm.ssh('test -e /root/.bash_history', { nothrow: true })).exitCode).not.toBe(0);
+    const hostKey = (await vm.ssh('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1];
+    expect(hostKey).toMatch(/^SHA256:/);
+    expect(hostKey).not.toBe(built.packer.buildHostKey);
+    expect((await vm.ssh('cat /etc/machine-id')).stdout.trim()).toMatch(/^[0-9a-f]{32}$/);
+  }, 10 * MIN);
+
   it('reboot: reconfigure is idempotent (same key, certificate and rendered files)', async () => {
     const before = await fingerprints();
     figures['reboot to SSH'] = formatDuration(await vm.reboot(20 * MIN));
@@ -157,16 +210,20 @@ describe('[slow] the appliance image, booted', () => {
     expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
   }, 45 * MIN);
 
-  it('a changed context value (context size) takes effect', async () => {
-    await vm.restart({ cdrom: await contextCd('bigger', { ...baseContext, ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }) });
+  it('a new CD with ONEAPP_COPILOT_ENGINE=llama-server and a bigger context: served by the chosen engine, no fallback', async () => {
+    await vm.restart({ cdrom: await contextCd('llama', { ...baseContext, ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }) });
     await vm.waitForSsh(20 * MIN);
     await waitReady(20 * MIN);
-    expect((await report()).Connection!.context_window).toBe('8192');
+    const ini = await report();
+    expect(ini.Connection!.context_window).toBe('8192');
+    expect(ini.Engine).toMatchObject({ requested: 'llama-server', serving: 'llama-server', fallback: 'no' });
+    expect(ini.Engine!.fallback_reason).toBeUndefined();
+    expect(ini.Status!.state).toBe('ready');
     expect((await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout).toMatch(/--ctx-size 8192 /);
   }, 45 * MIN);
 
   it('a bad value is refused and reported while the service keeps serving the last good configuration', async () => {
-    await vm.restart({ cdrom: await contextCd('bad', { ...baseContext, ONEAPP_COPILOT_CONTEXT_SIZE: 'lots' }) });
+    await vm.restart({ cdrom: await contextCd('bad', { ...baseContext, ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_CONTEXT_SIZE: 'lots' }) });
     await vm.waitForSsh(20 * MIN);
     await waitReady(20 * MIN); // still serving: the units are enabled with the last good files
     const ini = await report();

@@ -15,6 +15,7 @@ import { engineVersion } from './configure.js';
 import { DEFAULT_WATCH_BOUNDS, type WatchBounds } from './engine-watch.js';
 import { serveAnEngine, type ServeResult } from './fallback.js';
 import { stagePaths, type StageOptions } from './options.js';
+import { mappedCpuVariant } from './cpu-variant.js';
 import { renderServing, type EngineName } from './serving.js';
 import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
 
@@ -157,6 +158,10 @@ export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }
   }
 
   const servingEngine = result.serving;
+  const pids = services.unitStatus ? (await services.unitStatus(pending.engineUnit)).pids : [];
+  const cpuVariant = await mappedCpuVariant(pids);
+  if (cpuVariant) log.info(`${servingEngine} runs the ggml CPU variant ${cpuVariant} (libggml-cpu-${cpuVariant}.so)`);
+  report = { ...report, engine: { ...report.engine, cpuVariant } };
   if (pending.letsEncrypt && inputs.config.hostname) {
     report = await letsEncrypt(opts, paths, report, (tls) => render(servingEngine, tls));
   }

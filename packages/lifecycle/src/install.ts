@@ -6,7 +6,7 @@ import { appliancePaths, type AppliancePaths } from '@slm-copilot/context-schema
 import { installLlamaServer, installLocalAi, installLocalAiStandIn } from '@slm-copilot/localai-install';
 import { fetchModel, manifestPath, mirrorSources } from '@slm-copilot/model-fetch';
 import { renderNginxHardening } from '@slm-copilot/nginx-config';
-import { applyFileSet, ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
+import { aptFromMirror, applyFileSet, ensureDir, ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { stateFiles, writeJson, type InstalledImage } from './state.js';
 
 /**
@@ -63,8 +63,12 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
     missing.push(p);
   }
   if (missing.length > 0) {
-    if (!plan.upstream) throw new TaskError(`offline build, but the base image lacks: ${missing.join(' ')}`, { exitCode: ExitCode.environment });
-    await log.phase(`apt-get install ${missing.join(' ')}`, async () => {
+    if (!plan.upstream) {
+      // offline: the .debs come from the staged mirror (`<mirror>/apt/`), never from the network
+      const mirror = plan.mirrors.find((m) => !/^[a-z]+:\/\//i.test(m));
+      if (!mirror) throw new TaskError(`offline build, no mirror directory, and the base image lacks: ${missing.join(' ')}`, { exitCode: ExitCode.environment });
+      await log.phase(`apt packages from the mirror: ${missing.join(' ')}`, () => aptFromMirror(mirror, missing, { log }));
+    } else await log.phase(`apt-get install ${missing.join(' ')}`, async () => {
       await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get update -qq`;
       await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get install -y -qq --no-install-recommends ${missing}`;
     });

@@ -14,7 +14,15 @@ export interface ReportInputs {
   generatedKeyFile: string | null;
   /** DNS name or IP clients connect to. */
   host: string;
-  engine: { name: string; version: string; threads: number; contextPerSlot: number; parallelSlots: number };
+  engine: {
+    name: string;
+    version: string;
+    threads: number;
+    contextPerSlot: number;
+    parallelSlots: number;
+    /** The ggml CPU module the serving engine loaded (runtime-dispatching build), when known. */
+    cpuVariant?: string | null;
+  };
   tls: {
     mode: TlsMode;
     /** The per-VM CA (self-signed mode), null otherwise. */
@@ -154,6 +162,7 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
         ...engineChoice(inputs),
         ['version', inputs.engine.version],
         ['threads', inputs.engine.threads],
+        ...(inputs.engine.cpuVariant ? ([['cpu_variant', inputs.engine.cpuVariant]] as Array<[string, string]>) : []),
         ['parallel_slots', inputs.engine.parallelSlots],
         ['context_per_request', inputs.engine.contextPerSlot],
       ],
