@@ -49,6 +49,8 @@ gateway (TLS from the generated CA, API key, SSE), and measures, each as a ratio
      --quick), with the rendered settings (4a) and with --no-cache-prompt (4b)
   5  thread sweep 1..CPUs with llama-bench: the default thread count ÷ the best (OK within 5 %)
   6  model-fetch ÷ (wget -c, then sha256sum) on a 1.5 GiB file from a local mirror (64 MiB with --quick)
+  8  prompt tok/s of the shipped runtime-dispatching llama.cpp build ÷ a host-native build of the same
+     source (llama-bench pp, interleaved rounds; goal ≥ 0.95); names the CPU module it loaded
 A full run also starts llama-server with flag variants (repack, flash attention, mmap, mlock, ubatch,
 poll, threads) beside the rendered one, alternating requests between the two, to back or refute the
 engine defaults (--no-tune skips it, --tune-only runs only that).
@@ -78,7 +80,7 @@ Examples:
     model: 'GGUF file: the test-bed model instead of the generated one; with --url, a local copy of the served model',
     'llama-server': 'llama-server binary (default: the test bed build)',
     'llama-bench': 'llama-bench binary (default: the test bed build)',
-    variant: 'test-bed llama.cpp build: host (AVX-512, default when the CPU has it) or avx2',
+    variant: 'test-bed llama.cpp build: host (static, AVX-512; default when the CPU has it) or dispatch (the shipped one)',
     threads: 'ONEAPP_COPILOT_THREADS for the render (default 0 = physical cores)',
     'fetch-size-mb': 'size of the figure-6 file (default 1536, quick 64)',
     tune: 'run the engine flag variants (default: on in a full test-bed run)',
@@ -95,7 +97,7 @@ Examples:
     const engine = str(values.engine) ?? 'auto';
     if (!['auto', 'llama-server', 'localai'].includes(engine)) throw new UsageError(`--engine must be auto, llama-server or localai, got "${engine}"`);
     const variant = str(values.variant);
-    if (variant && variant !== 'host' && variant !== 'avx2') throw new UsageError(`--variant must be host or avx2, got "${variant}"`);
+    if (variant && variant !== 'host' && variant !== 'dispatch') throw new UsageError(`--variant must be host or dispatch, got "${variant}"`);
     if (values.key && !values.url) throw new UsageError('--key needs --url');
     const opts: BenchOptions = {
       quick: Boolean(values.quick),

@@ -21,6 +21,8 @@ export interface LlamaBenchRun {
   rows: LlamaBenchRow[];
   args: string[];
   ms: number;
+  /** llama-bench's stderr (ggml's backend loader logs which CPU module it loaded there). */
+  stderr: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export async function runLlamaBench(binary: string, model: string, args: string[
   } catch (e) {
     throw new Error(`llama-bench printed no JSON: ${(e as Error).message}\n${r.stdout.slice(0, 500)}`);
   }
-  return { rows, args: all, ms };
+  return { rows, args: all, ms, stderr: r.stderr };
 }
 
 /** Generation tokens/s (the tg row) of a run with `-p 0 -n N`, or the row matching `threads`. */

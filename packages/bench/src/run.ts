@@ -27,6 +27,7 @@ import {
   type StreamResult,
 } from './client.js';
 import { clineSystemPrompt, firstTurn, secondTurn } from './conversation.js';
+import { dispatchVsNativeFigure } from './dispatch-figure.js';
 import { runFetchBench } from './fetch-bench.js';
 import { weightBytesPerToken, type WeightBytes } from './gguf-bytes.js';
 import { ppRate, runLlamaBench, tgRate } from './llama-bench.js';
@@ -54,7 +55,8 @@ export type FigureId =
   | 'prompt-cache-off'
   | 'thread-sweep'
   | 'fetch-vs-wget'
-  | 'localai-vs-llama-server';
+  | 'localai-vs-llama-server'
+  | 'dispatch-vs-native';
 
 export interface Figure {
   /** "1" … "7" as in the README; "2a" is the bandwidth that figure 2 divides by. */
@@ -267,7 +269,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
 
   try {
     if (testbed) {
-      variant = opts.variant ?? ((await missingCpuFlags('host')).length === 0 ? 'host' : 'avx2');
+      variant = opts.variant ?? ((await missingCpuFlags('host')).length === 0 ? 'host' : 'dispatch');
       const llama = await ensureLlamaBuild({ variant, log: (m) => log(m) });
       llamaServerBin ??= llama.llamaServer;
       llamaBenchBin ??= llama.llamaBench;
@@ -580,6 +582,15 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     // Main engine and gateway are no longer needed.
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => {});
 
+    // ---------------------------------------------------------------- 8: shipped dispatching build ÷ host-native build
+    const f8 = ['8', 'dispatch-vs-native', 'prompt tok/s: dispatching build ÷ host-native build', '×'] as const;
+    if (testbed && modelPath) {
+      mark('dispatch-vs-native');
+      await dispatchVsNativeFigure({ model: modelPath, threads, quick: !!opts.quick, log })
+        .then((f) => figures.push(f))
+        .catch((e: Error) => skip(...f8, e.message.split('\n')[0]!));
+    } else skip(...f8, 'compares two builds made on this machine: test-bed runs only');
+
     // ---------------------------------------------------------------- tuning: server flag variants
     let tuning: TuningResult | undefined;
     if ((opts.tune ?? (!opts.quick && testbed)) && testbed && engine && llamaServerBin) {
@@ -650,7 +661,7 @@ async function runTuneOnly(opts: BenchOptions): Promise<BenchReport> {
   const monitor = new QuietMonitor();
   await monitor.start(opts.quick ? 2000 : 5000);
   const host = await gatherHostFacts();
-  const variant = opts.variant ?? ((await missingCpuFlags('host')).length === 0 ? 'host' : 'avx2');
+  const variant = opts.variant ?? ((await missingCpuFlags('host')).length === 0 ? 'host' : 'dispatch');
   const llama = await ensureLlamaBuild({ variant, log: (m) => log(m) });
   let modelPath = opts.model;
   let sha: string | undefined;

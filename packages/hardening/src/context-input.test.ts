@@ -43,7 +43,7 @@ async function snapshot(dir: string, out = new Map<string, string>()): Promise<M
 let model: { path: string; sha256: string };
 
 beforeAll(async () => {
-  const llama = await ensureLlamaBuild({ variant: 'avx2' });
+  const llama = await ensureLlamaBuild({ variant: 'dispatch' });
   const m = await ensureTinyModel({ llama });
   model = { path: m.path, sha256: m.sha256 };
 }, 40 * 60_000);

@@ -29,7 +29,7 @@ let build: LlamaBuild;
 let model: GgufModel;
 
 beforeAll(async () => {
-  build = await ensureLlamaBuild({ variant: 'avx2' });
+  build = await ensureLlamaBuild({ variant: 'dispatch' });
   model = await ensureTinyModel({ llama: build });
 }, 40 * 60_000);
 

@@ -139,7 +139,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   const say = (m: string) => opts.verbose && process.stderr.write(`[load] ${m}\n`);
   const HOST = 'copilot.example.test';
   const KEY = 'sk-hardening-load-0123456789';
-  const llama = await ensureLlamaBuild({ variant: 'avx2' });
+  const llama = await ensureLlamaBuild({ variant: 'dispatch' });
   const model = await ensureTinyModel({ llama });
   const root = await tempRoot('hardening-load');
   const paths = appliancePaths(root);

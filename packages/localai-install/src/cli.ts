@@ -101,11 +101,11 @@ const llamaServer = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} llama-server`,
-      summary: 'install a llama-server binary built from the pinned llama.cpp source',
-      usage: `${TOOL} llama-server --from PATH [--root DIR]`,
+      summary: 'install the llama-server runtime (dispatching build of the pinned llama.cpp source)',
+      usage: `${TOOL} llama-server --from ARCHIVE [--root DIR]`,
       options: { from: { type: 'string' }, root: { type: 'string' } },
     },
-    { from: 'the built llama-server binary', root: contextHelp.root },
+    { from: 'the runtime archive, llama-server-<release>-dispatch.tar.xz', root: contextHelp.root },
     argv,
     async ({ values, log }) => {
       if (typeof values.from !== 'string') throw new TaskError('--from is required', { exitCode: ExitCode.usage });

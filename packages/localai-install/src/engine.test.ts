@@ -31,7 +31,7 @@ function execStart(unitText: string): string[] {
 }
 
 beforeAll(async () => {
-  const build = await ensureLlamaBuild({ variant: 'avx2' });
+  const build = await ensureLlamaBuild({ variant: 'dispatch' });
   const model = await ensureTinyModel({ llama: build });
   const root = await mkdtemp(path.join(tmpdir(), 'engine-run-'));
   const base = appliancePaths(root);

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
 import { fetchModel, mirrorSources } from '@slm-copilot/model-fetch';
@@ -111,23 +111,73 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   return { version: release.version, binary, sha256, checksumSource, backendRef, backendInstalled: 'installed' };
 }
 
+/** What installLlamaServer put in place. */
+export interface LlamaServerInstall {
+  /** `paths.engine.llamaServerBinary` (what the unit runs). */
+  binary: string;
+  /** sha256 of the archive installed. */
+  sha256: string;
+  /** CPU backend modules shipped beside the binary (`bin/libggml-cpu-<variant>.so`), e.g. haswell … zen4. */
+  variants: string[];
+}
+
 /**
- * Installs a llama-server binary (built from the pinned llama.cpp source) into the appliance,
- * atomically, after checking it runs.
+ * Installs the llama-server runtime — the runtime-dispatching llama.cpp build packed by the test
+ * bed's `ensureLlamaRuntime` (`bin/llama-server`, `bin/libggml-cpu-<variant>.so`, `lib/*.so.0`) —
+ * into the directory above the binary's `bin/` (`/opt/llama.cpp`). The archive is extracted beside
+ * it, checked (`bin/llama-server --version`, at least one CPU module), then swapped in by rename:
+ * a failed install leaves the previous one untouched and no staging directory behind.
+ * `expectSha256`: refuse an archive whose sha256 differs (the caller's verified digest).
  */
-export async function installLlamaServer(from: string, paths: AppliancePaths, log: Logger = createLogger()): Promise<{ binary: string; sha256: string }> {
-  if (!existsSync(from) || !(await stat(from)).isFile()) throw new TaskError(`no llama-server binary at ${from}`, { exitCode: ExitCode.usage });
-  const version = await sh({ nothrow: true })`${from} --version`;
-  if (version.exitCode !== 0) {
-    throw new TaskError(`${from} --version failed (exit ${version.exitCode}); wrong CPU build?`, { exitCode: ExitCode.environment, hint: version.stderr.trim().split('\n').at(-1) });
+export async function installLlamaServer(
+  archive: string,
+  paths: AppliancePaths,
+  log: Logger = createLogger(),
+  opts: { expectSha256?: string } = {},
+): Promise<LlamaServerInstall> {
+  if (!existsSync(archive) || !(await stat(archive)).isFile()) {
+    throw new TaskError(`no llama-server runtime archive at ${archive} (expected llama-server-<release>-dispatch.tar.xz)`, { exitCode: ExitCode.usage });
+  }
+  const sha256 = await sha256File(archive);
+  if (opts.expectSha256 && opts.expectSha256 !== sha256) {
+    throw new TaskError(`${archive}: sha256 ${sha256}, expected ${opts.expectSha256}`, { exitCode: ExitCode.integrity });
   }
   const binary = paths.engine.llamaServerBinary;
-  await ensureDir(path.dirname(binary));
-  const staged = `${binary}.new`;
-  await copyFile(from, staged);
-  await chmod(staged, 0o755);
-  await rename(staged, binary);
-  const sha256 = await sha256File(binary);
-  log.info(`installed llama-server (${(version.stdout + version.stderr).match(/version: \S+/)?.[0] ?? 'version unknown'}) at ${binary}`);
-  return { binary, sha256 };
+  const root = path.dirname(path.dirname(binary));
+  if (path.basename(path.dirname(binary)) !== 'bin') {
+    throw new TaskError(`llamaServerBinary ${binary} is not inside a bin/ directory; the runtime archive installs <dir>/bin + <dir>/lib`, { exitCode: ExitCode.invalidConfig });
+  }
+  const rel = path.relative(root, binary);
+  const staged = `${root}.new-${process.pid}`;
+  const old = `${root}.old-${process.pid}`;
+  await rm(staged, { recursive: true, force: true });
+  await ensureDir(staged, 0o755);
+  try {
+    const x = await sh({ nothrow: true })`tar -xJf ${archive} -C ${staged} --no-same-owner`;
+    if (x.exitCode !== 0) throw new TaskError(`cannot extract ${archive}: ${x.stderr.trim()}`, { exitCode: ExitCode.failure });
+    if (!existsSync(path.join(staged, rel))) throw new TaskError(`${archive} has no ${rel}`, { exitCode: ExitCode.failure });
+    // one-apps runs stages under umask 0077: the engine's user must read and execute all of it
+    await sh`chmod -R u+rwX,go+rX,go-w ${staged}`;
+    const variants = (await readdir(path.join(staged, 'bin')))
+      .map((f) => /^libggml-cpu-(.+)\.so$/.exec(f)?.[1])
+      .filter((v): v is string => !!v)
+      .sort();
+    if (variants.length === 0) throw new TaskError(`${archive} has no bin/libggml-cpu-*.so: not a runtime-dispatching build`, { exitCode: ExitCode.failure });
+    const version = await sh({ nothrow: true, cwd: '/' })`${path.join(staged, rel)} --version`;
+    if (version.exitCode !== 0) {
+      throw new TaskError(`${rel} from ${archive} does not run (--version exit ${version.exitCode})`, {
+        exitCode: ExitCode.environment,
+        hint: version.stderr.trim().split('\n').at(-1),
+      });
+    }
+    await rm(old, { recursive: true, force: true });
+    if (existsSync(root)) await rename(root, old);
+    await rename(staged, root);
+    await rm(old, { recursive: true, force: true });
+    const v = (version.stdout + version.stderr).match(/version: \S+/)?.[0] ?? 'version unknown';
+    log.info(`installed llama-server (${v}; CPU modules ${variants.join(', ')}) at ${binary}`);
+    return { binary, sha256, variants };
+  } finally {
+    await rm(staged, { recursive: true, force: true });
+  }
 }

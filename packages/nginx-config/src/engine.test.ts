@@ -12,7 +12,7 @@ import { ensureSelfSigned } from './tls.js';
 
 // A cold engine build takes ~5 min on 2 cores (more on a busy machine); cached it is instant.
 const BUILD_TIMEOUT = 40 * 60_000;
-const VARIANT = (process.env.SLM_COPILOT_TESTBED_LLAMA_VARIANT ?? 'avx2') as LlamaVariant;
+const VARIANT = (process.env.SLM_COPILOT_TESTBED_LLAMA_VARIANT ?? 'dispatch') as LlamaVariant;
 const HOST = 'copilot.example.test';
 const MAIN = 'sk-test-main-key-0123456789abcdef';
 const EXTRA = 'sk-extra-for-engine-0123456789';

@@ -10,7 +10,7 @@ const MAIN_HELP = `slm-testbed — the real test bed of SLM-Copilot (engine buil
 Usage: slm-testbed <command> [options]
 
 Commands:
-  build-llama [--variant avx2|host]   build llama-server, llama-quantize, llama-bench (cached)
+  build-llama [--variant V]           build llama-server, llama-quantize, llama-bench (cached)
   tiny-model                          generate the tiny random-weight test GGUF (cached)
   devstral-shaped                     generate the ~1.8 GB Devstral-shaped GGUF (cached, slow)
   mirror --dir D [--port P]           serve a directory over HTTP (Range, HEAD, faults)
@@ -20,22 +20,25 @@ Cache: ${cacheRoot()} (set SLM_COPILOT_CACHE to move it).
 `;
 
 const HELP: Record<string, string> = {
-  'build-llama': `Usage: slm-testbed build-llama [--variant avx2|host] [--jobs N] [--verbose] [--json]
+  'build-llama': `Usage: slm-testbed build-llama [--variant dispatch|host|avx2] [--jobs N] [--verbose] [--json]
 
 Builds llama-server, llama-quantize and llama-bench from the llama.cpp source bundled in
 node-llama-cpp@3.21.1 (npm pack; never installed), once per version and flag set.
-  --variant avx2   AVX2/FMA/F16C/BMI2, no AVX-512: runs under QEMU TCG -cpu max (default)
-  --variant host   adds AVX-512 F/VBMI/VNNI/BF16 (host benchmarks)
+  --variant dispatch  the shipped build (default; also what every host test runs): shared libraries + CPU
+                   modules haswell/skylakex/icelake/zen4 loaded at run time (GGML_BACKEND_DL; haswell under
+                   QEMU TCG); no AMX module (llama.cpp #20824)
+  --variant host   static, AVX-512 F/VBMI/VNNI/BF16: the host-native build the bench compares against
+  --variant avx2   static, AVX2/FMA/F16C/BMI2 only (no longer used by the tests or the image)
   --jobs N         parallel compile jobs (default 2)
   --verbose        stream the compiler output
   --json           print the result as JSON (paths of the binaries)
-Takes ~4.5 min per variant on 2 cores when cold; instant when cached.
+Cold on 2 idle cores: ~4.5 min for a static variant, longer for dispatch (two cmake passes); instant when cached.
 `,
   'tiny-model': `Usage: slm-testbed tiny-model [--json]
 
 Generates the tiny test model (random weights, mistral3 architecture, ${TINY_MODEL_PARAMS.nLayer} layers x ${TINY_MODEL_PARAMS.nEmbd},
 vocab ${TINY_MODEL_PARAMS.vocabSize}, trained context ${TINY_MODEL_PARAMS.contextLength}, Ministral-3 2512 chat template, ${TINY_MODEL_PARAMS.quant})
-and prints its path. Builds the avx2 llama.cpp first if needed (for llama-quantize and gguf-py).
+and prints its path. Builds the dispatch llama.cpp first if needed (for llama-quantize and gguf-py).
 `,
   'devstral-shaped': `Usage: slm-testbed devstral-shaped [--json]
 
@@ -85,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
 
   switch (cmd) {
     case 'build-llama': {
-      const variant = (values.variant ?? 'avx2') as LlamaVariant;
+      const variant = (values.variant ?? 'dispatch') as LlamaVariant;
       if (!LLAMA_VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${LLAMA_VARIANTS.join(', ')}`);
       const b = await ensureLlamaBuild({ variant, jobs: values.jobs ? Number(values.jobs) : undefined, verbose: values.verbose });
       print({ ...b }, `llama-server:   ${b.llamaServer}\nllama-quantize: ${b.llamaQuantize}\nllama-bench:    ${b.llamaBench}\nsource:         ${b.srcDir}`);

@@ -9,6 +9,7 @@ export {
   ensureLlamaBuild,
   ensureLlamaSource,
   llamaBuildKey,
+  llamaBuildPasses,
   llamaCmakeFlags,
   missingCpuFlags,
   type LlamaBuild,
@@ -30,6 +31,31 @@ export {
   type ModelOptions,
   type ModelParams,
 } from './tiny-model.js';
+export { DISPATCH_BINARIES, DISPATCH_RUNPATH, dispatchPasses, type BuildPass } from './llama-dispatch.js';
+export {
+  CPU_VARIANT_FEATURES,
+  DISPATCH_CPU_VARIANTS,
+  bestCpuVariant,
+  cpuVariantScore,
+  hostCpuFlags,
+  loadedCpuVariant,
+  type CpuVariant,
+} from './cpu-variant.js';
+export { RUNTIME_BINARIES, ensureLlamaRuntime, type LlamaRuntime, type LlamaRuntimeOptions } from './llama-runtime.js';
+export {
+  TARGET_OSES,
+  assertSymbolVersions,
+  checkAgainst,
+  compareVersions,
+  elfFilesIn,
+  parseVersionLabel,
+  requiredVersions,
+  type FileRequirements,
+  type TargetOs,
+  type VersionFamily,
+  type Violation,
+} from './symbol-versions.js';
+export { elfNeeded, elfRunpath, elfVersionNeeds, type VersionNeed } from './elf.js';
 export { freePort, startLlamaServer, type LlamaServer, type StartLlamaServerOptions } from './llama-server.js';
 export { parseRange, startMirror, type Mirror, type MirrorFault, type MirrorOptions, type MirrorRequest } from './mirror.js';
 export { ggufContextLength, readGgufMetadata, type GgufHeader, type GgufValue } from './gguf.js';

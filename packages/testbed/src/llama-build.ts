@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { $, type ProcessPromise } from 'zx';
 import { buildAtomically, cacheRoot, defaultLogger, exists, formatDuration, hashKey, phase, type Logger } from './cache.js';
 import { withLock } from './lock.js';
+import { dispatchPasses, installDispatch, type BuildPass } from './llama-dispatch.js';
 
 /** The npm package whose tarball carries llama.cpp's source as a git bundle. */
 export const NODE_LLAMA_CPP_VERSION = '3.21.1';
@@ -11,8 +12,13 @@ export const NODE_LLAMA_CPP_VERSION = '3.21.1';
 /** Bump when the build procedure changes in a way the flags do not show. */
 const BUILD_RECIPE = 1;
 
-export type LlamaVariant = 'avx2' | 'host';
-export const LLAMA_VARIANTS: readonly LlamaVariant[] = ['avx2', 'host'];
+/**
+ * 'avx2' / 'host': static builds for one CPU level ('host' is the host-native one the bench
+ * compares against). 'dispatch': the shipped build, shared libraries + one CPU backend module per
+ * CPU level chosen at run time (see llama-dispatch.ts).
+ */
+export type LlamaVariant = 'avx2' | 'host' | 'dispatch';
+export const LLAMA_VARIANTS: readonly LlamaVariant[] = ['avx2', 'host', 'dispatch'];
 
 /** Binaries built by {@link ensureLlamaBuild}. */
 export const LLAMA_TARGETS = ['llama-server', 'llama-quantize', 'llama-bench'] as const;
@@ -64,6 +70,7 @@ export interface LlamaBuildOptions {
  * - 'avx2' runs under QEMU TCG `-cpu max` (AVX2, no AVX-512); 'host' adds AVX-512 F/VBMI/VNNI/BF16.
  */
 export function llamaCmakeFlags(variant: LlamaVariant): string[] {
+  if (variant === 'dispatch') return dispatchPasses().flatMap((p) => p.flags);
   const on = (name: string) => `-D${name}=ON`;
   const off = (name: string) => `-D${name}=OFF`;
   const avx512 = ['GGML_AVX512', 'GGML_AVX512_VBMI', 'GGML_AVX512_VNNI', 'GGML_AVX512_BF16'];
@@ -100,7 +107,14 @@ export function llamaCmakeFlags(variant: LlamaVariant): string[] {
 export const VARIANT_CPU_FLAGS: Record<LlamaVariant, string[]> = {
   avx2: ['avx', 'avx2', 'fma', 'f16c', 'bmi2'],
   host: ['avx', 'avx2', 'fma', 'f16c', 'bmi2', 'avx512f', 'avx512vbmi', 'avx512_vnni', 'avx512_bf16'],
+  // its lowest CPU module is haswell
+  dispatch: ['avx', 'avx2', 'fma', 'f16c', 'bmi2'],
 };
+
+/** cmake passes (flags + targets) of a variant: one for the static builds, two for 'dispatch'. */
+export function llamaBuildPasses(variant: LlamaVariant): BuildPass[] {
+  return variant === 'dispatch' ? dispatchPasses() : [{ flags: llamaCmakeFlags(variant), targets: [...LLAMA_TARGETS] }];
+}
 
 /** CPU flags the variant needs that this machine lacks (empty: it can run here). */
 export async function missingCpuFlags(variant: LlamaVariant): Promise<string[]> {
@@ -180,7 +194,9 @@ export async function ensureLlamaSource(opts: Pick<LlamaBuildOptions, 'cacheDir'
 
 /** The cache key of a variant's build: version, variant and a hash of the flags and recipe. */
 export function llamaBuildKey(variant: LlamaVariant, version = NODE_LLAMA_CPP_VERSION): string {
-  return `${version}-${variant}-${hashKey([String(BUILD_RECIPE), version, variant, ...llamaCmakeFlags(variant), ...LLAMA_TARGETS], 10)}`;
+  // the static variants keep their original key inputs (flags + targets), so their caches stay valid
+  const inputs = variant === 'dispatch' ? llamaBuildPasses(variant).flatMap((p) => [...p.flags, '--target', ...p.targets]) : [...llamaCmakeFlags(variant), ...LLAMA_TARGETS];
+  return `${version}-${variant}-${hashKey([String(BUILD_RECIPE), version, variant, ...inputs], 10)}`;
 }
 
 function buildResult(src: LlamaSource, variant: LlamaVariant, key: string, dir: string): LlamaBuild {
@@ -206,7 +222,7 @@ function buildResult(src: LlamaSource, variant: LlamaVariant, key: string, dir: 
  * build happens in a temporary directory that is renamed into place when complete.
  */
 export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<LlamaBuild> {
-  const variant = opts.variant ?? 'avx2';
+  const variant = opts.variant ?? 'dispatch';
   if (!LLAMA_VARIANTS.includes(variant)) throw new Error(`unknown llama.cpp variant '${variant}' (expected ${LLAMA_VARIANTS.join(' or ')})`);
   const log = opts.log ?? defaultLogger;
   const jobs = opts.jobs ?? 2;
@@ -238,23 +254,22 @@ export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<Ll
         const buildDir = join(tmp, 'cmake-build');
         const logFile = join(tmp, 'build.log');
         const logStream = createWriteStream(logFile);
+        const verbose = !!opts.verbose;
         try {
-          await timed(`cmake configure (${variant})`, () =>
-            runLogged(log, logStream, !!opts.verbose, $({ quiet: true, nothrow: true })`cmake -S ${src.srcDir} -B ${buildDir} ${flags}`),
-          );
-          await timed(`cmake build ${LLAMA_TARGETS.join(' ')} (${variant}, -j${jobs})`, () =>
-            runLogged(
-              log,
-              logStream,
-              !!opts.verbose,
-              $({ quiet: true, nothrow: true })`cmake --build ${buildDir} --config Release -j ${String(jobs)} --target ${[...LLAMA_TARGETS]}`,
-              true,
-            ),
-          );
+          for (const [i, pass] of llamaBuildPasses(variant).entries()) {
+            const sh = $({ quiet: true, nothrow: true });
+            await timed(`cmake configure ${i + 1} (${variant})`, () =>
+              runLogged(log, logStream, verbose, sh`cmake -S ${src.srcDir} -B ${buildDir} ${pass.flags}`),
+            );
+            await timed(`cmake build ${pass.targets.join(' ')} (${variant}, -j${jobs})`, () =>
+              runLogged(log, logStream, verbose, sh`cmake --build ${buildDir} --config Release -j ${String(jobs)} --target ${pass.targets}`, true),
+            );
+          }
         } finally {
           await new Promise((r) => logStream.end(r));
         }
         await timed('install binaries', async () => {
+          if (variant === 'dispatch') return installDispatch(buildDir, tmp);
           await mkdir(join(tmp, 'bin'), { recursive: true });
           for (const t of LLAMA_TARGETS) await copyFile(join(buildDir, 'bin', t), join(tmp, 'bin', t));
           await $({ quiet: true })`chmod 0755 ${LLAMA_TARGETS.map((t) => join(tmp, 'bin', t))}`;
@@ -284,7 +299,7 @@ export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<Ll
               llamaCppRelease: src.release,
               commit: src.commit,
               cmakeFlags: flags,
-              targets: LLAMA_TARGETS,
+              passes: llamaBuildPasses(variant),
               jobs,
               builtAt: new Date().toISOString(),
               durationsMs: durations,

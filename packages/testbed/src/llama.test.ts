@@ -17,7 +17,7 @@ let server: LlamaServer;
 let client: OpenAI;
 
 beforeAll(async () => {
-  build = await ensureLlamaBuild({ variant: 'avx2' });
+  build = await ensureLlamaBuild({ variant: 'dispatch' });
   model = await ensureTinyModel({ llama: build });
   server = await startLlamaServer({
     binary: build.llamaServer,
@@ -54,7 +54,7 @@ describe('llama.cpp build (avx2)', () => {
 
   it('is served from the cache on the second call', async () => {
     const before = (await stat(build.llamaServer)).mtimeMs;
-    const again = await ensureLlamaBuild({ variant: 'avx2' });
+    const again = await ensureLlamaBuild({ variant: 'dispatch' });
     expect(again.llamaServer).toBe(build.llamaServer);
     // nothing was rebuilt: the cached binary is the very same file
     expect((await stat(again.llamaServer)).mtimeMs).toBe(before);

@@ -84,7 +84,7 @@ export interface GgufModel {
 export interface ModelOptions {
   cacheDir?: string;
   log?: Logger;
-  /** llama.cpp build whose llama-quantize and gguf-py are used (default: the 'avx2' build). */
+  /** llama.cpp build whose llama-quantize and gguf-py are used (default: the 'dispatch' build, the one the image ships). */
   llama?: LlamaBuild;
 }
 
@@ -120,7 +120,7 @@ export async function ensureDevstralShapedModel(opts: ModelOptions = {}): Promis
  */
 export async function ensureGgufModel(kind: string, params: ModelParams, opts: ModelOptions = {}): Promise<GgufModel> {
   const log = opts.log ?? defaultLogger;
-  const llama = opts.llama ?? (await ensureLlamaBuild({ variant: 'avx2', cacheDir: opts.cacheDir, log }));
+  const llama = opts.llama ?? (await ensureLlamaBuild({ variant: 'dispatch', cacheDir: opts.cacheDir, log }));
   const script = generatorScriptPath();
   const scriptText = await readFile(script);
   const templatePath = join(llama.srcDir, CHAT_TEMPLATE_PATH_IN_TREE);
