@@ -9,14 +9,15 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const perPackage = [];
-for (const dir of readdirSync(path.join(repo, 'packages'))) {
-  const file = path.join(repo, 'packages', dir, 'test-results/vitest.json');
+const dirs = [...readdirSync(path.join(repo, 'packages')).map((d) => path.join('packages', d)), 'scripts'];
+for (const dir of dirs) {
+  const file = path.join(repo, dir, 'test-results/vitest.json');
   if (!existsSync(file)) continue;
   const r = JSON.parse(readFileSync(file, 'utf8'));
   passed += r.numPassedTests;
   failed += r.numFailedTests;
   skipped += r.numPendingTests + (r.numTodoTests ?? 0);
-  perPackage.push(`${dir}: ${r.numPassedTests}/${r.numTotalTests}`);
+  perPackage.push(`${path.basename(dir)}: ${r.numPassedTests}/${r.numTotalTests}`);
 }
 console.log(perPackage.join(' · '));
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
