@@ -12,6 +12,7 @@ import { startMirror, type Mirror } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { localAiRelease } from '@slm-copilot/localai-install';
+import { makeDeb } from '@slm-copilot/task-kit/test-support/deb';
 import { fillMirror, hostOnlyMirrorFile, offlineBaseImage, LOCALAI_VERSION, main, MIRROR_FILES, readMirrorManifest, verifyMirror, type FillMirrorOptions } from './mirror.js';
 
 const log = createLogger({ scope: 'mirror-test', level: 'warn' });
@@ -42,18 +43,6 @@ function tinyGguf(): Buffer {
   head.writeBigUInt64LE(0n, 8);
   head.writeBigUInt64LE(BigInt(kvs.length), 16);
   return Buffer.concat([head, ...kvs, randomBytes(200_000)]);
-}
-
-async function makeDeb(dir: string, name: string, version: string, depends?: string): Promise<string> {
-  const root = await mkdtemp(path.join(tmpdir(), 'slm-deb-'));
-  await mkdir(path.join(root, 'DEBIAN'));
-  const control = [`Package: ${name}`, `Version: ${version}`, 'Architecture: all', 'Maintainer: t <t@example.invalid>', `Description: ${name} fixture`];
-  if (depends) control.push(`Depends: ${depends}`);
-  await writeFile(path.join(root, 'DEBIAN/control'), `${control.join('\n')}\n`);
-  const file = path.join(dir, `${name}_${version}_all.deb`);
-  await $({ quiet: true })`dpkg-deb --root-owner-group -Zgzip --build ${root} ${file}`;
-  await rm(root, { recursive: true, force: true });
-  return file;
 }
 
 /** An apt repository (`dists/noble/main/binary-amd64/Packages` + Release with its sha256) of fixture packages. */

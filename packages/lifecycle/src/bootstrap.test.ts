@@ -11,24 +11,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installLocalAiStandIn, standInModeFile } from '@slm-copilot/localai-install';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { createLogger, TaskError, type HostFacts } from '@slm-copilot/task-kit';
+import { createLogger, TaskError } from '@slm-copilot/task-kit';
 import { ensureLlamaBuild, ensureTinyModel, freePort } from '@slm-copilot/testbed';
 import { bootstrap, readyz } from './bootstrap.js';
 import { configure } from './configure.js';
 import { stagePaths, type StageOptions } from './options.js';
 import { stateFiles, writeJson } from './state.js';
+import { testHost } from './test-support/doubles.js';
 import { ProcessServices } from './test-support/process-services.js';
 
-const host: HostFacts = {
-  cpuFlags: ['avx', 'avx2', 'fma'],
-  physicalCores: 2,
-  logicalCpus: 2,
-  cpuModel: 'test',
-  memTotalBytes: 8 * 1024 ** 3,
-  memAvailableBytes: 6 * 1024 ** 3,
-  hostname: 'copilot',
-  ipAddresses: ['192.0.2.10'],
-};
+const host = testHost;
 
 /** Short bounds so the cases run in seconds; the appliance uses DEFAULT_WATCH_BOUNDS (W = 120 s). */
 const WATCH = { noProgressMs: 2000, pollMs: 200, maxRestarts: 3 };

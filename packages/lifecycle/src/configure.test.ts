@@ -10,32 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appliancePaths, ContextError } from '@slm-copilot/context-schema';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { createLogger, type HostFacts } from '@slm-copilot/task-kit';
+import { createLogger } from '@slm-copilot/task-kit';
 import { ensureTinyModel } from '@slm-copilot/testbed';
 import { configure, type StageOptions } from './configure.js';
-import type { ServiceControl } from './services.js';
 import { stateFiles, writeJson } from './state.js';
+import { RecordingServices, testHost } from './test-support/doubles.js';
 
-/** Test double for systemd: records what the lifecycle asked for. */
-class RecordingServices implements ServiceControl {
-  calls: string[] = [];
-  async daemonReload() { this.calls.push('daemon-reload'); }
-  async restart(unit: string) { this.calls.push(`restart ${unit}`); }
-  async ensureStarted(unit: string) { this.calls.push(`start ${unit}`); }
-  async reload(unit: string) { this.calls.push(`reload ${unit}`); }
-  async isActive() { return false; }
-}
-
-const host: HostFacts = {
-  cpuFlags: ['avx', 'avx2', 'fma'],
-  physicalCores: 2,
-  logicalCpus: 2,
-  cpuModel: 'test',
-  memTotalBytes: 8 * 1024 ** 3,
-  memAvailableBytes: 6 * 1024 ** 3,
-  hostname: 'copilot',
-  ipAddresses: ['192.0.2.10'],
-};
+const host = testHost;
 
 let root: string;
 let services: RecordingServices;

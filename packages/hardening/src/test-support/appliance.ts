@@ -3,32 +3,13 @@
 import { copyFile, mkdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { appliancePaths } from '@slm-copilot/context-schema';
-import { stateFiles, type ServiceControl, type StageOptions } from '@slm-copilot/lifecycle';
+import { stateFiles, type StageOptions } from '@slm-copilot/lifecycle';
+import { RecordingServices, testHost } from '@slm-copilot/lifecycle/test-support/doubles';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import type { HostFacts } from '@slm-copilot/task-kit';
 import { quietLog } from './quiet-log.js';
 
-/** Test double for systemd (named as such): records what the lifecycle asks for; nothing runs. */
-export class RecordingServices implements ServiceControl {
-  calls: string[] = [];
-  async daemonReload() { this.calls.push('daemon-reload'); }
-  async restart(unit: string) { this.calls.push(`restart ${unit}`); }
-  async ensureStarted(unit: string) { this.calls.push(`start ${unit}`); }
-  async reload(unit: string) { this.calls.push(`reload ${unit}`); }
-  async isActive() { return false; }
-}
-
-export const testHost: HostFacts = {
-  cpuFlags: ['avx', 'avx2', 'fma'],
-  physicalCores: 2,
-  logicalCpus: 2,
-  cpuModel: 'test',
-  memTotalBytes: 8 * 1024 ** 3,
-  memAvailableBytes: 6 * 1024 ** 3,
-  hostname: 'copilot',
-  ipAddresses: ['192.0.2.10'],
-};
+export { RecordingServices, testHost } from '@slm-copilot/lifecycle/test-support/doubles';
 
 export interface Appliance {
   root: string;
