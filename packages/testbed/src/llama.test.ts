@@ -30,26 +30,27 @@ afterAll(async () => {
   await server?.stop();
 }, 30_000);
 
-describe('llama.cpp build (avx2)', () => {
+describe('llama.cpp build (dispatch: the one the image ships and every host test runs)', () => {
   it('has the three binaries and a manifest in the keyed cache directory', async () => {
-    expect(build.variant).toBe('avx2');
+    expect(build.variant).toBe('dispatch');
     expect(build.version).toBe('3.21.1');
-    expect(build.key).toBe(llamaBuildKey('avx2'));
+    expect(build.key).toBe(llamaBuildKey('dispatch'));
     expect(build.binDir.endsWith(join('llama.cpp', build.key, 'bin'))).toBe(true);
     for (const bin of [build.llamaServer, build.llamaQuantize, build.llamaBench]) {
       expect((await stat(bin)).mode & 0o111).not.toBe(0);
     }
     const manifest = JSON.parse(await readFile(join(build.binDir, '..', 'build.json'), 'utf8')) as { cmakeFlags: string[] };
-    expect(manifest.cmakeFlags).toContain('-DGGML_AVX512=OFF');
-    expect(manifest.cmakeFlags).toContain('-DGGML_AMX_INT8=OFF');
+    expect(manifest.cmakeFlags).toContain('-DGGML_BACKEND_DL=ON');
+    expect(manifest.cmakeFlags).toContain('-DGGML_CPU_ALL_VARIANTS=ON'); // only the shipped modules are built (llama-dispatch.ts)
     expect(manifest.cmakeFlags).toContain('-DGGML_NATIVE=OFF');
   });
 
-  it('was built without AVX-512 instructions (it must run under QEMU TCG -cpu max)', async () => {
-    // AVX-512 code uses zmm registers; an AVX2-only build has none.
-    const dis = await $({ quiet: true })`objdump -d --no-show-raw-insn ${build.llamaServer}`;
-    expect(dis.stdout.includes('%zmm')).toBe(false);
-    expect(dis.stdout.includes('%ymm')).toBe(true);
+  it('runs under QEMU TCG -cpu max: the executable and the haswell module have no AVX-512 code; the zen4 module has', async () => {
+    // AVX-512 code uses zmm registers; the AVX2 path has none.
+    const zmm = async (file: string) => (await $({ quiet: true })`objdump -d --no-show-raw-insn ${file}`).stdout.includes('%zmm');
+    expect(await zmm(build.llamaServer)).toBe(false);
+    expect(await zmm(join(build.binDir, 'libggml-cpu-haswell.so'))).toBe(false);
+    expect(await zmm(join(build.binDir, 'libggml-cpu-zen4.so'))).toBe(true);
   }, 120_000);
 
   it('is served from the cache on the second call', async () => {
