@@ -24,7 +24,7 @@ describe('packer helpers', () => {
 describe('packer validate (real Packer)', () => {
   it('the production template validates (offline: the remote checksum list is not fetched)', async () => {
     const r = await packerValidate({ offline: true });
-    expect(r.warnings.join('\n')).toMatch(/cloud-images\.ubuntu\.com\/noble\/current\/SHA256SUMS/);
+    expect(r.warnings.join('\n')).toMatch(/cloud-images\.ubuntu\.com\/releases\/noble\/release-\d{8}\/SHA256SUMS/);
   }, 120_000);
 
   it('the test profile validates', async () => {
