@@ -9,7 +9,9 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 const perPackage = [];
-const dirs = [...readdirSync(path.join(repo, 'packages')).map((d) => path.join('packages', d)), 'scripts'];
+// The workspace's globs (pnpm-workspace.yaml): shipped packages, the rig, the build driver.
+const under = (dir) => readdirSync(path.join(repo, dir)).map((d) => path.join(dir, d));
+const dirs = [...under('packages'), ...under('packages/rig'), 'scripts'];
 for (const dir of dirs) {
   const file = path.join(repo, dir, 'test-results/vitest.json');
   if (!existsSync(file)) continue;

@@ -1,7 +1,7 @@
 /**
  * build-image: the appliance image (QCOW2 + manifest + marketplace YAML), one recipe for every profile:
  * settings (./build-env.ts) → recipe (./build-plan.ts, no network) → preflight (./preflight.ts: refuses
- * before any download or build) → staged artifacts (./stage.ts) → bundle → Packer (packages/vm).
+ * before any download or build) → staged artifacts (./stage.ts) → bundle → Packer (packages/rig/vm).
  */
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';

@@ -15,7 +15,7 @@ export const TEST_MODEL_FILE = 'slm-copilot-test-tiny-Q4_K_M.gguf';
 
 /**
  * apt packages the appliance needs at run time: the same in every profile (the Debian test base
- * already carries them, packages/vm/src/base-image.ts; Ubuntu gets them at build time).
+ * already carries them, packages/rig/vm/src/base-image.ts; Ubuntu gets them at build time).
  */
 export const APT_PACKAGES: readonly string[] = ['nginx', 'openssl', 'certbot', 'libgomp1'];
 

@@ -1,5 +1,5 @@
 /**
- * Staging: the host directory that becomes the build VM's mirror (packages/vm stages it as a read-only
+ * Staging: the host directory that becomes the build VM's mirror (packages/rig/vm stages it as a read-only
  * disk at STAGED_MIRROR_DIR). It holds what this host makes for the image — the llama-server runtime in
  * every profile, the tiny test model in test — and the files of the user's mirror directory.
  */

@@ -1,6 +1,6 @@
 /**
  * SLOW (real VMs under TCG, minutes): the Debian 12 base image, and a VM that never answers is killed.
- * The Packer build and the boots of its result are the VM boot test's (packages/e2e): one image build
+ * The Packer build and the boots of its result are the VM boot test's (packages/rig/e2e): one image build
  * per `npm test`, the real appliance image, whose pipeline checks (clean-up, build key gone, fresh
  * identity, CONTEXT CD, staged mirror) run there.
  * Cold cache: + ~2–7 min for the base image. Set SLM_VM_SKIP_SLOW=1 to skip when running vitest directly.

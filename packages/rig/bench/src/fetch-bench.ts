@@ -8,8 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 /** packages/model-fetch in this workspace (null outside it, e.g. from a bundled slm-bench). */
 export function modelFetchBenchDir(): string | null {
-  const here = path.dirname(fileURLToPath(import.meta.url)); // packages/bench/src or packages/bench/dist
-  const dir = path.resolve(here, '../../model-fetch');
+  const here = path.dirname(fileURLToPath(import.meta.url)); // packages/rig/bench/src or packages/rig/bench/dist
+  const dir = path.resolve(here, '../../../model-fetch');
   return existsSync(path.join(dir, 'bench/fetch-vs-wget.ts')) ? dir : null;
 }
 

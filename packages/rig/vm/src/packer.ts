@@ -12,7 +12,7 @@ import { generateSshKey } from './ssh.js';
 import { defaultLogger, exists, fileSize, sha256File, tail, vmCacheDir } from './util.js';
 
 /** The repository's `packer/` directory (templates, profiles, scripts). */
-export const PACKER_DIR = fileURLToPath(new URL('../../../packer/', import.meta.url));
+export const PACKER_DIR = fileURLToPath(new URL('../../../../packer/', import.meta.url));
 export const PLUGINS_FILE = 'plugins.pkr.hcl';
 export const TEST_PROFILE = 'profiles/test.pkrvars.hcl';
 

@@ -26,7 +26,7 @@ describe('base image recipe', () => {
   });
 
   it('guest shell scripts parse', async () => {
-    for (const f of ['slm-build-access', 'slm-context-ssh', '../../../packer/scripts/cleanup.sh']) {
+    for (const f of ['slm-build-access', 'slm-context-ssh', '../../../../packer/scripts/cleanup.sh']) {
       const r = await $({ quiet: true, nothrow: true })`sh -n ${path.join(GUEST_DIR, f)}`;
       expect(r.exitCode, `${f}: ${r.stderr}`).toBe(0);
     }
