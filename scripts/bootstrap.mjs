@@ -32,13 +32,16 @@ const fail = (msg) => {
 };
 
 const [major, minor] = process.versions.node.split('.').map(Number);
-if (major < 20 || (major === 20 && minor < 19)) fail(`Node ${process.versions.node} is too old: SLM-Copilot needs Node >= 20.19`);
+if (major < 20 || (major === 20 && minor < 19))
+  fail(`Node ${process.versions.node} is too old: SLM-Copilot needs Node >= 20.19`);
 
 // pnpm, pinned
 const current = spawnSync('pnpm', ['--version'], { encoding: 'utf8' });
 if (current.status !== 0 || current.stdout.trim() !== pnpmVersion) {
   log(`installing pnpm ${pnpmVersion} (found: ${current.status === 0 ? current.stdout.trim() : 'none'})`);
-  const r = spawnSync('npm', ['install', '--global', '--no-fund', '--no-audit', `pnpm@${pnpmVersion}`], { stdio: 'inherit' });
+  const r = spawnSync('npm', ['install', '--global', '--no-fund', '--no-audit', `pnpm@${pnpmVersion}`], {
+    stdio: 'inherit',
+  });
   if (r.status !== 0) fail(`could not install pnpm; run: npm install --global pnpm@${pnpmVersion}`);
 }
 
@@ -49,7 +52,10 @@ const installed = (name) =>
   spawnSync('dpkg-query', ['-W', '-f=${Status}', name], { encoding: 'utf8' }).stdout?.includes('install ok installed');
 const missing = wanted.filter((p) => !installed(p));
 if (missing.length > 0) {
-  if (process.getuid?.() !== 0) fail(`missing apt packages; run:\n  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing.join(' ')}\nthen run the command again`);
+  if (process.getuid?.() !== 0)
+    fail(
+      `missing apt packages; run:\n  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing.join(' ')}\nthen run the command again`,
+    );
   log(`installing apt packages: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
@@ -57,6 +63,10 @@ if (missing.length > 0) {
 }
 
 // workspace dependencies
-const r = spawnSync('pnpm', ['install', '--frozen-lockfile', '--reporter=append-only'], { cwd: repo, stdio: 'inherit', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' } });
+const r = spawnSync('pnpm', ['install', '--frozen-lockfile', '--reporter=append-only'], {
+  cwd: repo,
+  stdio: 'inherit',
+  env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
+});
 if (r.status !== 0) fail('pnpm install failed');
 log(`ready in ${((performance.now() - started) / 1000).toFixed(1)} s`);

@@ -2,7 +2,8 @@
 import { chmod } from 'node:fs/promises';
 import { build } from 'esbuild';
 
-const requireBanner = "import { createRequire as __slmCreateRequire } from 'node:module'; const require = __slmCreateRequire(import.meta.url);";
+const requireBanner =
+  "import { createRequire as __slmCreateRequire } from 'node:module'; const require = __slmCreateRequire(import.meta.url);";
 
 const common = {
   platform: 'node',

@@ -6,4 +6,6 @@ import { bundleCli, bundleLibrary } from './esbuild-options.mjs';
 const started = performance.now();
 if (existsSync('src/cli.ts')) await bundleCli('src/cli.ts', 'dist/cli.mjs');
 if (existsSync('src/index.ts')) await bundleLibrary('src/index.ts', 'dist/index.mjs');
-console.error(`esbuild: ${process.cwd().split('/').slice(-2).join('/')} bundled in ${Math.round(performance.now() - started)} ms`);
+console.error(
+  `esbuild: ${process.cwd().split('/').slice(-2).join('/')} bundled in ${Math.round(performance.now() - started)} ms`,
+);

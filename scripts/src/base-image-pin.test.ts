@@ -63,7 +63,9 @@ describe('production base image pin', () => {
 
   it('refuses a SHA256SUMS that disagrees with the recorded value, naming both', async () => {
     const lock = await lockWith(pinAt(`${upstream.baseUrl}`, 'ef'.repeat(32)));
-    await expect(resolveBaseImageChecksum(lock, log)).rejects.toThrow(new RegExp(`sha256 ${SHA}.*recorded ${'ef'.repeat(32)}`));
+    await expect(resolveBaseImageChecksum(lock, log)).rejects.toThrow(
+      new RegExp(`sha256 ${SHA}.*recorded ${'ef'.repeat(32)}`),
+    );
   });
 
   it('refuses a pin to `current` (not a dated release)', async () => {

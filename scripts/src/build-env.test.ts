@@ -89,11 +89,21 @@ describe('readBuildEnv', () => {
     expect(env.engine).toBe('localai');
     expect(env.contextSize).toBe(65536);
     expect(env.outputDir).toBe('./output'); // empty counts as not set
-    expect(env.sources).toMatchObject({ profile: 'file', engine: 'env', contextSize: 'flag', outputDir: 'default', mirror: 'file' });
+    expect(env.sources).toMatchObject({
+      profile: 'file',
+      engine: 'env',
+      contextSize: 'flag',
+      outputDir: 'default',
+      mirror: 'file',
+    });
     expect(env.resolved.mirror).toBe(path.join(dir, 'mirror'));
     expect(env.extra).toEqual({ OTHER: 'x' });
     // dotenv never touched the real environment object
-    expect(realEnv).toEqual({ SLM_COPILOT_ENGINE: 'localai', SLM_COPILOT_CONTEXT_SIZE: '16384', SLM_COPILOT_OUTPUT_DIR: '' });
+    expect(realEnv).toEqual({
+      SLM_COPILOT_ENGINE: 'localai',
+      SLM_COPILOT_CONTEXT_SIZE: '16384',
+      SLM_COPILOT_OUTPUT_DIR: '',
+    });
   });
 
   it('never writes into process.env', async () => {
@@ -105,24 +115,44 @@ describe('readBuildEnv', () => {
   it('names each bad variable, its value, where it came from and what is expected', async () => {
     await writeFile(file, 'SLM_COPILOT_PROFILE=staging\nSLM_COPILOT_MODEL=gpt-5\n');
     const error = thrown(() =>
-      readBuildEnv({ file, env: { SLM_COPILOT_ENGINE: 'vllm' }, flags: { contextSize: '12', mirror: 'ftp://mirror.example' } }),
+      readBuildEnv({
+        file,
+        env: { SLM_COPILOT_ENGINE: 'vllm' },
+        flags: { contextSize: '12', mirror: 'ftp://mirror.example' },
+      }),
     );
     expect(error.exitCode).toBe(ExitCode.invalidConfig);
     expect(error.message).toContain(`SLM_COPILOT_PROFILE="staging" (in ${file}): expected production, offline or test`);
-    expect(error.message).toContain(`SLM_COPILOT_MODEL="gpt-5" (in ${file}): expected a catalog model id: ${CATALOG.map((e) => e.id).join(', ')}`);
-    expect(error.message).toContain('SLM_COPILOT_ENGINE="vllm" (from the environment): expected localai or llama-server');
-    expect(error.message).toContain('--context-size "12" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144');
-    expect(error.message).toContain('--mirror "ftp://mirror.example" (SLM_COPILOT_MIRROR): expected a local directory or an http(s):// base URL');
+    expect(error.message).toContain(
+      `SLM_COPILOT_MODEL="gpt-5" (in ${file}): expected a catalog model id: ${CATALOG.map((e) => e.id).join(', ')}`,
+    );
+    expect(error.message).toContain(
+      'SLM_COPILOT_ENGINE="vllm" (from the environment): expected localai or llama-server',
+    );
+    expect(error.message).toContain(
+      '--context-size "12" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144',
+    );
+    expect(error.message).toContain(
+      '--mirror "ftp://mirror.example" (SLM_COPILOT_MIRROR): expected a local directory or an http(s):// base URL',
+    );
   });
 
   it('refuses out-of-range and malformed numbers and URLs, and accepts the bounds', () => {
     for (const bad of ['2047', '262145', '32k', '-1', '1e4', '0x8000']) {
-      expect(collectBuildEnv({ file, env: {}, flags: { contextSize: bad } }).issues.map((i) => i.key)).toEqual(['contextSize']);
+      expect(collectBuildEnv({ file, env: {}, flags: { contextSize: bad } }).issues.map((i) => i.key)).toEqual([
+        'contextSize',
+      ]);
     }
     for (const good of ['2048', '262144', ' 4096 ']) {
       expect(collectBuildEnv({ file, env: {}, flags: { contextSize: good } }).issues).toEqual([]);
     }
-    for (const bad of ['http://', 'https://m.example/a?x=1', 'https://m.example/#f', 'file:///srv/mirror', "/srv/it's"]) {
+    for (const bad of [
+      'http://',
+      'https://m.example/a?x=1',
+      'https://m.example/#f',
+      'file:///srv/mirror',
+      "/srv/it's",
+    ]) {
       expect(collectBuildEnv({ file, env: {}, flags: { mirror: bad } }).issues.map((i) => i.key)).toEqual(['mirror']);
     }
     for (const good of ['https://mirror.example/slm', 'http://127.0.0.1:8080', '/srv/mirror', 'mirror dir']) {
@@ -130,7 +160,7 @@ describe('readBuildEnv', () => {
     }
   });
 
-  it('takes an empty flag as a value: no mirror for --mirror \'\', refused elsewhere', async () => {
+  it("takes an empty flag as a value: no mirror for --mirror '', refused elsewhere", async () => {
     await writeFile(file, 'SLM_COPILOT_MIRROR=/srv/m\n');
     const read = collectBuildEnv({ file, env: {}, flags: { mirror: '' } });
     expect(read.settings.mirror).toBeUndefined();
@@ -145,9 +175,15 @@ describe('readBuildEnv', () => {
     for (const profile of ['offline']) {
       const error = thrown(() => readBuildEnv({ file, env: {}, flags: { profile } }));
       expect(error.exitCode).toBe(ExitCode.usage); // the flag asked for it
-      expect(thrown(() => readBuildEnv({ file, env: { SLM_COPILOT_PROFILE: profile } })).exitCode).toBe(ExitCode.invalidConfig);
-      expect(error.message).toContain(`SLM_COPILOT_MIRROR (--mirror) is not set: expected a local directory or an http(s):// base URL (no query or fragment): the ${profile} profile fetches only from the mirror`);
-      expect(readBuildEnv({ file, env: {}, flags: { profile, mirror: 'https://mirror.example' } }).resolved.mirror).toBe('https://mirror.example');
+      expect(thrown(() => readBuildEnv({ file, env: { SLM_COPILOT_PROFILE: profile } })).exitCode).toBe(
+        ExitCode.invalidConfig,
+      );
+      expect(error.message).toContain(
+        `SLM_COPILOT_MIRROR (--mirror) is not set: expected a local directory or an http(s):// base URL (no query or fragment): the ${profile} profile fetches only from the mirror`,
+      );
+      expect(
+        readBuildEnv({ file, env: {}, flags: { profile, mirror: 'https://mirror.example' } }).resolved.mirror,
+      ).toBe('https://mirror.example');
     }
     expect(thrown(() => readBuildEnv({ file, env: {}, flags: { engine: 'vllm' } })).exitCode).toBe(ExitCode.usage);
   });
@@ -201,7 +237,9 @@ describe('renderEnvFile', () => {
   });
 
   it('refuses to write an invalid value', () => {
-    expect(() => renderEnvFile({ ...settings, contextSize: 12 })).toThrow(/SLM_COPILOT_CONTEXT_SIZE="12": expected an integer from 2048 to 262144/);
+    expect(() => renderEnvFile({ ...settings, contextSize: 12 })).toThrow(
+      /SLM_COPILOT_CONTEXT_SIZE="12": expected an integer from 2048 to 262144/,
+    );
   });
 
   it('quotes values so that dotenv reads them back exactly', () => {

@@ -68,14 +68,27 @@ export interface BuildVar<K extends BuildSettingKey = BuildSettingKey> {
 }
 
 const contextSpec = variableByName.get('ONEAPP_COPILOT_CONTEXT_SIZE');
-if (!contextSpec || typeof contextSpec.default !== 'number' || contextSpec.minimum === undefined || contextSpec.maximum === undefined) {
-  throw new Error('internal: ONEAPP_COPILOT_CONTEXT_SIZE in the context schema has no numeric default, minimum or maximum');
+if (
+  !contextSpec ||
+  typeof contextSpec.default !== 'number' ||
+  contextSpec.minimum === undefined ||
+  contextSpec.maximum === undefined
+) {
+  throw new Error(
+    'internal: ONEAPP_COPILOT_CONTEXT_SIZE in the context schema has no numeric default, minimum or maximum',
+  );
 }
 /** Bounds and default of the context size: those of ONEAPP_COPILOT_CONTEXT_SIZE in the context schema. */
-export const CONTEXT_SIZE = { default: contextSpec.default, min: contextSpec.minimum, max: contextSpec.maximum } as const;
+export const CONTEXT_SIZE = {
+  default: contextSpec.default,
+  min: contextSpec.minimum,
+  max: contextSpec.maximum,
+} as const;
 
-const oneOf = <T extends string>(choices: readonly T[]) => (raw: string): Parsed<T> =>
-  (choices as readonly string[]).includes(raw) ? { ok: true, value: raw as T } : { ok: false };
+const oneOf =
+  <T extends string>(choices: readonly T[]) =>
+  (raw: string): Parsed<T> =>
+    (choices as readonly string[]).includes(raw) ? { ok: true, value: raw as T } : { ok: false };
 
 // Control characters would break the file; a value with both quote kinds cannot be written as a
 // dotenv value (dotenv has no escapes for quotes), so paths may contain neither quote.
@@ -126,7 +139,8 @@ export const BUILD_VARS: { readonly [K in BuildSettingKey]: BuildVar<K> } = {
     key: 'engine',
     name: 'SLM_COPILOT_ENGINE',
     flag: '--engine',
-    description: 'Default inference engine of the image (ONEAPP_COPILOT_ENGINE can switch it per VM): localai or llama-server.',
+    description:
+      'Default inference engine of the image (ONEAPP_COPILOT_ENGINE can switch it per VM): localai or llama-server.',
     expected: 'localai or llama-server',
     default: 'localai',
     choices: BUILD_ENGINES,
@@ -177,7 +191,15 @@ export const BUILD_VARS: { readonly [K in BuildSettingKey]: BuildVar<K> } = {
 };
 
 /** The order of the variables in `.env`, in --help and in the wizard. */
-export const BUILD_VAR_ORDER: readonly BuildSettingKey[] = ['profile', 'model', 'engine', 'contextSize', 'outputDir', 'mirror', 'cache'];
+export const BUILD_VAR_ORDER: readonly BuildSettingKey[] = [
+  'profile',
+  'model',
+  'engine',
+  'contextSize',
+  'outputDir',
+  'mirror',
+  'cache',
+];
 
 export const buildVars = (): BuildVar[] => BUILD_VAR_ORDER.map((k) => BUILD_VARS[k] as BuildVar);
 
@@ -259,7 +281,10 @@ function loadFile(file: string): { exists: boolean; parsed: Record<string, strin
   // dotenv writes into the object we give it, never process.env; quiet: no "injecting env" line.
   const result = dotenv.config({ path: file, quiet: true, processEnv: {} });
   if (result.error) {
-    throw new TaskError(`cannot read ${file}: ${result.error.message}`, { exitCode: ExitCode.environment, cause: result.error });
+    throw new TaskError(`cannot read ${file}: ${result.error.message}`, {
+      exitCode: ExitCode.environment,
+      cause: result.error,
+    });
   }
   return { exists: true, parsed: result.parsed ?? {} };
 }
@@ -295,7 +320,9 @@ export function collectBuildEnv(options: ReadBuildEnvOptions = {}): BuildEnvRead
       ['file', fromFile],
     ];
     const found: [ValueSource, string] | undefined =
-      flag !== undefined ? ['flag', String(flag)] : (candidates.find(([, v]) => v !== undefined && v.trim() !== '') as [ValueSource, string] | undefined);
+      flag !== undefined
+        ? ['flag', String(flag)]
+        : (candidates.find(([, v]) => v !== undefined && v.trim() !== '') as [ValueSource, string] | undefined);
     if (!found) {
       sources[spec.key] = 'default';
       continue;
@@ -303,17 +330,31 @@ export function collectBuildEnv(options: ReadBuildEnvOptions = {}): BuildEnvRead
     const [source, raw] = found;
     const value = raw.trim();
     sources[spec.key] = source;
-    const result: Parsed<unknown> = value === '' ? (spec.default === undefined ? { ok: true, value: undefined } : { ok: false }) : spec.parse(value);
+    const result: Parsed<unknown> =
+      value === '' ? (spec.default === undefined ? { ok: true, value: undefined } : { ok: false }) : spec.parse(value);
     if (result.ok) {
       set[spec.key] = result.value;
     } else {
-      issues.push({ key: spec.key, name: spec.name, flag: spec.flag, value: raw, source, expected: spec.expected, ...(source === 'file' ? { file } : {}) });
+      issues.push({
+        key: spec.key,
+        name: spec.name,
+        flag: spec.flag,
+        value: raw,
+        source,
+        expected: spec.expected,
+        ...(source === 'file' ? { file } : {}),
+      });
     }
   }
 
   // Cross-variable rule: the mirror-only profiles need a mirror.
   const mirrorRefused = issues.some((i) => i.key === 'mirror');
-  if (MIRROR_ONLY_PROFILES.includes(settings.profile) && settings.mirror === undefined && !mirrorRefused && !issues.some((i) => i.key === 'profile')) {
+  if (
+    MIRROR_ONLY_PROFILES.includes(settings.profile) &&
+    settings.mirror === undefined &&
+    !mirrorRefused &&
+    !issues.some((i) => i.key === 'profile')
+  ) {
     const spec = BUILD_VARS.mirror;
     issues.push({
       key: 'mirror',
@@ -341,7 +382,9 @@ export function resolveBuildPaths(settings: BuildSettings, baseDir: string): Bui
   return {
     outputDir: resolveSettingPath(settings.outputDir, baseDir),
     cache: resolveSettingPath(settings.cache, baseDir),
-    ...(mirror === undefined ? {} : { mirror: /^https?:\/\//i.test(mirror) ? mirror : resolveSettingPath(mirror, baseDir) }),
+    ...(mirror === undefined
+      ? {}
+      : { mirror: /^https?:\/\//i.test(mirror) ? mirror : resolveSettingPath(mirror, baseDir) }),
   };
 }
 
@@ -365,7 +408,8 @@ export function readBuildEnv(options: ReadBuildEnvOptions = {}): BuildEnv {
   if (read.issues.length > 0) throw buildEnvError(read.issues);
   const baseDir = options.baseDir ?? path.dirname(read.file);
   const modelEntry = CATALOG.find((e) => e.id === read.settings.model);
-  if (!modelEntry) throw new TaskError(`internal: model ${read.settings.model} passed validation but is not in the catalog`);
+  if (!modelEntry)
+    throw new TaskError(`internal: model ${read.settings.model} passed validation but is not in the catalog`);
   return {
     ...read.settings,
     sources: read.sources,
@@ -434,9 +478,16 @@ export function renderEnvFile(settings: BuildSettings, options: { extra?: Record
     const raw = settingText(settings[spec.key]);
     if (raw !== '') {
       const check = spec.parse(raw);
-      if (!check.ok) throw new TaskError(`internal: refusing to write ${spec.name}=${JSON.stringify(raw)}: expected ${spec.expected}`);
+      if (!check.ok)
+        throw new TaskError(
+          `internal: refusing to write ${spec.name}=${JSON.stringify(raw)}: expected ${spec.expected}`,
+        );
     }
-    out.push('', ...commentLines(`${spec.description} Default: ${settingText(spec.default) || '(empty)'}.`), `${spec.name}=${quoteEnvValue(raw)}`);
+    out.push(
+      '',
+      ...commentLines(`${spec.description} Default: ${settingText(spec.default) || '(empty)'}.`),
+      `${spec.name}=${quoteEnvValue(raw)}`,
+    );
   }
   const extra = Object.entries(options.extra ?? {});
   if (extra.length > 0) {

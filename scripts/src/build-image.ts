@@ -14,13 +14,7 @@ import { NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
 import { buildImage, ensureBaseImage, type BuildImageResult } from '@slm-copilot/vm';
 import { BUILD_VARS, DEFAULT_BUILD_SETTINGS, readBuildEnv, REPO_ENV_FILE, type BuildEnv } from './build-env.js';
 import { buildVarOptionHelp, buildVarOptions, flagsFromValues } from './build-flags.js';
-import {
-  finishPlan,
-  recipeFor,
-  TEST_MODEL_FILE,
-  type BuildRecipe,
-  type StagedArtifacts,
-} from './build-plan.js';
+import { finishPlan, recipeFor, TEST_MODEL_FILE, type BuildRecipe, type StagedArtifacts } from './build-plan.js';
 import { resolveBaseImageChecksum } from './base-image-pin.js';
 import { bundleAppliance, repoRoot } from './bundle.js';
 import { hostProbes, type HostProbes } from './host-probes.js';

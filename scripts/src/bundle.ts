@@ -31,21 +31,29 @@ export interface BundleManifest {
  */
 export async function bundleAppliance(out: string, plan: BuildPlan, log: Logger): Promise<BundleManifest> {
   // `out` may already hold the plan's mirror (test profile); what we lay out here is replaced whole
-  for (const d of ['bin', 'node', 'templates', 'appliance']) await rm(path.join(out, d), { recursive: true, force: true });
+  for (const d of ['bin', 'node', 'templates', 'appliance'])
+    await rm(path.join(out, d), { recursive: true, force: true });
   for (const d of ['bin', 'node/bin', 'templates', 'appliance']) await mkdir(path.join(out, d), { recursive: true });
   await log.phase('esbuild the task CLIs', async () => {
-    for (const [name, entry] of Object.entries(BUNDLED_CLIS)) await bundleCli(path.join(repoRoot, entry), path.join(out, 'bin', `${name}.mjs`));
+    for (const [name, entry] of Object.entries(BUNDLED_CLIS))
+      await bundleCli(path.join(repoRoot, entry), path.join(out, 'bin', `${name}.mjs`));
   });
   const runtime = await log.phase('node runtime', () => ensureNodeRuntime(log));
   await cp(runtime.node, path.join(out, 'node/bin/node'));
   await cp(path.join(repoRoot, 'packages/localai-install/templates'), path.join(out, 'templates'), { recursive: true });
-  for (const f of ['appliance.sh', 'slm-copilot-context.service']) await cp(path.join(repoRoot, 'appliance', f), path.join(out, 'appliance', f));
+  for (const f of ['appliance.sh', 'slm-copilot-context.service'])
+    await cp(path.join(repoRoot, 'appliance', f), path.join(out, 'appliance', f));
   await cp(path.join(repoRoot, 'appliance/slm-copilot-context-boot'), path.join(out, 'bin/slm-copilot-context-boot'));
   await cp(path.join(repoRoot, 'appliance/install.sh'), path.join(out, 'install.sh'));
   await writeFile(path.join(out, 'build-plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
 
   const files: Record<string, string> = {};
-  for (const rel of [...Object.keys(BUNDLED_CLIS).map((n) => `bin/${n}.mjs`), 'node/bin/node', 'templates/devstral-chat-template.jinja', 'appliance/appliance.sh']) {
+  for (const rel of [
+    ...Object.keys(BUNDLED_CLIS).map((n) => `bin/${n}.mjs`),
+    'node/bin/node',
+    'templates/devstral-chat-template.jinja',
+    'appliance/appliance.sh',
+  ]) {
     files[rel] = await sha256File(path.join(out, rel));
   }
   const manifest: BundleManifest = {

@@ -25,7 +25,13 @@ export async function imageFacts(file: string): Promise<ImageFacts> {
     md5.update(chunk as Buffer);
   }
   const info = JSON.parse((await sh`qemu-img info --output=json ${file}`).stdout) as { 'virtual-size': number };
-  return { file, fileSize: (await stat(file)).size, virtualSize: info['virtual-size'], sha256: sha.digest('hex'), md5: md5.digest('hex') };
+  return {
+    file,
+    fileSize: (await stat(file)).size,
+    virtualSize: info['virtual-size'],
+    sha256: sha.digest('hex'),
+    md5: md5.digest('hex'),
+  };
 }
 
 export interface MarketplaceOptions {
@@ -42,7 +48,10 @@ export function renderMarketplaceYaml(image: ImageFacts, options: MarketplaceOpt
   const inputs = marketplaceInputs();
   const userInputs = { ...inputs.user_inputs };
   // the builder's chosen context size becomes the template's default
-  userInputs.oneapp_copilot_context_size = userInputs.oneapp_copilot_context_size!.replace(/\|[^|]*$/, `|${options.contextSizeDefault}`);
+  userInputs.oneapp_copilot_context_size = userInputs.oneapp_copilot_context_size!.replace(
+    /\|[^|]*$/,
+    `|${options.contextSizeDefault}`,
+  );
   const doc = {
     name: 'Service SLM-Copilot',
     version: options.version,
@@ -60,7 +69,13 @@ export function renderMarketplaceYaml(image: ImageFacts, options: MarketplaceOpt
     'os-arch': 'x86_64',
     hypervisor: 'KVM',
     opennebula_template: {
-      context: { network: 'YES', ssh_public_key: '$USER[SSH_PUBLIC_KEY]', token: 'YES', report_ready: 'YES', ...inputs.context },
+      context: {
+        network: 'YES',
+        ssh_public_key: '$USER[SSH_PUBLIC_KEY]',
+        token: 'YES',
+        report_ready: 'YES',
+        ...inputs.context,
+      },
       cpu: 16,
       vcpu: 16,
       memory: 32768,

@@ -8,9 +8,17 @@ import { ExitCode, sh, TaskError, type Logger } from '@slm-copilot/task-kit';
 export const UBUNTU_KEYRING = '/usr/share/keyrings/ubuntu-archive-keyring.gpg';
 
 /** The apt sources of the production image (Ubuntu 24.04 noble; certbot is in universe). */
-export function ubuntuNobleSources(archive = 'http://archive.ubuntu.com/ubuntu', security = 'http://security.ubuntu.com/ubuntu', keyring = UBUNTU_KEYRING): string[] {
+export function ubuntuNobleSources(
+  archive = 'http://archive.ubuntu.com/ubuntu',
+  security = 'http://security.ubuntu.com/ubuntu',
+  keyring = UBUNTU_KEYRING,
+): string[] {
   const opt = `[arch=amd64 signed-by=${keyring}]`;
-  return [`deb ${opt} ${archive} noble main universe`, `deb ${opt} ${archive} noble-updates main universe`, `deb ${opt} ${security} noble-security main universe`];
+  return [
+    `deb ${opt} ${archive} noble main universe`,
+    `deb ${opt} ${archive} noble-updates main universe`,
+    `deb ${opt} ${security} noble-security main universe`,
+  ];
 }
 
 export interface DownloadDebsOptions {
@@ -32,38 +40,73 @@ export async function downloadDebs(options: DownloadDebsOptions): Promise<string
   for (const line of options.sources) {
     const keyring = /signed-by=([^\s\]]+)/.exec(line)?.[1];
     if (keyring && !existsSync(keyring)) {
-      throw new TaskError(`the apt keyring ${keyring} is missing (needed to verify ${line.split(/\s+/).slice(-3).join(' ')})`, {
-        exitCode: ExitCode.environment,
-        hint: 'apt-get install ubuntu-keyring',
-      });
+      throw new TaskError(
+        `the apt keyring ${keyring} is missing (needed to verify ${line.split(/\s+/).slice(-3).join(' ')})`,
+        {
+          exitCode: ExitCode.environment,
+          hint: 'apt-get install ubuntu-keyring',
+        },
+      );
     }
   }
   const root = await mkdtemp(path.join(tmpdir(), 'slm-mirror-apt-'));
   try {
-    for (const d of ['etc/apt/apt.conf.d', 'etc/apt/preferences.d', 'etc/apt/trusted.gpg.d', 'var/lib/apt/lists/partial', 'var/cache/apt/archives/partial', 'var/lib/dpkg']) {
+    for (const d of [
+      'etc/apt/apt.conf.d',
+      'etc/apt/preferences.d',
+      'etc/apt/trusted.gpg.d',
+      'var/lib/apt/lists/partial',
+      'var/cache/apt/archives/partial',
+      'var/lib/dpkg',
+    ]) {
       await mkdir(path.join(root, d), { recursive: true });
     }
     await writeFile(path.join(root, 'etc/apt/sources.list'), `${options.sources.join('\n')}\n`);
     await writeFile(path.join(root, 'var/lib/dpkg/status'), '');
     await mkdir(options.dest, { recursive: true });
     const opts = [
-      '-o', `Dir=${root}`,
-      '-o', `Dir::State::status=${path.join(root, 'var/lib/dpkg/status')}`,
-      '-o', `Dir::Cache::archives=${path.resolve(options.dest)}`,
-      '-o', 'APT::Architecture=amd64', '-o', 'APT::Architectures::=amd64',
-      '-o', 'Acquire::Languages=none', '-o', 'Debug::NoLocking=1', '-o', 'Acquire::Retries=3',
+      '-o',
+      `Dir=${root}`,
+      '-o',
+      `Dir::State::status=${path.join(root, 'var/lib/dpkg/status')}`,
+      '-o',
+      `Dir::Cache::archives=${path.resolve(options.dest)}`,
+      '-o',
+      'APT::Architecture=amd64',
+      '-o',
+      'APT::Architectures::=amd64',
+      '-o',
+      'Acquire::Languages=none',
+      '-o',
+      'Debug::NoLocking=1',
+      '-o',
+      'Acquire::Retries=3',
       // downloads run as the calling user (no _apt sandbox needed for a private directory)
-      '-o', 'APT::Sandbox::User=root',
+      '-o',
+      'APT::Sandbox::User=root',
     ];
     const apt = async (what: string, args: string[]) => {
-      const r = await sh({ nothrow: true, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' } })`apt-get ${opts} ${args}`;
+      const r = await sh({
+        nothrow: true,
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C' },
+      })`apt-get ${opts} ${args}`;
       if (r.exitCode !== 0) {
-        throw new TaskError(`apt-get ${what} failed (exit ${r.exitCode}):\n${(r.stdout + r.stderr).trim().split('\n').slice(-10).join('\n')}`, { exitCode: ExitCode.network });
+        throw new TaskError(
+          `apt-get ${what} failed (exit ${r.exitCode}):\n${(r.stdout + r.stderr).trim().split('\n').slice(-10).join('\n')}`,
+          { exitCode: ExitCode.network },
+        );
       }
     };
     const run = async () => {
       await apt('update (private root)', ['update', '-q']);
-      await apt(`install --download-only ${options.packages.join(' ')}`, ['install', '-y', '-q', '--download-only', '--no-install-recommends', ...options.packages]);
+      await apt(`install --download-only ${options.packages.join(' ')}`, [
+        'install',
+        '-y',
+        '-q',
+        '--download-only',
+        '--no-install-recommends',
+        ...options.packages,
+      ]);
     };
     await (options.log ? options.log.phase(`apt: ${options.packages.join(' ')} + dependencies`, run) : run());
     await rm(path.join(options.dest, 'partial'), { recursive: true, force: true });

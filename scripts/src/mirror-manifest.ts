@@ -48,7 +48,8 @@ export async function readMirrorManifest(dir: string): Promise<MirrorManifest> {
   } catch (error) {
     throw new TaskError(`${file} is not valid JSON: ${(error as Error).message}`, { exitCode: ExitCode.invalidConfig });
   }
-  if (m?.version !== 1 || !Array.isArray(m.files)) throw new TaskError(`${file} is not a version-1 mirror manifest`, { exitCode: ExitCode.invalidConfig });
+  if (m?.version !== 1 || !Array.isArray(m.files))
+    throw new TaskError(`${file} is not a version-1 mirror manifest`, { exitCode: ExitCode.invalidConfig });
   for (const f of m.files) {
     const bad = typeof f?.name !== 'string' || path.isAbsolute(f.name) || f.name.split('/').includes('..');
     if (bad || !Number.isSafeInteger(f.size) || !/^[0-9a-f]{64}$/.test(f.sha256 ?? '')) {
@@ -68,25 +69,41 @@ export interface VerifyMirrorOptions {
  * Refuses a mirror whose files do not match its manifest: a missing file, a wrong size (checked for all
  * files first: cheap) or a wrong sha256 (then hashed, 14 GB included) — the error names the file.
  */
-export async function verifyMirror(dir: string, options: VerifyMirrorOptions = {}): Promise<{ ok: true; files: number; bytes: number }> {
+export async function verifyMirror(
+  dir: string,
+  options: VerifyMirrorOptions = {},
+): Promise<{ ok: true; files: number; bytes: number }> {
   const manifest = await readMirrorManifest(dir);
   for (const name of options.required ?? []) {
     if (!manifest.files.some((f) => f.name === name)) {
-      throw new TaskError(`mirror ${dir}: ${MIRROR_MANIFEST} lists no ${name}`, { exitCode: ExitCode.integrity, hint: 'refill the mirror with the `mirror` command' });
+      throw new TaskError(`mirror ${dir}: ${MIRROR_MANIFEST} lists no ${name}`, {
+        exitCode: ExitCode.integrity,
+        hint: 'refill the mirror with the `mirror` command',
+      });
     }
   }
   for (const f of manifest.files) {
     const st = await stat(path.join(dir, f.name)).catch(() => undefined);
-    if (!st?.isFile()) throw new TaskError(`mirror ${dir}: ${f.name} is missing`, { exitCode: ExitCode.integrity, hint: 'refill the mirror with the `mirror` command' });
+    if (!st?.isFile())
+      throw new TaskError(`mirror ${dir}: ${f.name} is missing`, {
+        exitCode: ExitCode.integrity,
+        hint: 'refill the mirror with the `mirror` command',
+      });
     if (st.size !== f.size) {
-      throw new TaskError(`mirror ${dir}: ${f.name} has ${st.size} bytes, the manifest says ${f.size}`, { exitCode: ExitCode.integrity });
+      throw new TaskError(`mirror ${dir}: ${f.name} has ${st.size} bytes, the manifest says ${f.size}`, {
+        exitCode: ExitCode.integrity,
+      });
     }
   }
   let bytes = 0;
   for (const f of manifest.files) {
-    const actual = await (options.log ? options.log.phase(`sha256 ${f.name}`, () => sha256File(path.join(dir, f.name))) : sha256File(path.join(dir, f.name)));
+    const actual = await (options.log
+      ? options.log.phase(`sha256 ${f.name}`, () => sha256File(path.join(dir, f.name)))
+      : sha256File(path.join(dir, f.name)));
     if (actual !== f.sha256) {
-      throw new TaskError(`mirror ${dir}: ${f.name} has sha256 ${actual}, the manifest says ${f.sha256}`, { exitCode: ExitCode.integrity });
+      throw new TaskError(`mirror ${dir}: ${f.name} has sha256 ${actual}, the manifest says ${f.sha256}`, {
+        exitCode: ExitCode.integrity,
+      });
     }
     bytes += f.size;
   }

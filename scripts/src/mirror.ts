@@ -9,16 +9,37 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { findModel, DEFAULT_MODEL_ID, fetchModel, lockedArtifact } from '@slm-copilot/model-fetch';
 import { localAiRelease, LOCALAI_VERSION as LOCALAI_PIN } from '@slm-copilot/localai-install';
-import { ExitCode, runCommand, sha256File, sh, TaskError, UsageError, writeFileAtomic, type Logger } from '@slm-copilot/task-kit';
+import {
+  ExitCode,
+  runCommand,
+  sha256File,
+  sh,
+  TaskError,
+  UsageError,
+  writeFileAtomic,
+  type Logger,
+} from '@slm-copilot/task-kit';
 import { NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
 import { readBaseImagePin } from './base-image-pin.js';
 import { APT_PACKAGES } from './build-plan.js';
 import { downloadDebs, ubuntuNobleSources } from './mirror-apt.js';
 import { downloadSri, fetchText, npmIntegrity, npmTarballUrl, sumFor } from './mirror-fetch.js';
-import { MIRROR_MANIFEST, readMirrorManifest, verifyMirror, writeMirrorManifest, type MirrorFile } from './mirror-manifest.js';
+import {
+  MIRROR_MANIFEST,
+  readMirrorManifest,
+  verifyMirror,
+  writeMirrorManifest,
+  type MirrorFile,
+} from './mirror-manifest.js';
 import { NODE_RUNTIME } from './node-runtime.js';
 
-export { verifyMirror, readMirrorManifest, MIRROR_MANIFEST, type MirrorFile, type MirrorManifest } from './mirror-manifest.js';
+export {
+  verifyMirror,
+  readMirrorManifest,
+  MIRROR_MANIFEST,
+  type MirrorFile,
+  type MirrorManifest,
+} from './mirror-manifest.js';
 
 /** LocalAI's pinned release and asset names, as the install stage expects them. */
 export const LOCALAI_VERSION = LOCALAI_PIN;
@@ -26,7 +47,6 @@ const localAi = (v: string) => {
   const r = localAiRelease(v);
   return { binary: r.binaryAsset, checksums: r.checksumsAsset, backendImage: r.backendImage };
 };
-
 
 /** File names inside a mirror. */
 export const MIRROR_FILES = {
@@ -44,21 +64,34 @@ export const MIRROR_FILES = {
 
 /** Files only the host uses (the boot disk, Packer's plugin): left off the disk staged into the build VM. */
 export function hostOnlyMirrorFile(relativePath: string): boolean {
-  return relativePath === MIRROR_FILES.ubuntuImage || relativePath === MIRROR_FILES.ubuntuSums || relativePath.startsWith('packer-plugin-');
+  return (
+    relativePath === MIRROR_FILES.ubuntuImage ||
+    relativePath === MIRROR_FILES.ubuntuSums ||
+    relativePath.startsWith('packer-plugin-')
+  );
 }
 
 /**
  * The offline build's base image: the mirror's Ubuntu cloud image and its sha256 from the mirrored
  * SHA256SUMS (Packer's iso_url + iso_checksum). Call after verifyMirror.
  */
-export async function offlineBaseImage(dir: string): Promise<{ sourceImage: string; sourceChecksum: string; release: unknown }> {
+export async function offlineBaseImage(
+  dir: string,
+): Promise<{ sourceImage: string; sourceChecksum: string; release: unknown }> {
   const sums = await readFile(path.join(dir, MIRROR_FILES.ubuntuSums), 'utf8').catch(() => {
     throw new TaskError(`mirror ${dir}: ${MIRROR_FILES.ubuntuSums} is missing`, { exitCode: ExitCode.integrity });
   });
   const sha = sumFor(sums, MIRROR_FILES.ubuntuImage);
-  if (!sha) throw new TaskError(`mirror ${dir}: ${MIRROR_FILES.ubuntuSums} lists no ${MIRROR_FILES.ubuntuImage}`, { exitCode: ExitCode.integrity });
+  if (!sha)
+    throw new TaskError(`mirror ${dir}: ${MIRROR_FILES.ubuntuSums} lists no ${MIRROR_FILES.ubuntuImage}`, {
+      exitCode: ExitCode.integrity,
+    });
   const { inputs } = await readMirrorManifest(dir);
-  return { sourceImage: path.join(dir, MIRROR_FILES.ubuntuImage), sourceChecksum: `sha256:${sha}`, release: inputs.ubuntuRelease };
+  return {
+    sourceImage: path.join(dir, MIRROR_FILES.ubuntuImage),
+    sourceChecksum: `sha256:${sha}`,
+    release: inputs.ubuntuRelease,
+  };
 }
 
 export interface MirrorUpstreams {
@@ -106,19 +139,34 @@ async function fileSize(file: string): Promise<number> {
 }
 
 /** A file verified against a known sha256 (resumable: fetchModel), recorded in the manifest. */
-async function fetchChecked(dir: string, name: string, url: string, sha256: string, checksumSource: string, log: Logger, size?: number): Promise<MirrorFile> {
+async function fetchChecked(
+  dir: string,
+  name: string,
+  url: string,
+  sha256: string,
+  checksumSource: string,
+  log: Logger,
+  size?: number,
+): Promise<MirrorFile> {
   await fetchModel({ urls: [url], sha256, size, dest: path.join(dir, name), manifest: false, log, progress: 'none' });
   return { name, size: await fileSize(path.join(dir, name)), sha256, checksumSource, url };
 }
 
 async function ubuntu(o: FillMirrorOptions, up: MirrorUpstreams): Promise<MirrorFile[]> {
   if (!/^20\d{6}$/.test(o.ubuntuRelease)) {
-    throw new UsageError(`--ubuntu-release "${o.ubuntuRelease}" is not a release date YYYYMMDD`, `pick a directory from ${up.ubuntuCloudImages}/ (release-YYYYMMDD)`);
+    throw new UsageError(
+      `--ubuntu-release "${o.ubuntuRelease}" is not a release date YYYYMMDD`,
+      `pick a directory from ${up.ubuntuCloudImages}/ (release-YYYYMMDD)`,
+    );
   }
   const base = `${up.ubuntuCloudImages}/release-${o.ubuntuRelease}`;
-  const sums = await fetchText(`${base}/SHA256SUMS`, `the SHA256SUMS of Ubuntu noble release-${o.ubuntuRelease} (--ubuntu-release)`);
+  const sums = await fetchText(
+    `${base}/SHA256SUMS`,
+    `the SHA256SUMS of Ubuntu noble release-${o.ubuntuRelease} (--ubuntu-release)`,
+  );
   const sha = sumFor(sums, MIRROR_FILES.ubuntuImage);
-  if (!sha) throw new TaskError(`${base}/SHA256SUMS lists no ${MIRROR_FILES.ubuntuImage}`, { exitCode: ExitCode.integrity });
+  if (!sha)
+    throw new TaskError(`${base}/SHA256SUMS lists no ${MIRROR_FILES.ubuntuImage}`, { exitCode: ExitCode.integrity });
   await writeFileAtomic(path.join(o.dir, MIRROR_FILES.ubuntuSums), sums);
   const sumsFile: MirrorFile = {
     name: MIRROR_FILES.ubuntuSums,
@@ -127,7 +175,14 @@ async function ubuntu(o: FillMirrorOptions, up: MirrorUpstreams): Promise<Mirror
     checksumSource: 'computed when mirrored (SHA256SUMS.gpg not checked: no Ubuntu cloud-image key here)',
     url: `${base}/SHA256SUMS`,
   };
-  const image = await fetchChecked(o.dir, MIRROR_FILES.ubuntuImage, `${base}/${MIRROR_FILES.ubuntuImage}`, sha, `${base}/SHA256SUMS`, o.log);
+  const image = await fetchChecked(
+    o.dir,
+    MIRROR_FILES.ubuntuImage,
+    `${base}/${MIRROR_FILES.ubuntuImage}`,
+    sha,
+    `${base}/SHA256SUMS`,
+    o.log,
+  );
   return [sumsFile, image];
 }
 
@@ -162,21 +217,34 @@ async function backendArchive(o: FillMirrorOptions, image: string): Promise<Mirr
     how = `copied from --backend-archive ${o.backendArchive}`;
   } else {
     if ((await sh({ nothrow: true })`command -v skopeo`).exitCode !== 0) {
-      throw new TaskError(`cannot make ${MIRROR_FILES.backendArchive}: skopeo is not installed and no --backend-archive was given`, {
-        exitCode: ExitCode.environment,
-        hint:
-          `apt-get install skopeo, or make it elsewhere: skopeo copy docker://${image} ` +
-          `docker-archive:${MIRROR_FILES.backendArchive}:${image} (or docker pull + docker save -o), then pass --backend-archive FILE`,
-      });
+      throw new TaskError(
+        `cannot make ${MIRROR_FILES.backendArchive}: skopeo is not installed and no --backend-archive was given`,
+        {
+          exitCode: ExitCode.environment,
+          hint:
+            `apt-get install skopeo, or make it elsewhere: skopeo copy docker://${image} ` +
+            `docker-archive:${MIRROR_FILES.backendArchive}:${image} (or docker pull + docker save -o), then pass --backend-archive FILE`,
+        },
+      );
     }
     await rm(`${dest}.partial`, { force: true });
     const [from, to] = [`docker://${image}`, `docker-archive:${dest}.partial:${image}`];
-    await o.log.phase(`skopeo copy ${image}`, () => sh`skopeo copy --override-os linux --override-arch amd64 ${from} ${to}`);
-    const digest = (await sh({ nothrow: true })`skopeo inspect --format ${'{{.Digest}}'} ${`docker://${image}`}`).stdout.trim();
+    await o.log.phase(
+      `skopeo copy ${image}`,
+      () => sh`skopeo copy --override-os linux --override-arch amd64 ${from} ${to}`,
+    );
+    const digest = (
+      await sh({ nothrow: true })`skopeo inspect --format ${'{{.Digest}}'} ${`docker://${image}`}`
+    ).stdout.trim();
     how = `made by skopeo from ${image}${digest ? ` (registry digest ${digest})` : ''}`;
   }
   await rename(`${dest}.partial`, dest);
-  return { name: MIRROR_FILES.backendArchive, size: await fileSize(dest), sha256: await sha256File(dest), checksumSource: `computed when mirrored; ${how}` };
+  return {
+    name: MIRROR_FILES.backendArchive,
+    size: await fileSize(dest),
+    sha256: await sha256File(dest),
+    checksumSource: `computed when mirrored; ${how}`,
+  };
 }
 
 async function model(o: FillMirrorOptions): Promise<MirrorFile> {
@@ -184,17 +252,42 @@ async function model(o: FillMirrorOptions): Promise<MirrorFile> {
   const entry = findModel(id);
   const locked = await lockedArtifact(o.lockPath, id);
   const name = path.basename(entry.file);
-  return fetchChecked(o.dir, name, locked.url, locked.sha256, `${path.basename(o.lockPath)} "${id}": ${locked.checksumSource}`, o.log, locked.size);
+  return fetchChecked(
+    o.dir,
+    name,
+    locked.url,
+    locked.sha256,
+    `${path.basename(o.lockPath)} "${id}": ${locked.checksumSource}`,
+    o.log,
+    locked.size,
+  );
 }
 
-async function npmTarball(o: FillMirrorOptions, up: MirrorUpstreams, pkg: string, version: string, name: string, pinned?: string): Promise<MirrorFile> {
+async function npmTarball(
+  o: FillMirrorOptions,
+  up: MirrorUpstreams,
+  pkg: string,
+  version: string,
+  name: string,
+  pinned?: string,
+): Promise<MirrorFile> {
   const published = await npmIntegrity(up.npmRegistry, pkg, version);
   if (pinned && published !== pinned) {
-    throw new TaskError(`the registry's integrity of ${pkg}@${version} (${published}) is not the pinned ${pinned}`, { exitCode: ExitCode.integrity });
+    throw new TaskError(`the registry's integrity of ${pkg}@${version} (${published}) is not the pinned ${pinned}`, {
+      exitCode: ExitCode.integrity,
+    });
   }
   const url = npmTarballUrl(up.npmRegistry, pkg, version);
-  const { sha256, size } = await o.log.phase(`npm ${pkg}@${version}`, () => downloadSri(url, path.join(o.dir, name), published));
-  return { name, size, sha256, checksumSource: `npm registry dist.integrity ${published}${pinned ? ' (= the pin in the repository)' : ' (read when mirrored)'}`, url };
+  const { sha256, size } = await o.log.phase(`npm ${pkg}@${version}`, () =>
+    downloadSri(url, path.join(o.dir, name), published),
+  );
+  return {
+    name,
+    size,
+    sha256,
+    checksumSource: `npm registry dist.integrity ${published}${pinned ? ' (= the pin in the repository)' : ' (read when mirrored)'}`,
+    url,
+  };
 }
 
 /** Packer's QEMU plugin release zip + its SHA256SUMS (names as releases.hashicorp.com lists them; unverified here). */
@@ -217,7 +310,12 @@ async function debs(o: FillMirrorOptions, up: MirrorUpstreams): Promise<MirrorFi
   for (const n of names) {
     const f = path.join(dest, n);
     const checksumSource = `apt (checked against the signed Packages index of: ${sources.join(' | ')})`;
-    out.push({ name: `${MIRROR_FILES.aptDir}/${n}`, size: await fileSize(f), sha256: await sha256File(f), checksumSource });
+    out.push({
+      name: `${MIRROR_FILES.aptDir}/${n}`,
+      size: await fileSize(f),
+      sha256: await sha256File(f),
+      checksumSource,
+    });
   }
   return out;
 }
@@ -231,10 +329,23 @@ export async function fillMirror(o: FillMirrorOptions): Promise<{ manifest: stri
   files.push(...(await o.log.phase('Ubuntu cloud image', () => ubuntu(o, up))));
   files.push(...(await o.log.phase(`LocalAI ${LOCALAI_VERSION}`, () => localai(o, up))));
   files.push(await o.log.phase('model', () => model(o)));
-  files.push(await npmTarball(o, up, NODE_RUNTIME.npmPackage, NODE_RUNTIME.version, MIRROR_FILES.nodeRuntime, o.nodeIntegrity ?? NODE_RUNTIME.integrity));
+  files.push(
+    await npmTarball(
+      o,
+      up,
+      NODE_RUNTIME.npmPackage,
+      NODE_RUNTIME.version,
+      MIRROR_FILES.nodeRuntime,
+      o.nodeIntegrity ?? NODE_RUNTIME.integrity,
+    ),
+  );
   files.push(await npmTarball(o, up, 'node-llama-cpp', NODE_LLAMA_CPP_VERSION, MIRROR_FILES.llamaSource));
-  if (o.packerPluginVersion) files.push(...(await o.log.phase('Packer QEMU plugin', () => packerPlugin(o, up, o.packerPluginVersion!))));
-  else o.log.info('Packer QEMU plugin: not mirrored (no --packer-plugin-version; Packer 1.6.x has the QEMU builder built in)');
+  if (o.packerPluginVersion)
+    files.push(...(await o.log.phase('Packer QEMU plugin', () => packerPlugin(o, up, o.packerPluginVersion!))));
+  else
+    o.log.info(
+      'Packer QEMU plugin: not mirrored (no --packer-plugin-version; Packer 1.6.x has the QEMU builder built in)',
+    );
   files.push(...(await o.log.phase('apt packages', () => debs(o, up))));
   const inputs = {
     ubuntuRelease: `release-${o.ubuntuRelease}`,
@@ -246,7 +357,9 @@ export async function fillMirror(o: FillMirrorOptions): Promise<{ manifest: stri
     aptPackages: [...(o.aptPackages ?? APT_PACKAGES)],
   };
   const manifest = await writeMirrorManifest(o.dir, { version: 1, createdAt: new Date().toISOString(), inputs, files });
-  o.log.info(`mirror ${o.dir}: ${files.length} files, ${(files.reduce((n, f) => n + f.size, 0) / 1024 ** 3).toFixed(2)} GiB; manifest ${manifest}`);
+  o.log.info(
+    `mirror ${o.dir}: ${files.length} files, ${(files.reduce((n, f) => n + f.size, 0) / 1024 ** 3).toFixed(2)} GiB; manifest ${manifest}`,
+  );
   return { manifest, files };
 }
 
@@ -255,7 +368,8 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SPEC = {
   name: 'mirror',
   summary: 'fill a directory with every input of an offline (production) image build',
-  usage: 'pnpm --filter @slm-copilot/scripts mirror -- --dir DIR [--ubuntu-release YYYYMMDD] [options]   (or --verify --dir DIR)',
+  usage:
+    'pnpm --filter @slm-copilot/scripts mirror -- --dir DIR [--ubuntu-release YYYYMMDD] [options]   (or --verify --dir DIR)',
   options: {
     dir: { type: 'string' },
     'ubuntu-release': { type: 'string' },
@@ -276,9 +390,10 @@ the command refuses: nothing else here can fetch an OCI image.`,
 
 const OPTION_HELP = {
   dir: 'the mirror directory (created)',
-  'ubuntu-release': 'Ubuntu noble cloud-image release date YYYYMMDD (default: the pin of artifacts.lock.json, baseImage.production)',
+  'ubuntu-release':
+    'Ubuntu noble cloud-image release date YYYYMMDD (default: the pin of artifacts.lock.json, baseImage.production)',
   model: `catalog id / lock entry of the model (default ${DEFAULT_MODEL_ID})`,
-  lock: 'artifacts.lock.json (default the repository\'s)',
+  lock: "artifacts.lock.json (default the repository's)",
   'backend-archive': 'an existing docker-save tarball of the LocalAI llama-cpp backend image',
   'packer-plugin-version': 'also mirror this Packer QEMU plugin release (Packer >= 1.7 only)',
   verify: 'only check DIR against its mirror-manifest.json',
@@ -295,7 +410,9 @@ export function main(argv: string[]): Promise<number> {
     }
     const lockPath = path.resolve((values.lock as string | undefined) ?? path.join(REPO_ROOT, 'artifacts.lock.json'));
     // the same dated release the production build pins, unless asked otherwise
-    const release = (values['ubuntu-release'] as string | undefined) ?? (await readBaseImagePin(lockPath)).release.slice('release-'.length);
+    const release =
+      (values['ubuntu-release'] as string | undefined) ??
+      (await readBaseImagePin(lockPath)).release.slice('release-'.length);
     await fillMirror({
       dir: path.resolve(dir),
       ubuntuRelease: release,

@@ -35,13 +35,18 @@ export async function ensureNodeRuntime(
     try {
       const tarball = opts.tarball ?? path.join(work, `${NODE_RUNTIME.npmPackage}-${NODE_RUNTIME.version}.tgz`);
       if (!opts.tarball) {
-        await log.phase(`npm pack ${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`, () =>
-          sh({ cwd: work })`npm pack --silent ${`${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`}`,
+        await log.phase(
+          `npm pack ${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`,
+          () => sh({ cwd: work })`npm pack --silent ${`${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version}`}`,
         );
       }
-      const digest = `sha512-${createHash('sha512').update(await readFile(tarball)).digest('base64')}`;
+      const digest = `sha512-${createHash('sha512')
+        .update(await readFile(tarball))
+        .digest('base64')}`;
       if (digest !== NODE_RUNTIME.integrity) {
-        throw new TaskError(`${path.basename(tarball)} does not match the pinned integrity (got ${digest})`, { exitCode: ExitCode.integrity });
+        throw new TaskError(`${path.basename(tarball)} does not match the pinned integrity (got ${digest})`, {
+          exitCode: ExitCode.integrity,
+        });
       }
       await sh({ cwd: work })`tar -xzf ${tarball} package/bin/node`;
       await sh`strip ${path.join(work, 'package/bin/node')}`;

@@ -44,18 +44,27 @@ interface Run {
 function run(args: string[], cwd: string): Promise<Run> {
   const [file, ...rest] = wizardCommand(args);
   return new Promise((resolve) => {
-    const child = execFile(file!, rest, { cwd, env: childEnv(), timeout: 60_000, encoding: 'utf8' }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
-      resolve({ code, stdout: stripAnsi(stdout), stderr: stripAnsi(stderr) });
-    });
+    const child = execFile(
+      file!,
+      rest,
+      { cwd, env: childEnv(), timeout: 60_000, encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+        resolve({ code, stdout: stripAnsi(stdout), stderr: stripAnsi(stderr) });
+      },
+    );
     child.stdin?.end();
   });
 }
 
 function tmux(socket: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile('tmux', ['-u', '-S', socket, '-f', '/dev/null', ...args], { env: childEnv(), timeout: 10_000, encoding: 'utf8' }, (error, stdout, stderr) =>
-      error ? reject(new Error(`tmux ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
+    execFile(
+      'tmux',
+      ['-u', '-S', socket, '-f', '/dev/null', ...args],
+      { env: childEnv(), timeout: 10_000, encoding: 'utf8' },
+      (error, stdout, stderr) =>
+        error ? reject(new Error(`tmux ${args.join(' ')}: ${stderr || error.message}`)) : resolve(stdout),
     );
   });
 }
@@ -87,7 +96,8 @@ class Terminal {
     for (;;) {
       const text = await this.screen();
       if (pattern.test(text)) return text;
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; the screen:\n${text}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out after ${timeoutMs} ms waiting for ${pattern}; the screen:\n${text}`);
       await sleep(100);
     }
   }
@@ -104,7 +114,8 @@ class Terminal {
   async exitCode(timeoutMs = STEP_TIMEOUT): Promise<number> {
     const deadline = Date.now() + timeoutMs;
     while (!existsSync(this.rcFile) || (await readFile(this.rcFile, 'utf8')).trim() === '') {
-      if (Date.now() > deadline) throw new Error(`the wizard did not exit within ${timeoutMs} ms; the screen:\n${await this.screen()}`);
+      if (Date.now() > deadline)
+        throw new Error(`the wizard did not exit within ${timeoutMs} ms; the screen:\n${await this.screen()}`);
       await sleep(100);
     }
     return Number((await readFile(this.rcFile, 'utf8')).trim());
@@ -136,179 +147,248 @@ afterEach(async () => {
 });
 
 describe('setup wizard in a terminal', () => {
-  it('checks prerequisites, asks every question and writes the answers to .env', async () => {
-    const mirror = path.join(dir, 'mirror');
-    await mkdir(mirror);
-    const envFile = path.join(work, '.env');
-    term = new Terminal(dir);
-    await term.start(['--env-file', envFile], work);
+  it(
+    'checks prerequisites, asks every question and writes the answers to .env',
+    async () => {
+      const mirror = path.join(dir, 'mirror');
+      await mkdir(mirror);
+      const envFile = path.join(work, '.env');
+      term = new Terminal(dir);
+      await term.start(['--env-file', envFile], work);
 
-    const first = await term.waitFor(active('Build profile'));
-    expect(first).toMatch(/Prerequisites/);
-    for (const name of ['KVM', 'RAM', 'network', 'model lock']) {
-      expect(first).toMatch(new RegExp(`(ok|missing|low|info)\\s+${name}\\b`));
-    }
-    for (const tool of ['packer', 'qemu-system-x86_64', 'qemu-img', 'xorriso']) {
-      expect(first).toMatch(new RegExp(`(ok\\s+tools\\s+installed: .*|(missing|info)\\s+)\\b${tool}\\b`, 's'));
-    }
-    expect(first).toMatch(/disk \(output/);
-    expect(first).toMatch(/needs ≈ [0-9.]+ GB/);
-    expect(first).toMatch(/(ok|missing)\s+KVM\s+\/dev\/kvm/);
+      const first = await term.waitFor(active('Build profile'));
+      expect(first).toMatch(/Prerequisites/);
+      for (const name of ['KVM', 'RAM', 'network', 'model lock']) {
+        expect(first).toMatch(new RegExp(`(ok|missing|low|info)\\s+${name}\\b`));
+      }
+      for (const tool of ['packer', 'qemu-system-x86_64', 'qemu-img', 'xorriso']) {
+        expect(first).toMatch(new RegExp(`(ok\\s+tools\\s+installed: .*|(missing|info)\\s+)\\b${tool}\\b`, 's'));
+      }
+      expect(first).toMatch(/disk \(output/);
+      expect(first).toMatch(/needs ≈ [0-9.]+ GB/);
+      expect(first).toMatch(/(ok|missing)\s+KVM\s+\/dev\/kvm/);
 
-    await term.keys('Down', 'Down', 'Enter'); // production, offline, [test]
-    // the test profile always bakes the tiny test GGUF: no model question
-    expect(await term.waitFor(active('Default inference engine'))).toMatch(/SLM_COPILOT_MODEL: not asked/);
-    await term.keys('Down', 'Enter'); // llama-server
-    await term.waitFor(active('Context size'));
-    await term.type('12');
-    await term.keys('Enter');
-    await term.waitFor(/expected an integer from 2048 to 262144/); // refused in place
-    await term.keys('BSpace', 'BSpace');
-    await term.type('16384');
-    await term.keys('Enter');
-    await term.waitFor(active('Output directory'));
-    await term.type('images');
-    await term.keys('Enter');
-    await term.waitFor(active('Mirror (optional)'));
-    await term.type(mirror); // optional for test: its files are staged into the build VM
-    await term.keys('Enter');
-    const summary = await term.waitFor(active(`Write ${envFile}?`));
-    expect(summary).toMatch(/Summary/);
-    expect(summary).toMatch(/SLM_COPILOT_CONTEXT_SIZE\s+16384/);
-    expect(summary).toMatch(/root\s+/); // the test profile's own needs: root, apt and the npm registry
-    expect(summary).toMatch(/network\s+the test build needs the npm\s+registry/);
-    await term.keys('Enter'); // Yes
+      await term.keys('Down', 'Down', 'Enter'); // production, offline, [test]
+      // the test profile always bakes the tiny test GGUF: no model question
+      expect(await term.waitFor(active('Default inference engine'))).toMatch(/SLM_COPILOT_MODEL: not asked/);
+      await term.keys('Down', 'Enter'); // llama-server
+      await term.waitFor(active('Context size'));
+      await term.type('12');
+      await term.keys('Enter');
+      await term.waitFor(/expected an integer from 2048 to 262144/); // refused in place
+      await term.keys('BSpace', 'BSpace');
+      await term.type('16384');
+      await term.keys('Enter');
+      await term.waitFor(active('Output directory'));
+      await term.type('images');
+      await term.keys('Enter');
+      await term.waitFor(active('Mirror (optional)'));
+      await term.type(mirror); // optional for test: its files are staged into the build VM
+      await term.keys('Enter');
+      const summary = await term.waitFor(active(`Write ${envFile}?`));
+      expect(summary).toMatch(/Summary/);
+      expect(summary).toMatch(/SLM_COPILOT_CONTEXT_SIZE\s+16384/);
+      expect(summary).toMatch(/root\s+/); // the test profile's own needs: root, apt and the npm registry
+      expect(summary).toMatch(/network\s+the test build needs the npm\s+registry/);
+      await term.keys('Enter'); // Yes
 
-    expect(await term.exitCode()).toBe(0);
-    const screen = await term.screen();
-    expect(screen).toMatch(/Next: pnpm turbo build:image/);
-    expect(await readdir(work)).toEqual(['.env']);
-    expect(dotenv.parse(await readFile(envFile, 'utf8'))).toEqual({
-      SLM_COPILOT_PROFILE: 'test',
-      SLM_COPILOT_MODEL: CATALOG[0]!.id,
-      SLM_COPILOT_ENGINE: 'llama-server',
-      SLM_COPILOT_CONTEXT_SIZE: '16384',
-      SLM_COPILOT_OUTPUT_DIR: 'images',
-      SLM_COPILOT_MIRROR: mirror,
-      SLM_COPILOT_CACHE: '~/.cache/slm-copilot',
-    });
-  }, TEST_TIMEOUT);
+      expect(await term.exitCode()).toBe(0);
+      const screen = await term.screen();
+      expect(screen).toMatch(/Next: pnpm turbo build:image/);
+      expect(await readdir(work)).toEqual(['.env']);
+      expect(dotenv.parse(await readFile(envFile, 'utf8'))).toEqual({
+        SLM_COPILOT_PROFILE: 'test',
+        SLM_COPILOT_MODEL: CATALOG[0]!.id,
+        SLM_COPILOT_ENGINE: 'llama-server',
+        SLM_COPILOT_CONTEXT_SIZE: '16384',
+        SLM_COPILOT_OUTPUT_DIR: 'images',
+        SLM_COPILOT_MIRROR: mirror,
+        SLM_COPILOT_CACHE: '~/.cache/slm-copilot',
+      });
+    },
+    TEST_TIMEOUT,
+  );
 
-  it('Ctrl-C at a question exits 130 and writes nothing, not even a temp file', async () => {
-    const envFile = path.join(work, '.env');
-    term = new Terminal(dir);
-    await term.start(['--env-file', envFile], work);
-    await term.waitFor(active('Build profile'));
-    await term.keys('Enter');
-    await term.waitFor(active('Model'));
-    await term.keys('Down', 'Enter');
-    await term.waitFor(active('Default inference engine'));
-    await term.keys('C-c');
-    expect(await term.exitCode()).toBe(130);
-    expect(await term.screen()).toMatch(/cancelled: nothing was written/);
-    expect(await readdir(work)).toEqual([]);
-  }, TEST_TIMEOUT);
+  it(
+    'Ctrl-C at a question exits 130 and writes nothing, not even a temp file',
+    async () => {
+      const envFile = path.join(work, '.env');
+      term = new Terminal(dir);
+      await term.start(['--env-file', envFile], work);
+      await term.waitFor(active('Build profile'));
+      await term.keys('Enter');
+      await term.waitFor(active('Model'));
+      await term.keys('Down', 'Enter');
+      await term.waitFor(active('Default inference engine'));
+      await term.keys('C-c');
+      expect(await term.exitCode()).toBe(130);
+      expect(await term.screen()).toMatch(/cancelled: nothing was written/);
+      expect(await readdir(work)).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
 
-  it('offers the values of an existing .env as the defaults and asks before overwriting it', async () => {
-    const mirror = 'https://mirror.example/slm';
-    const envFile = path.join(work, '.env');
-    const before: BuildSettings = {
-      profile: 'offline',
-      model: CATALOG[2]!.id,
-      engine: 'llama-server',
-      contextSize: 8192,
-      outputDir: './out',
-      mirror,
-      cache: '/var/cache/slm',
-    };
-    const original = renderEnvFile(before);
-    await writeFile(envFile, original);
-    term = new Terminal(dir);
-    await term.start(['--env-file', envFile], work);
+  it(
+    'offers the values of an existing .env as the defaults and asks before overwriting it',
+    async () => {
+      const mirror = 'https://mirror.example/slm';
+      const envFile = path.join(work, '.env');
+      const before: BuildSettings = {
+        profile: 'offline',
+        model: CATALOG[2]!.id,
+        engine: 'llama-server',
+        contextSize: 8192,
+        outputDir: './out',
+        mirror,
+        cache: '/var/cache/slm',
+      };
+      const original = renderEnvFile(before);
+      await writeFile(envFile, original);
+      term = new Terminal(dir);
+      await term.start(['--env-file', envFile], work);
 
-    const first = await term.waitFor(active('Build profile'));
-    expect(first).toContain(`${envFile} exists: its values are the defaults`);
-    expect(first).toMatch(/● offline/);
-    await term.keys('Enter');
-    expect(await term.waitFor(active('Model'))).toMatch(new RegExp(`● ${CATALOG[2]!.id.replace(/\./g, '\\.')}`));
-    await term.keys('Enter');
-    await term.waitFor(active('Default inference engine'));
-    await term.keys('Enter');
-    await term.waitFor(active('Context size'));
-    await term.keys('Enter'); // keeps 8192
-    await term.waitFor(active('Output directory'));
-    await term.keys('Enter'); // keeps ./out
-    expect(await term.waitFor(active('Mirror (required'))).toContain(mirror); // pre-filled
-    await term.keys('Enter');
-    const summary = await term.waitFor(active(`Overwrite ${envFile}`));
-    expect(summary).toMatch(/SLM_COPILOT_CONTEXT_SIZE\s+8192\s/);
-    expect(summary).not.toContain('(was '); // nothing changed
-    await term.keys('Right', 'Enter'); // No
-    expect(await term.exitCode()).toBe(0);
-    expect(await term.screen()).toMatch(/Left .*\.env as it was/);
-    expect(await readFile(envFile, 'utf8')).toBe(original);
-    expect(await readdir(work)).toEqual(['.env']);
-  }, TEST_TIMEOUT);
+      const first = await term.waitFor(active('Build profile'));
+      expect(first).toContain(`${envFile} exists: its values are the defaults`);
+      expect(first).toMatch(/● offline/);
+      await term.keys('Enter');
+      expect(await term.waitFor(active('Model'))).toMatch(new RegExp(`● ${CATALOG[2]!.id.replace(/\./g, '\\.')}`));
+      await term.keys('Enter');
+      await term.waitFor(active('Default inference engine'));
+      await term.keys('Enter');
+      await term.waitFor(active('Context size'));
+      await term.keys('Enter'); // keeps 8192
+      await term.waitFor(active('Output directory'));
+      await term.keys('Enter'); // keeps ./out
+      expect(await term.waitFor(active('Mirror (required'))).toContain(mirror); // pre-filled
+      await term.keys('Enter');
+      const summary = await term.waitFor(active(`Overwrite ${envFile}`));
+      expect(summary).toMatch(/SLM_COPILOT_CONTEXT_SIZE\s+8192\s/);
+      expect(summary).not.toContain('(was '); // nothing changed
+      await term.keys('Right', 'Enter'); // No
+      expect(await term.exitCode()).toBe(0);
+      expect(await term.screen()).toMatch(/Left .*\.env as it was/);
+      expect(await readFile(envFile, 'utf8')).toBe(original);
+      expect(await readdir(work)).toEqual(['.env']);
+    },
+    TEST_TIMEOUT,
+  );
 });
 
 describe('setup wizard without a terminal', () => {
-  it('--yes with flags writes the .env without asking', async () => {
-    const envFile = path.join(work, 'nested/dir/.env'); // a new directory: also the Node --env-file pitfall
-    const r = await run(
-      ['--yes', '--profile', 'offline', '--model', 'qwen2.5-coder-3b', '--engine', 'llama-server', '--context-size', '8192', '--output', 'out', '--mirror', 'https://mirror.example/slm', '--env-file', envFile],
-      work,
-    );
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain(`Wrote ${envFile}.`);
-    expect(r.stdout).toMatch(/Next: (pnpm turbo|npm run) build:image/);
-    const text = await readFile(envFile, 'utf8');
-    expect(text).toBe(
-      renderEnvFile({
-        profile: 'offline',
-        model: 'qwen2.5-coder-3b',
-        engine: 'llama-server',
-        contextSize: 8192,
-        outputDir: 'out',
-        mirror: 'https://mirror.example/slm',
-        cache: '~/.cache/slm-copilot',
-      }),
-    );
-    expect(await readdir(path.dirname(envFile))).toEqual(['.env']);
+  it(
+    '--yes with flags writes the .env without asking',
+    async () => {
+      const envFile = path.join(work, 'nested/dir/.env'); // a new directory: also the Node --env-file pitfall
+      const r = await run(
+        [
+          '--yes',
+          '--profile',
+          'offline',
+          '--model',
+          'qwen2.5-coder-3b',
+          '--engine',
+          'llama-server',
+          '--context-size',
+          '8192',
+          '--output',
+          'out',
+          '--mirror',
+          'https://mirror.example/slm',
+          '--env-file',
+          envFile,
+        ],
+        work,
+      );
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(`Wrote ${envFile}.`);
+      expect(r.stdout).toMatch(/Next: (pnpm turbo|npm run) build:image/);
+      const text = await readFile(envFile, 'utf8');
+      expect(text).toBe(
+        renderEnvFile({
+          profile: 'offline',
+          model: 'qwen2.5-coder-3b',
+          engine: 'llama-server',
+          contextSize: 8192,
+          outputDir: 'out',
+          mirror: 'https://mirror.example/slm',
+          cache: '~/.cache/slm-copilot',
+        }),
+      );
+      expect(await readdir(path.dirname(envFile))).toEqual(['.env']);
 
-    // again with one flag: the rest comes from the file, which is updated in place
-    const again = await run(['--yes', '--context-size', '4096', '--env-file', envFile], work);
-    expect(again.code).toBe(0);
-    expect(again.stdout).toContain(`Updated ${envFile}.`);
-    expect(dotenv.parse(await readFile(envFile, 'utf8'))).toMatchObject({ SLM_COPILOT_PROFILE: 'offline', SLM_COPILOT_CONTEXT_SIZE: '4096' });
-  }, TEST_TIMEOUT);
+      // again with one flag: the rest comes from the file, which is updated in place
+      const again = await run(['--yes', '--context-size', '4096', '--env-file', envFile], work);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`Updated ${envFile}.`);
+      expect(dotenv.parse(await readFile(envFile, 'utf8'))).toMatchObject({
+        SLM_COPILOT_PROFILE: 'offline',
+        SLM_COPILOT_CONTEXT_SIZE: '4096',
+      });
+    },
+    TEST_TIMEOUT,
+  );
 
-  it('--help explains the options, the settings and how to pass arguments through pnpm', async () => {
-    const r = await run(['--help'], work);
-    expect(r.code).toBe(0);
-    for (const text of [
-      '--yes', '--profile', '--model', '--engine', '--context-size', '--output', '--mirror', '--cache', '--env-file',
-      'SLM_COPILOT_PROFILE', 'SLM_COPILOT_MODEL', 'SLM_COPILOT_ENGINE', 'SLM_COPILOT_CONTEXT_SIZE', 'SLM_COPILOT_OUTPUT_DIR', 'SLM_COPILOT_MIRROR', 'SLM_COPILOT_CACHE',
-      'pnpm run setup --help', 'pnpm run setup -- --help', 'pnpm turbo build:image', '130',
-    ]) {
-      expect(r.stdout).toContain(text);
-    }
-    expect(await readdir(work)).toEqual([]);
-    // the root script ends with "--" so that Node does not take --env-file for its own
-    const pkg = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-    expect(pkg.scripts.setup).toBe('node scripts/bootstrap.mjs --for build && tsx --conditions=source scripts/src/setup.ts --');
-  }, TEST_TIMEOUT);
+  it(
+    '--help explains the options, the settings and how to pass arguments through pnpm',
+    async () => {
+      const r = await run(['--help'], work);
+      expect(r.code).toBe(0);
+      for (const text of [
+        '--yes',
+        '--profile',
+        '--model',
+        '--engine',
+        '--context-size',
+        '--output',
+        '--mirror',
+        '--cache',
+        '--env-file',
+        'SLM_COPILOT_PROFILE',
+        'SLM_COPILOT_MODEL',
+        'SLM_COPILOT_ENGINE',
+        'SLM_COPILOT_CONTEXT_SIZE',
+        'SLM_COPILOT_OUTPUT_DIR',
+        'SLM_COPILOT_MIRROR',
+        'SLM_COPILOT_CACHE',
+        'pnpm run setup --help',
+        'pnpm run setup -- --help',
+        'pnpm turbo build:image',
+        '130',
+      ]) {
+        expect(r.stdout).toContain(text);
+      }
+      expect(await readdir(work)).toEqual([]);
+      // the root script ends with "--" so that Node does not take --env-file for its own
+      const pkg = JSON.parse(await readFile(path.join(repo, 'package.json'), 'utf8')) as {
+        scripts: Record<string, string>;
+      };
+      expect(pkg.scripts.setup).toBe(
+        'node scripts/bootstrap.mjs --for build && tsx --conditions=source scripts/src/setup.ts --',
+      );
+    },
+    TEST_TIMEOUT,
+  );
 
-  it('refuses a bad flag value, naming the flag and the value, and writes nothing', async () => {
-    const envFile = path.join(work, '.env');
-    for (const args of [['--yes', '--context-size', '12'], ['--context-size', '12']]) {
-      const r = await run([...args, '--env-file', envFile], work);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain('--context-size "12" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144');
-    }
-    const bad = await run(['--yes', '--profile', 'offline', '--env-file', envFile], work);
-    expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('SLM_COPILOT_MIRROR (--mirror) is not set');
-    expect(await readdir(work)).toEqual([]);
-  }, TEST_TIMEOUT);
+  it(
+    'refuses a bad flag value, naming the flag and the value, and writes nothing',
+    async () => {
+      const envFile = path.join(work, '.env');
+      for (const args of [
+        ['--yes', '--context-size', '12'],
+        ['--context-size', '12'],
+      ]) {
+        const r = await run([...args, '--env-file', envFile], work);
+        expect(r.code).toBe(2);
+        expect(r.stderr).toContain(
+          '--context-size "12" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144',
+        );
+      }
+      const bad = await run(['--yes', '--profile', 'offline', '--env-file', envFile], work);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('SLM_COPILOT_MIRROR (--mirror) is not set');
+      expect(await readdir(work)).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
 });

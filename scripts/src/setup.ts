@@ -74,7 +74,9 @@ function formatChecks(checks: readonly Check[]): string {
   return checks
     .map((c) => {
       const lines = [...wrap(c.detail, width), ...(c.fix ? wrap(`fix: ${c.fix}`, width) : [])];
-      return lines.map((l, i) => (i === 0 ? `${label[c.status]} ${c.name.padEnd(nameWidth)}  ${l}` : `${' '.repeat(indent)}${l}`)).join('\n');
+      return lines
+        .map((l, i) => (i === 0 ? `${label[c.status]} ${c.name.padEnd(nameWidth)}  ${l}` : `${' '.repeat(indent)}${l}`))
+        .join('\n');
     })
     .join('\n');
 }
@@ -115,7 +117,12 @@ exist yet (nodejs/node#54232) unless a "--" comes first. Run the file directly t
 
 Settings (the build reads them with flags > environment variables > the .env > the defaults):
 ${buildVars()
-  .map((v) => `  ${v.name} (${v.flag})\n${wrap(v.description, 94).map((l) => `      ${l}`).join('\n')}`)
+  .map(
+    (v) =>
+      `  ${v.name} (${v.flag})\n${wrap(v.description, 94)
+        .map((l) => `      ${l}`)
+        .join('\n')}`,
+  )
   .join('\n')}
 Relative paths are relative to the directory of the .env file; ~ is the home directory.
 The wizard writes what you answer: variables set in this shell are not copied into the file, but
@@ -159,9 +166,21 @@ async function ask(settings: BuildSettings, given: Set<BuildSettingKey>, kvm: Kv
         message: 'Build profile',
         initialValue: s.profile,
         options: [
-          { value: 'production', label: 'production', hint: `Ubuntu 24.04, downloads from upstream: needs the internet and KVM${kvm.usable ? '' : ' (not on this machine)'}` },
-          { value: 'offline', label: 'offline', hint: `the production image from your mirror only: needs KVM${kvm.usable ? '' : ' (not on this machine)'}` },
-          { value: 'test', label: 'test', hint: 'the Debian test base under TCG: needs the npm registry, Debian apt and root; no KVM' },
+          {
+            value: 'production',
+            label: 'production',
+            hint: `Ubuntu 24.04, downloads from upstream: needs the internet and KVM${kvm.usable ? '' : ' (not on this machine)'}`,
+          },
+          {
+            value: 'offline',
+            label: 'offline',
+            hint: `the production image from your mirror only: needs KVM${kvm.usable ? '' : ' (not on this machine)'}`,
+          },
+          {
+            value: 'test',
+            label: 'test',
+            hint: 'the Debian test base under TCG: needs the npm registry, Debian apt and root; no KVM',
+          },
         ],
       }),
     );
@@ -202,14 +221,15 @@ async function ask(settings: BuildSettings, given: Set<BuildSettingKey>, kvm: Kv
     if (parsed.ok) s.contextSize = parsed.value;
   }
   if (!fromFlag('outputDir')) {
-    s.outputDir = answer(
-      await p.text({
-        message: 'Output directory for the image',
-        placeholder: s.outputDir,
-        defaultValue: s.outputDir,
-        validate: validator('outputDir'),
-      }),
-    ).trim() || s.outputDir;
+    s.outputDir =
+      answer(
+        await p.text({
+          message: 'Output directory for the image',
+          placeholder: s.outputDir,
+          defaultValue: s.outputDir,
+          validate: validator('outputDir'),
+        }),
+      ).trim() || s.outputDir;
   }
   if (!fromFlag('mirror')) {
     const required = MIRROR_ONLY_PROFILES.includes(s.profile);
@@ -220,7 +240,10 @@ async function ask(settings: BuildSettings, given: Set<BuildSettingKey>, kvm: Kv
           : 'Mirror (optional) — a directory (its files are staged into the build VM) or an http(s):// base; empty: none',
         initialValue: s.mirror ?? '',
         validate: (value) => {
-          if ((value ?? '').trim() === '') return required ? `the ${s.profile} profile needs a mirror: a directory or an http(s):// base URL` : undefined;
+          if ((value ?? '').trim() === '')
+            return required
+              ? `the ${s.profile} profile needs a mirror: a directory or an http(s):// base URL`
+              : undefined;
           return validator('mirror')(value);
         },
       }),
@@ -230,12 +253,18 @@ async function ask(settings: BuildSettings, given: Set<BuildSettingKey>, kvm: Kv
   return s;
 }
 
-function settingsTable(settings: BuildSettings, previous: Partial<Record<BuildSettingKey, string>> | undefined): string {
+function settingsTable(
+  settings: BuildSettings,
+  previous: Partial<Record<BuildSettingKey, string>> | undefined,
+): string {
   return buildVars()
     .map((v) => {
       const now = settingText(settings[v.key]);
       const before = previous?.[v.key];
-      const change = previous !== undefined && (before ?? '') !== now ? paint('yellow', `  (was ${before === undefined || before === '' ? 'unset' : before})`) : '';
+      const change =
+        previous !== undefined && (before ?? '') !== now
+          ? paint('yellow', `  (was ${before === undefined || before === '' ? 'unset' : before})`)
+          : '';
       return `${v.name.padEnd(26)} ${now === '' ? '(none)' : now}${change}`;
     })
     .join('\n');
@@ -259,14 +288,19 @@ async function main(values: Record<string, unknown>): Promise<number> {
   if (flagIssues.length > 0) throw buildEnvError(flagIssues);
   if (yes && read.issues.length > 0) throw buildEnvError(read.issues);
   if (!yes && !process.stdin.isTTY) {
-    throw new UsageError('no terminal to ask the questions on', 'pass --yes (with flags) to write the .env without asking; see --help');
+    throw new UsageError(
+      'no terminal to ask the questions on',
+      'pass --yes (with flags) to write the .env without asking; see --help',
+    );
   }
 
   ui.intro('SLM-Copilot setup: the image build settings');
   if (read.fileExists) {
     ui.info(`${file} exists: its values are the defaults${yes ? '' : ', and nothing is overwritten without asking'}.`);
     for (const issue of read.issues.filter((i) => i.source === 'file')) {
-      p.log.warn(`${issue.name}=${JSON.stringify(issue.value)} in ${file} is not valid (expected ${issue.expected}): the default is offered instead.`);
+      p.log.warn(
+        `${issue.name}=${JSON.stringify(issue.value)} in ${file} is not valid (expected ${issue.expected}): the default is offered instead.`,
+      );
     }
   }
 
@@ -289,7 +323,12 @@ async function main(values: Record<string, unknown>): Promise<number> {
   );
 
   if (!yes) {
-    const ok = answer(await p.confirm({ message: read.fileExists ? `Overwrite ${file} with these settings?` : `Write ${file}?`, initialValue: true }));
+    const ok = answer(
+      await p.confirm({
+        message: read.fileExists ? `Overwrite ${file} with these settings?` : `Write ${file}?`,
+        initialValue: true,
+      }),
+    );
     if (!ok) {
       p.outro(`Left ${file} as it was.`);
       return 0;
@@ -303,7 +342,11 @@ async function main(values: Record<string, unknown>): Promise<number> {
   } finally {
     writing = undefined;
   }
-  ui.success(result === 'unchanged' ? `${file} already has these settings.` : `${result === 'created' ? 'Wrote' : 'Updated'} ${file}.`);
+  ui.success(
+    result === 'unchanged'
+      ? `${file} already has these settings.`
+      : `${result === 'created' ? 'Wrote' : 'Updated'} ${file}.`,
+  );
 
   const next = (await commandExists('pnpm')) ? 'pnpm turbo build:image' : 'npm run build:image';
   const notes: string[] = [];
@@ -336,7 +379,8 @@ process.exitCode = await runCommand(
   {
     name: 'pnpm run setup',
     summary: 'check this machine and write the .env of the image build',
-    usage: 'pnpm run setup [--yes] [--profile P] [--model ID] [--engine E] [--context-size N] [--output DIR] [--mirror DIR|URL] [--cache DIR] [--env-file FILE]',
+    usage:
+      'pnpm run setup [--yes] [--profile P] [--model ID] [--engine E] [--context-size N] [--output DIR] [--mirror DIR|URL] [--cache DIR] [--env-file FILE]',
     options: OPTIONS,
     details: DETAILS,
   },

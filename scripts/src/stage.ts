@@ -52,7 +52,9 @@ export async function stageArtifacts(
   await mkdir(dir, { recursive: true });
   if (recipe.hostMirror !== undefined) {
     const hostMirror = recipe.hostMirror;
-    const n = await log.phase(`stage the mirror ${hostMirror}`, () => linkTree(hostMirror, dir, path.dirname(path.resolve(dir))));
+    const n = await log.phase(`stage the mirror ${hostMirror}`, () =>
+      linkTree(hostMirror, dir, path.dirname(path.resolve(dir))),
+    );
     log.info(`${n} files of ${hostMirror} staged`);
   }
   if (recipe.hostMirror !== undefined) await seedNpmTarballs(recipe.hostMirror, cacheDir, log);

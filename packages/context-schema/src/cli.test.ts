@@ -8,11 +8,19 @@ import { $ } from 'zx';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const cli = (...args: string[]) =>
-  $({ cwd: pkg, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1' } })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+  $({
+    cwd: pkg,
+    nothrow: true,
+    quiet: true,
+    env: { ...process.env, NO_COLOR: '1' },
+  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
 
 describe('context-schema CLI', () => {
   it('has --help for the tool and every command', async () => {
-    for (const args of [['--help'], ...['validate', 'docs', 'params', 'marketplace', 'generate'].map((c) => [c, '--help'])]) {
+    for (const args of [
+      ['--help'],
+      ...['validate', 'docs', 'params', 'marketplace', 'generate'].map((c) => [c, '--help']),
+    ]) {
       const r = await cli(...args);
       expect(r.exitCode, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: context-schema/);
@@ -24,7 +32,10 @@ describe('context-schema CLI', () => {
     const marker = path.join(dir, 'ran');
     const secret = 'ThisIsTheSecretKey$(touch x)';
     const file = path.join(dir, 'context.sh');
-    await writeFile(file, `ONEAPP_COPILOT_PASSWORD='${secret}'\nONEAPP_COPILOT_CONTEXT_SIZE='$(touch ${marker})'\nONEAPP_COPILOT_ENGINE='llama-server'\n`);
+    await writeFile(
+      file,
+      `ONEAPP_COPILOT_PASSWORD='${secret}'\nONEAPP_COPILOT_CONTEXT_SIZE='$(touch ${marker})'\nONEAPP_COPILOT_ENGINE='llama-server'\n`,
+    );
     const r = await cli('validate', '--file', file);
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toContain('ONEAPP_COPILOT_PASSWORD = ');

@@ -12,7 +12,9 @@ async function readContextFile(file: string): Promise<string> {
   try {
     return await readFile(file, 'utf8');
   } catch (error) {
-    throw new TaskError(`cannot read context file ${file}: ${(error as Error).message}`, { exitCode: ExitCode.environment });
+    throw new TaskError(`cannot read context file ${file}: ${(error as Error).message}`, {
+      exitCode: ExitCode.environment,
+    });
   }
 }
 
@@ -28,7 +30,10 @@ const validate = (argv: string[]) =>
         'The file is read, never executed. Exit code 3 when a value is refused; every refused variable is listed.\n' +
         `Example: ${TOOL} validate --file /var/run/one-context/context.sh`,
     },
-    { file: 'an OpenNebula context.sh to read instead of the environment', json: 'print the configuration as JSON only' },
+    {
+      file: 'an OpenNebula context.sh to read instead of the environment',
+      json: 'print the configuration as JSON only',
+    },
     argv,
     async ({ values, log }) => {
       let env: Record<string, string | undefined> = process.env;
@@ -78,11 +83,21 @@ export function main(argv: string[]): Promise<number> {
     'the ONEAPP_* context contract of SLM-Copilot',
     {
       validate: { summary: 'check a context and print the configuration', run: validate },
-      docs: { summary: 'print the Markdown table of variables', run: printer('docs', 'print the Markdown table of variables', renderDocsTable) },
-      params: { summary: 'print the one-apps ONE_SERVICE_PARAMS block', run: printer('params', 'print the one-apps ONE_SERVICE_PARAMS block', renderServiceParams) },
+      docs: {
+        summary: 'print the Markdown table of variables',
+        run: printer('docs', 'print the Markdown table of variables', renderDocsTable),
+      },
+      params: {
+        summary: 'print the one-apps ONE_SERVICE_PARAMS block',
+        run: printer('params', 'print the one-apps ONE_SERVICE_PARAMS block', renderServiceParams),
+      },
       marketplace: {
         summary: 'print the marketplace user_inputs, inputs_order and context',
-        run: printer('marketplace', 'print the marketplace user_inputs, inputs_order and context', renderMarketplaceInputs),
+        run: printer(
+          'marketplace',
+          'print the marketplace user_inputs, inputs_order and context',
+          renderMarketplaceInputs,
+        ),
       },
       generate: { summary: 'rewrite (or --check) the committed generated files', run: generate },
     },

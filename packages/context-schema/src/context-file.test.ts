@@ -22,7 +22,7 @@ describe('parseContextFile', () => {
       "line two'",
       `DOUBLE="a \\"b\\" \\$c"`,
       'BARE=word',
-      'export EXPORTED=\'x\'',
+      "export EXPORTED='x'",
       "EMPTY=''",
       `SEMI='a;b' # trailing comment`,
       '',

@@ -114,7 +114,8 @@ export function parseContextFile(text: string): ContextFile {
       warnings.push(`line ${startLine}: ${name} has an unterminated quote, ignored`);
       continue;
     }
-    if (expands) warnings.push(`line ${startLine}: ${name} contains $ or \` outside single quotes; kept literally, not expanded`);
+    if (expands)
+      warnings.push(`line ${startLine}: ${name} contains $ or \` outside single quotes; kept literally, not expanded`);
     values[name] = value;
     // anything after the word on the same line (other than a comment or another assignment) is ignored
     skipBlanks();

@@ -20,8 +20,23 @@ export async function expectedGeneratedFiles(repoRoot: string): Promise<{ path: 
   const readmePath = path.join(repoRoot, 'README.md');
   const appliancePath = path.join(repoRoot, 'appliance/appliance.sh');
   return [
-    { path: readmePath, text: splice(await readFile(readmePath, 'utf8'), README_START, README_END, renderDocsTable(), readmePath) },
-    { path: appliancePath, text: splice(await readFile(appliancePath, 'utf8'), SCRIPT_START, SCRIPT_END, renderServiceParams(), appliancePath) },
-    { path: path.join(repoRoot, 'packages/context-schema/generated/marketplace-inputs.yaml'), text: renderMarketplaceInputs() },
+    {
+      path: readmePath,
+      text: splice(await readFile(readmePath, 'utf8'), README_START, README_END, renderDocsTable(), readmePath),
+    },
+    {
+      path: appliancePath,
+      text: splice(
+        await readFile(appliancePath, 'utf8'),
+        SCRIPT_START,
+        SCRIPT_END,
+        renderServiceParams(),
+        appliancePath,
+      ),
+    },
+    {
+      path: path.join(repoRoot, 'packages/context-schema/generated/marketplace-inputs.yaml'),
+      text: renderMarketplaceInputs(),
+    },
   ];
 }

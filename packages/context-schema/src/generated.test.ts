@@ -12,7 +12,10 @@ const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../
 describe('generated files', () => {
   it('the committed README table, params block and marketplace inputs equal freshly generated ones', async () => {
     for (const f of await expectedGeneratedFiles(repoRoot)) {
-      expect(await readFile(f.path, 'utf8'), `${path.relative(repoRoot, f.path)} is stale: run pnpm --filter @slm-copilot/context-schema generate`).toBe(f.text);
+      expect(
+        await readFile(f.path, 'utf8'),
+        `${path.relative(repoRoot, f.path)} is stale: run pnpm --filter @slm-copilot/context-schema generate`,
+      ).toBe(f.text);
     }
   });
 
@@ -24,7 +27,9 @@ describe('generated files', () => {
       expect(docs).toContain(`\`${v.name}\``);
       expect(params).toContain(`'${v.name}' '${v.stage}'`);
       expect(market.context[v.name.toLowerCase()]).toBe(`$${v.name}`);
-      expect(market.user_inputs[v.name.toLowerCase()]).toMatch(new RegExp(`^O\\|${v.hint}\\|.*\\|${contextDefault(v).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
+      expect(market.user_inputs[v.name.toLowerCase()]).toMatch(
+        new RegExp(`^O\\|${v.hint}\\|.*\\|${contextDefault(v).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`),
+      );
     }
     expect(market.inputs_order.split(',')).toEqual(variables.map((v) => v.name));
   });
@@ -36,7 +41,10 @@ describe('generated files', () => {
   });
 
   it('the marketplace YAML parses', async () => {
-    const text = await readFile(path.join(repoRoot, 'packages/context-schema/generated/marketplace-inputs.yaml'), 'utf8');
+    const text = await readFile(
+      path.join(repoRoot, 'packages/context-schema/generated/marketplace-inputs.yaml'),
+      'utf8',
+    );
     expect(parseYaml(text)).toEqual(marketplaceInputs());
   });
 });

@@ -2,5 +2,12 @@ export type { Config, Engine, TlsConfig, TlsMode } from './config.js';
 export { parseContext, ContextError, redactConfig, secretsOf, showValue, type ContextProblem } from './parse.js';
 export { parseContextFile, type ContextFile } from './context-file.js';
 export { variables, variableByName, contextSchema, VARIABLE_PREFIX, type VariableSpec } from './schema.js';
-export { renderDocsTable, renderServiceParams, renderMarketplaceInputs, marketplaceInputs, userInput, contextDefault } from './generate.js';
+export {
+  renderDocsTable,
+  renderServiceParams,
+  renderMarketplaceInputs,
+  marketplaceInputs,
+  userInput,
+  contextDefault,
+} from './generate.js';
 export { appliancePaths, type AppliancePaths } from './paths.js';

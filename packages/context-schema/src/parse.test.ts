@@ -116,7 +116,11 @@ describe('bad values are refused, naming the variable and what was expected', ()
   }
 
   it('lists every bad variable in one error, with non-secret values shown', () => {
-    const error = refused({ ONEAPP_COPILOT_CONTEXT_SIZE: 'big', ONEAPP_COPILOT_ENGINE: 'vllm', ONEAPP_COPILOT_PARALLEL: '999' });
+    const error = refused({
+      ONEAPP_COPILOT_CONTEXT_SIZE: 'big',
+      ONEAPP_COPILOT_ENGINE: 'vllm',
+      ONEAPP_COPILOT_PARALLEL: '999',
+    });
     expect(error.problems.map((p) => p.variable).sort()).toEqual([
       'ONEAPP_COPILOT_CONTEXT_SIZE',
       'ONEAPP_COPILOT_ENGINE',
@@ -134,15 +138,26 @@ describe('bad values are refused, naming the variable and what was expected', ()
   it('refuses unknown ONEAPP_COPILOT_* variables (typos) but ignores other variables', () => {
     const error = refused({ ONEAPP_COPILOT_CONTEXTSIZE: '4096', ETH0_IP: '10.0.0.1' });
     expect(error.problems).toEqual([
-      expect.objectContaining({ variable: 'ONEAPP_COPILOT_CONTEXTSIZE', expected: expect.stringMatching(/misspelled/) }),
+      expect.objectContaining({
+        variable: 'ONEAPP_COPILOT_CONTEXTSIZE',
+        expected: expect.stringMatching(/misspelled/),
+      }),
     ]);
   });
 
   it('cross-field rules: letsencrypt needs a hostname, custom needs certificate and key', () => {
     const le = refused({ ONEAPP_COPILOT_TLS_MODE: 'letsencrypt' });
-    expect(le.problems).toEqual([expect.objectContaining({ variable: 'ONEAPP_COPILOT_HOSTNAME', expected: expect.stringMatching(/required when ONEAPP_COPILOT_TLS_MODE is letsencrypt/) })]);
+    expect(le.problems).toEqual([
+      expect.objectContaining({
+        variable: 'ONEAPP_COPILOT_HOSTNAME',
+        expected: expect.stringMatching(/required when ONEAPP_COPILOT_TLS_MODE is letsencrypt/),
+      }),
+    ]);
     const custom = refused({ ONEAPP_COPILOT_TLS_MODE: 'custom' });
-    expect(custom.problems.map((p) => p.variable).sort()).toEqual(['ONEAPP_COPILOT_TLS_CERT', 'ONEAPP_COPILOT_TLS_KEY']);
+    expect(custom.problems.map((p) => p.variable).sort()).toEqual([
+      'ONEAPP_COPILOT_TLS_CERT',
+      'ONEAPP_COPILOT_TLS_KEY',
+    ]);
   });
 
   it('accepts a custom certificate and key given as base64 PEM', () => {
@@ -151,7 +166,9 @@ describe('bad values are refused, naming the variable and what was expected', ()
     const c = parseContext({
       ONEAPP_COPILOT_TLS_MODE: 'custom',
       ONEAPP_COPILOT_TLS_CERT: Buffer.from(cert).toString('base64'),
-      ONEAPP_COPILOT_TLS_KEY: Buffer.from(key).toString('base64').replace(/(.{20})/g, '$1\n'),
+      ONEAPP_COPILOT_TLS_KEY: Buffer.from(key)
+        .toString('base64')
+        .replace(/(.{20})/g, '$1\n'),
     });
     expect(c.tls).toMatchObject({ mode: 'custom', certificatePem: cert, privateKeyPem: key });
   });

@@ -15,10 +15,13 @@ export class ContextError extends TaskError {
   readonly problems: readonly ContextProblem[];
   constructor(problems: ContextProblem[]) {
     const lines = problems.map((p) => `  ${p.variable} = ${p.shown}: expected ${p.expected}`);
-    super(`invalid context: ${problems.length} variable${problems.length === 1 ? '' : 's'} refused\n${lines.join('\n')}`, {
-      exitCode: ExitCode.invalidConfig,
-      hint: 'fix the VM template context (Update Configuration) and reboot, or run configure again',
-    });
+    super(
+      `invalid context: ${problems.length} variable${problems.length === 1 ? '' : 's'} refused\n${lines.join('\n')}`,
+      {
+        exitCode: ExitCode.invalidConfig,
+        hint: 'fix the VM template context (Update Configuration) and reboot, or run configure again',
+      },
+    );
     this.name = 'ContextError';
     this.problems = problems;
   }
@@ -84,7 +87,8 @@ interface ContextValues {
 function variableOf(error: ErrorObject): string | undefined {
   const m = /^\/(ONEAPP_[A-Z0-9_]+)/.exec(error.instancePath);
   if (m) return m[1];
-  if (error.keyword === 'additionalProperties') return (error.params as { additionalProperty: string }).additionalProperty;
+  if (error.keyword === 'additionalProperties')
+    return (error.params as { additionalProperty: string }).additionalProperty;
   return undefined;
 }
 
@@ -176,9 +180,15 @@ function decodePem(
 ): string | null {
   if (typeof value !== 'string' || value.trim() === '') return null;
   const text = Buffer.from(value.replace(/\s+/g, ''), 'base64').toString('utf8');
-  const block = label === 'CERTIFICATE' ? /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/ : /-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----[\s\S]+?-----END (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
+  const block =
+    label === 'CERTIFICATE'
+      ? /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/
+      : /-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----[\s\S]+?-----END (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/;
   if (!block.test(text)) {
-    report(variable, `base64 of a PEM ${label.toLowerCase()} (the decoded text has no "-----BEGIN ${label}-----" block)`);
+    report(
+      variable,
+      `base64 of a PEM ${label.toLowerCase()} (the decoded text has no "-----BEGIN ${label}-----" block)`,
+    );
     return null;
   }
   if (text.includes('ENCRYPTED PRIVATE KEY')) {

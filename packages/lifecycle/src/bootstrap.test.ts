@@ -60,7 +60,8 @@ async function appliance(tag: string, opts: { localai: LocalAi; llamaServer: boo
   const conf = path.join(root, 'etc/nginx/nginx.conf');
   await mkdir(path.dirname(conf), { recursive: true });
   await writeFile(conf, mainConf(root, paths));
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(root, 'run/nginx', d), { recursive: true });
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    await mkdir(path.join(root, 'run/nginx', d), { recursive: true });
   await mkdir(paths.modelsDir, { recursive: true });
   const dest = path.join(paths.modelsDir, 'tiny.gguf');
   await symlink(model.path, dest);
@@ -68,7 +69,8 @@ async function appliance(tag: string, opts: { localai: LocalAi; llamaServer: boo
   const quiet = createLogger({ quiet: true });
   const standIn = await installLocalAiStandIn(paths, quiet);
   if (opts.localai === 'hang') await writeFile(standInModeFile(paths), 'hang\n');
-  if (opts.localai === 'slow-loader') await writeFile(paths.engine.localaiBinary, slowLoader(dest, 3 * WATCH.noProgressMs / 1000), { mode: 0o755 });
+  if (opts.localai === 'slow-loader')
+    await writeFile(paths.engine.localaiBinary, slowLoader(dest, (3 * WATCH.noProgressMs) / 1000), { mode: 0o755 });
   if (opts.llamaServer) {
     await mkdir(path.dirname(paths.engine.llamaServerBinary), { recursive: true });
     await symlink(llamaServer, paths.engine.llamaServerBinary);
@@ -112,7 +114,9 @@ function parseIni(text: string): Record<string, Record<string, string>> {
 }
 
 type App = Awaited<ReturnType<typeof appliance>>;
-async function boot(app: App): Promise<{ error: unknown; report: Record<string, Record<string, string>>; key: string }> {
+async function boot(
+  app: App,
+): Promise<{ error: unknown; report: Record<string, Record<string, string>>; key: string }> {
   await configure(app.options);
   const error = await bootstrap(app.options).then(
     () => null,
@@ -123,7 +127,8 @@ async function boot(app: App): Promise<{ error: unknown; report: Record<string, 
 }
 
 const unitText = (app: App) => readFile(path.join(app.paths.systemdDir, 'slm-copilot-engine.service'), 'utf8');
-const engineRestarts = (app: App) => app.services.calls.filter((c) => c === 'restart slm-copilot-engine.service').length;
+const engineRestarts = (app: App) =>
+  app.services.calls.filter((c) => c === 'restart slm-copilot-engine.service').length;
 
 describe('bootstrap: the engine the user chose, or a working one', () => {
   it('stand-in mode exit: falls back to llama-server with reason "exited"; /readyz reflects llama-server', async () => {
@@ -131,18 +136,29 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
     try {
       const { error, report, key } = await boot(app);
       expect(error).toBeNull();
-      expect(report.Engine).toMatchObject({ requested: 'localai', serving: 'llama-server', fallback: 'yes', engine: 'llama-server' });
+      expect(report.Engine).toMatchObject({
+        requested: 'localai',
+        serving: 'llama-server',
+        fallback: 'yes',
+        engine: 'llama-server',
+      });
       expect(report.Engine!.fallback_reason).toMatch(/^exited: /);
-      expect(report.Status!.state).toBe('ready: serving with the fallback engine llama-server (localai did not become ready)');
+      expect(report.Status!.state).toBe(
+        'ready: serving with the fallback engine llama-server (localai did not become ready)',
+      );
       expect(report.Connection!.api_key).toBe(key);
       expect(app.services.engineOutput).toContain('STAND-IN, not LocalAI');
       expect(await readyz(app.httpsPort)).toBe(200);
       // the gateway was re-rendered for llama-server: its /readyz asks /health, not LocalAI's monitor
-      expect(await readFile(app.paths.nginx.siteFile, 'utf8')).toContain('proxy_pass http://slm_copilot_engine/health;');
+      expect(await readFile(app.paths.nginx.siteFile, 'utf8')).toContain(
+        'proxy_pass http://slm_copilot_engine/health;',
+      );
       expect(await unitText(app)).toMatch(/^ExecStart=\S+\/llama-server /m);
       expect(app.log()).toMatch(/engine localai did not become ready \(exited: .*\): falling back to llama-server/);
       expect(app.log()).not.toContain(key);
-      expect(await readFile(path.join(app.paths.configDir, 'motd'), 'utf8')).toContain('FALLBACK: localai was requested');
+      expect(await readFile(path.join(app.paths.configDir, 'motd'), 'utf8')).toContain(
+        'FALLBACK: localai was requested',
+      );
     } finally {
       await app.services.stopAll();
     }
@@ -177,7 +193,11 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
   }, 120_000);
 
   it('the chosen engine working (llama-server): no fallback', async () => {
-    const app = await appliance('chosen', { localai: 'exit', llamaServer: true, env: { ONEAPP_COPILOT_ENGINE: 'llama-server' } });
+    const app = await appliance('chosen', {
+      localai: 'exit',
+      llamaServer: true,
+      env: { ONEAPP_COPILOT_ENGINE: 'llama-server' },
+    });
     try {
       const { error, report } = await boot(app);
       expect(error).toBeNull();
@@ -195,15 +215,21 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
     try {
       const { error, report, key } = await boot(app);
       expect(error).toBeInstanceOf(TaskError);
-      expect((error as Error).message).toMatch(/^no engine became ready: localai: exited: .*; llama-server: binary missing/);
+      expect((error as Error).message).toMatch(
+        /^no engine became ready: localai: exited: .*; llama-server: binary missing/,
+      );
       expect(report.Status!.state).toBe('failed: no engine became ready; the API answers 503 until one does');
       expect(report.Status!.failure_1).toMatch(/^localai: exited: /);
-      expect(report.Status!.failure_2).toBe(`llama-server: binary missing or not executable: ${app.paths.engine.llamaServerBinary}`);
+      expect(report.Status!.failure_2).toBe(
+        `llama-server: binary missing or not executable: ${app.paths.engine.llamaServerBinary}`,
+      );
       expect(report.Status!.fix).toContain('journalctl -u slm-copilot-engine');
       expect(report.Connection).toMatchObject({ api_key: key, endpoint: `https://192.0.2.10:${app.httpsPort}/v1` });
       expect(report.Engine).toMatchObject({ requested: 'localai', serving: 'none' });
       expect((await stat(app.paths.reportFile)).mode & 0o777).toBe(0o600);
-      expect(await readFile(path.join(app.paths.configDir, 'motd'), 'utf8')).toContain('FAILED   : llama-server: binary missing');
+      expect(await readFile(path.join(app.paths.configDir, 'motd'), 'utf8')).toContain(
+        'FAILED   : llama-server: binary missing',
+      );
       expect(await readyz(app.httpsPort)).toBe(503);
       expect(app.log()).not.toContain(key);
     } finally {

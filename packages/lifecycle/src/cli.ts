@@ -15,13 +15,19 @@ const stageOptions = {
   'no-runner': { type: 'boolean', default: false },
 } as const;
 const stageHelp = {
-  'context-file': 'read ONEAPP_* from this context.sh (read, never executed) instead of the environment (one-context exports them)',
+  'context-file':
+    'read ONEAPP_* from this context.sh (read, never executed) instead of the environment (one-context exports them)',
   prefix: 'treat this directory as / (tests)',
   'no-runner': 'run the stage bare: the upstream one-apps framework already keeps the status, logs and lock',
 };
 
 /** Runs a stage under our own one-apps-compatible runner unless the framework is doing that. */
-async function stage(name: Stage, values: Record<string, unknown>, fn: (log: Logger) => Promise<void>, log: Logger): Promise<number> {
+async function stage(
+  name: Stage,
+  values: Record<string, unknown>,
+  fn: (log: Logger) => Promise<void>,
+  log: Logger,
+): Promise<number> {
   const prefix = typeof values.prefix === 'string' ? values.prefix : '';
   if (values['no-runner']) {
     await fn(log);
@@ -32,7 +38,12 @@ async function stage(name: Stage, values: Record<string, unknown>, fn: (log: Log
 
 const stageCommand = (name: 'configure' | 'bootstrap', summary: string) => (argv: string[]) =>
   runCommand(
-    { name: `${TOOL} ${name}`, summary, usage: `${TOOL} ${name} [--context-file context.sh] [--no-runner]`, options: stageOptions },
+    {
+      name: `${TOOL} ${name}`,
+      summary,
+      usage: `${TOOL} ${name} [--context-file context.sh] [--no-runner]`,
+      options: stageOptions,
+    },
     stageHelp,
     argv,
     async ({ values, log }) =>
@@ -58,14 +69,28 @@ const installCommand = (argv: string[]) =>
       name: `${TOOL} install`,
       summary: 'build-time stage: packages, engine, model (from the build plan); nothing per-VM',
       usage: `${TOOL} install --plan build-plan.json [--no-runner]`,
-      options: { plan: { type: 'string' }, prefix: { type: 'string' }, 'no-runner': { type: 'boolean', default: false } },
+      options: {
+        plan: { type: 'string' },
+        prefix: { type: 'string' },
+        'no-runner': { type: 'boolean', default: false },
+      },
     },
-    { plan: 'the build plan written by the image build (profile, mirrors, model, engines)', prefix: stageHelp.prefix, 'no-runner': stageHelp['no-runner'] },
+    {
+      plan: 'the build plan written by the image build (profile, mirrors, model, engines)',
+      prefix: stageHelp.prefix,
+      'no-runner': stageHelp['no-runner'],
+    },
     argv,
     async ({ values, log }) => {
       if (typeof values.plan !== 'string') throw new TaskError('--plan is required', { exitCode: ExitCode.usage });
       const plan = JSON.parse(await readFile(values.plan, 'utf8')) as BuildPlan;
-      return stage('install', values, async (stageLog) => void (await install(plan, { prefix: typeof values.prefix === 'string' ? values.prefix : '', log: stageLog })), log);
+      return stage(
+        'install',
+        values,
+        async (stageLog) =>
+          void (await install(plan, { prefix: typeof values.prefix === 'string' ? values.prefix : '', log: stageLog })),
+        log,
+      );
     },
   );
 
@@ -75,8 +100,17 @@ export function main(argv: string[]): Promise<number> {
     'the SLM-Copilot appliance lifecycle (one-apps stages: install at build time; configure and bootstrap on every boot)',
     {
       install: { summary: 'build-time install from a build plan', run: installCommand },
-      configure: { summary: 'parse the context and render every file (idempotent)', run: stageCommand('configure', 'parse the context, check model and machine, render and install every file') },
-      bootstrap: { summary: 'start what changed, wait for the model, Let\'s Encrypt, report', run: stageCommand('bootstrap', "start or restart what changed, wait until the model answers, Let's Encrypt, write the report") },
+      configure: {
+        summary: 'parse the context and render every file (idempotent)',
+        run: stageCommand('configure', 'parse the context, check model and machine, render and install every file'),
+      },
+      bootstrap: {
+        summary: "start what changed, wait for the model, Let's Encrypt, report",
+        run: stageCommand(
+          'bootstrap',
+          "start or restart what changed, wait until the model answers, Let's Encrypt, write the report",
+        ),
+      },
     },
     argv,
   );

@@ -20,7 +20,11 @@ const host = testHost;
 
 let root: string;
 let services: RecordingServices;
-const baseEnv = { ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_HTTPS_PORT: '8443', ONEAPP_COPILOT_CONTEXT_SIZE: '4096' };
+const baseEnv = {
+  ONEAPP_COPILOT_ENGINE: 'llama-server',
+  ONEAPP_COPILOT_HTTPS_PORT: '8443',
+  ONEAPP_COPILOT_CONTEXT_SIZE: '4096',
+};
 
 function options(env: Record<string, string>): StageOptions {
   const conf = path.join(root, 'etc/nginx/nginx.conf');
@@ -40,7 +44,13 @@ async function snapshot(dir: string, out = new Map<string, string>()): Promise<M
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) await snapshot(p, out);
-    else if (e.isFile()) out.set(p, createHash('sha256').update(await readFile(p)).digest('hex'));
+    else if (e.isFile())
+      out.set(
+        p,
+        createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex'),
+      );
   }
   return out;
 }
@@ -51,7 +61,8 @@ beforeAll(async () => {
   const paths = appliancePaths(root);
   await mkdir(path.join(root, 'etc/nginx/conf.d'), { recursive: true });
   await writeFile(path.join(root, 'etc/nginx/nginx.conf'), mainConf(root, paths));
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(root, 'run/nginx', d), { recursive: true });
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    await mkdir(path.join(root, 'run/nginx', d), { recursive: true });
   const model = await ensureTinyModel();
   await mkdir(paths.modelsDir, { recursive: true });
   const dest = path.join(paths.modelsDir, 'tiny.gguf');
@@ -74,10 +85,16 @@ describe('configure', () => {
     const paths = appliancePaths(root);
     expect((await stat(paths.apiKeyFile)).mode & 0o777).toBe(0o600);
     expect((await stat(paths.tls.caKey)).mode & 0o777).toBe(0o600);
-    expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(/--ctx-size 4096 /);
+    expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(
+      /--ctx-size 4096 /,
+    );
     expect(await readFile(paths.nginx.siteFile, 'utf8')).toMatch(/listen 8443 ssl http2 default_server;/);
     const pending = JSON.parse(await readFile(stateFiles(paths).pending, 'utf8'));
-    expect(pending).toMatchObject({ restartEngine: true, engineUnit: 'slm-copilot-engine.service', letsEncrypt: false });
+    expect(pending).toMatchObject({
+      restartEngine: true,
+      engineUnit: 'slm-copilot-engine.service',
+      letsEncrypt: false,
+    });
     const report = JSON.parse(await readFile(stateFiles(paths).reportInputs, 'utf8'));
     expect(report.apiKey).toBe((await readFile(paths.apiKeyFile, 'utf8')).trim());
     expect(report.host).toBe('192.0.2.10');
@@ -100,23 +117,42 @@ describe('configure', () => {
   it('a changed context value takes effect and owes an engine restart', async () => {
     await configure(options({ ...baseEnv, ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }));
     const paths = appliancePaths(root);
-    expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(/--ctx-size 8192 /);
+    expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(
+      /--ctx-size 8192 /,
+    );
     expect(JSON.parse(await readFile(stateFiles(paths).pending, 'utf8')).restartEngine).toBe(true);
   }, 120_000);
 
   it('a refused context changes nothing that serves, and the report and banner name the variable', async () => {
     const paths = appliancePaths(root);
     const before = await snapshot(root);
-    await expect(configure(options({ ...baseEnv, ONEAPP_COPILOT_CONTEXT_SIZE: 'abc' }))).rejects.toBeInstanceOf(ContextError);
+    await expect(configure(options({ ...baseEnv, ONEAPP_COPILOT_CONTEXT_SIZE: 'abc' }))).rejects.toBeInstanceOf(
+      ContextError,
+    );
     const after = await snapshot(root);
-    const changed = [...after].filter(([p, h]) => before.get(p) !== h).map(([p]) => path.relative(root, p)).sort();
+    const changed = [...after]
+      .filter(([p, h]) => before.get(p) !== h)
+      .map(([p]) => path.relative(root, p))
+      .sort();
     // only what the operator reads may change: the report (and its client snippets) and the banner
-    const allowed = ['etc/one-appliance/config', 'etc/slm-copilot/clients/cline-settings.json', 'etc/slm-copilot/clients/continue-config.yaml', 'etc/slm-copilot/motd', 'etc/update-motd.d/60-slm-copilot'];
+    const allowed = [
+      'etc/one-appliance/config',
+      'etc/slm-copilot/clients/cline-settings.json',
+      'etc/slm-copilot/clients/continue-config.yaml',
+      'etc/slm-copilot/motd',
+      'etc/update-motd.d/60-slm-copilot',
+    ];
     expect(changed.filter((p) => !allowed.includes(p))).toEqual([]);
     expect(changed).toContain('etc/one-appliance/config');
-    expect(await readFile(paths.reportFile, 'utf8')).toMatch(/error_1 = ONEAPP_COPILOT_CONTEXT_SIZE = "abc": expected an integer/);
-    expect(await readFile(path.join(paths.configDir, 'motd'), 'utf8')).toMatch(/ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/);
-    expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(/--ctx-size 8192 /);
+    expect(await readFile(paths.reportFile, 'utf8')).toMatch(
+      /error_1 = ONEAPP_COPILOT_CONTEXT_SIZE = "abc": expected an integer/,
+    );
+    expect(await readFile(path.join(paths.configDir, 'motd'), 'utf8')).toMatch(
+      /ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/,
+    );
+    expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(
+      /--ctx-size 8192 /,
+    );
   }, 120_000);
 });
 
@@ -126,7 +162,8 @@ describe('configure on a first boot with a refused context', () => {
     const paths = appliancePaths(first);
     await mkdir(path.join(first, 'etc/nginx/conf.d'), { recursive: true });
     await writeFile(path.join(first, 'etc/nginx/nginx.conf'), mainConf(first, paths));
-    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(first, 'run/nginx', d), { recursive: true });
+    for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+      await mkdir(path.join(first, 'run/nginx', d), { recursive: true });
     const recorder = new RecordingServices();
     const conf = path.join(first, 'etc/nginx/nginx.conf');
     await expect(

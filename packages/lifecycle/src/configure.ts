@@ -1,5 +1,11 @@
 import path from 'node:path';
-import { ContextError, parseContext, VARIABLE_PREFIX, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
+import {
+  ContextError,
+  parseContext,
+  VARIABLE_PREFIX,
+  type AppliancePaths,
+  type Config,
+} from '@slm-copilot/context-schema';
 import { readManifest, verifySampled } from '@slm-copilot/model-fetch';
 import { installGateway, prepareTls, renderUnconfigured, resolveApiKeys } from '@slm-copilot/nginx-config';
 import { renderBanner, renderRefusedReport, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
@@ -11,7 +17,9 @@ import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork 
 export type { StageOptions } from './options.js';
 
 function contextOnly(env: Record<string, string | undefined>): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(VARIABLE_PREFIX) && e[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => e[0].startsWith(VARIABLE_PREFIX) && e[1] !== undefined),
+  );
 }
 
 /** The HTTPS port to answer on even when the context was refused: the given one if it is a valid port, else 443. */
@@ -45,11 +53,20 @@ export async function configure(opts: StageOptions): Promise<void> {
   }
 
   const installed = await readJson<InstalledImage>(files.installed);
-  if (!installed) throw new TaskError(`${files.installed} is missing: the image was not built by the install stage`, { exitCode: ExitCode.environment });
+  if (!installed)
+    throw new TaskError(`${files.installed} is missing: the image was not built by the install stage`, {
+      exitCode: ExitCode.environment,
+    });
   const modelPath = path.join(paths.modelsDir, installed.model.file);
   const manifest = await readManifest(modelPath);
-  if (!manifest) throw new TaskError(`no manifest for ${modelPath}`, { exitCode: ExitCode.integrity, hint: `model-fetch inspect ${modelPath} --write` });
-  const check = await log.phase('check the model file (size, GGUF header, sampled hash)', () => verifySampled(modelPath, manifest));
+  if (!manifest)
+    throw new TaskError(`no manifest for ${modelPath}`, {
+      exitCode: ExitCode.integrity,
+      hint: `model-fetch inspect ${modelPath} --write`,
+    });
+  const check = await log.phase('check the model file (size, GGUF header, sampled hash)', () =>
+    verifySampled(modelPath, manifest),
+  );
   if (!check.ok) {
     throw new TaskError(`the model file ${modelPath} is damaged: ${check.reason}`, {
       exitCode: ExitCode.integrity,
@@ -62,11 +79,16 @@ export async function configure(opts: StageOptions): Promise<void> {
   for (const k of keys.extra) log.addSecret(k);
   if (keys.generated) log.info(`generated an API key (kept in ${paths.apiKeyFile})`);
 
-  const tls = await log.phase('TLS certificate', () => prepareTls(config, { paths, ipAddresses: host.ipAddresses, log }));
+  const tls = await log.phase('TLS certificate', () =>
+    prepareTls(config, { paths, ipAddresses: host.ipAddresses, log }),
+  );
   const engine = await renderServing({ config, paths, host, manifest, keys, tls: tls.served }, opts);
   const engineChanged = engine.engineChanged;
 
-  const warnings = [...engine.plan.warnings.map((w) => w.message), ...(tls.letsEncryptReason && !tls.letsEncryptPending ? [tls.letsEncryptReason] : [])];
+  const warnings = [
+    ...engine.plan.warnings.map((w) => w.message),
+    ...(tls.letsEncryptReason && !tls.letsEncryptPending ? [tls.letsEncryptReason] : []),
+  ];
   const previous = await readJson<PendingWork>(files.pending);
   const reportInputs: Omit<ReportInputs, 'paths'> = {
     config,
@@ -103,7 +125,9 @@ export async function configure(opts: StageOptions): Promise<void> {
   };
   await writeJson(files.pending, pending);
   await writeJson(files.lastGoodContext, contextOnly(opts.env));
-  log.info(`configured: engine ${config.engine}, ${engineChanged.length} engine file(s) changed, context ${engine.plan.contextPerSlot} × ${engine.plan.parallelSlots}`);
+  log.info(
+    `configured: engine ${config.engine}, ${engineChanged.length} engine file(s) changed, context ${engine.plan.contextPerSlot} × ${engine.plan.parallelSlots}`,
+  );
 }
 
 /** What the report names as the engine's version (a stand-in says so). */
@@ -114,12 +138,22 @@ export function engineVersion(engine: Config['engine'], installed: InstalledImag
 }
 
 /** A refused context: say so everywhere the operator looks; serve the last good configuration (or a 503 that names the problem). */
-async function reportRefusedContext(error: ContextError, paths: AppliancePaths, host: HostFacts, opts: StageOptions): Promise<void> {
+async function reportRefusedContext(
+  error: ContextError,
+  paths: AppliancePaths,
+  host: HostFacts,
+  opts: StageOptions,
+): Promise<void> {
   const files = stateFiles(paths);
   const errors = error.problems.map((p) => `${p.variable} = ${p.shown}: expected ${p.expected}`);
   const previous = await readJson<Omit<ReportInputs, 'paths'>>(files.reportInputs);
   if (previous) {
-    const inputs: ReportInputs = { ...previous, paths, errors, generatedAt: (opts.now?.() ?? new Date()).toISOString() };
+    const inputs: ReportInputs = {
+      ...previous,
+      paths,
+      errors,
+      generatedAt: (opts.now?.() ?? new Date()).toISOString(),
+    };
     await applyFileSet('/', [...renderReport(inputs), ...renderBanner(inputs)]);
     opts.log.error('the context was refused; the previous good configuration keeps serving');
     return;
@@ -127,13 +161,21 @@ async function reportRefusedContext(error: ContextError, paths: AppliancePaths, 
   // First boot and nothing good yet: nginx answers every path with a 503 naming the problem, and never proxies.
   const tls = await prepareTls(parseContext({}), { paths, ipAddresses: host.ipAddresses, log: opts.log });
   const nginxRunning = await opts.services.isActive('nginx');
-  await installGateway(renderUnconfigured(errors.join('; '), { paths, tls: tls.served, httpsPort: httpsPortOf(opts.env), ...renderPorts(opts) }), {
-    removeFile: defaultSite(opts.prefix),
-    directories: [path.join(opts.prefix || '/', 'var/log/nginx')],
-    testConfigCommand: opts.gateway?.testConfigCommand,
-    reload: nginxRunning ? () => opts.services.reload('nginx') : null,
-    log: opts.log,
-  });
+  await installGateway(
+    renderUnconfigured(errors.join('; '), {
+      paths,
+      tls: tls.served,
+      httpsPort: httpsPortOf(opts.env),
+      ...renderPorts(opts),
+    }),
+    {
+      removeFile: defaultSite(opts.prefix),
+      directories: [path.join(opts.prefix || '/', 'var/log/nginx')],
+      testConfigCommand: opts.gateway?.testConfigCommand,
+      reload: nginxRunning ? () => opts.services.reload('nginx') : null,
+      log: opts.log,
+    },
+  );
   if (!nginxRunning) await opts.services.ensureStarted('nginx');
   const banner = renderBanner({
     host: host.ipAddresses[0] ?? host.hostname,
@@ -142,7 +184,13 @@ async function reportRefusedContext(error: ContextError, paths: AppliancePaths, 
     warnings: [],
     errors,
     engine: { name: 'none', version: '-', threads: 0, contextPerSlot: 0, parallelSlots: 0 },
-    tls: { mode: 'self-signed', caCertPath: paths.tls.caCert, caFingerprintSha256: null, certFingerprintSha256: tls.fingerprint, notAfter: '' },
+    tls: {
+      mode: 'self-signed',
+      caCertPath: paths.tls.caCert,
+      caFingerprintSha256: null,
+      certFingerprintSha256: tls.fingerprint,
+      notAfter: '',
+    },
   });
   await applyFileSet('/', [...banner, renderRefusedReport(paths, errors, (opts.now?.() ?? new Date()).toISOString())]);
   opts.log.error('the context was refused on first boot: nginx answers 503 naming the problem until it is fixed');

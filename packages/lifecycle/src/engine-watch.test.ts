@@ -4,14 +4,23 @@
  */
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { readProcessProgress, watchEngine, type EngineProbe, type ProcessProgress, type UnitStatus, type WatchBounds } from './engine-watch.js';
+import {
+  readProcessProgress,
+  watchEngine,
+  type EngineProbe,
+  type ProcessProgress,
+  type UnitStatus,
+  type WatchBounds,
+} from './engine-watch.js';
 
 const bounds: WatchBounds = { timeoutMs: 600_000, noProgressMs: 120_000, maxRestarts: 3, pollMs: 1000 };
 const running: UnitStatus = { activeState: 'active', subState: 'running', result: 'success', restarts: 0, pids: [42] };
 const idle: ProcessProgress = { cpuTicks: 10, readChars: 1000, readBytes: 0, majorFaults: 5 };
 
 /** A probe whose answers are functions of the fake time; the clock advances by each sleep. */
-function scripted(at: (t: number) => { readyz?: number; status?: Partial<UnitStatus>; progress?: Partial<ProcessProgress> }) {
+function scripted(
+  at: (t: number) => { readyz?: number; status?: Partial<UnitStatus>; progress?: Partial<ProcessProgress> },
+) {
   let t = 0;
   const probe: EngineProbe = {
     readyz: async () => at(t).readyz ?? 503,
@@ -36,7 +45,9 @@ describe('watchEngine', () => {
   });
 
   it('a crash loop fails at maxRestarts, before systemd gives up', async () => {
-    const s = scripted((t) => ({ status: { activeState: 'activating', subState: 'auto-restart', restarts: Math.floor(t / 3000), pids: [] } }));
+    const s = scripted((t) => ({
+      status: { activeState: 'activating', subState: 'auto-restart', restarts: Math.floor(t / 3000), pids: [] },
+    }));
     const r = await watchEngine(s.probe, bounds, s.clock);
     expect(r).toMatchObject({ ready: false, failure: 'exited' });
     expect(!r.ready && r.reason).toMatch(/crash loop, restarted 3 time/);
@@ -47,7 +58,9 @@ describe('watchEngine', () => {
     const s = scripted(() => ({}));
     const r = await watchEngine(s.probe, bounds, s.clock);
     expect(r).toMatchObject({ ready: false, failure: 'no-progress' });
-    expect(!r.ready && r.reason).toMatch(/^no progress: pid 42 gained no CPU time and read no bytes for 2 min 0 s while \/readyz answered 503$/);
+    expect(!r.ready && r.reason).toMatch(
+      /^no progress: pid 42 gained no CPU time and read no bytes for 2 min 0 s while \/readyz answered 503$/,
+    );
   });
 
   // each counter alone keeps a loading engine alive (mutation: drop one from the fingerprint and its case fails)
@@ -69,14 +82,18 @@ describe('watchEngine', () => {
 
   it('without unit status (no systemd) only /readyz and the time bound decide', async () => {
     const s = scripted(() => ({ status: { activeState: 'unknown', pids: [] } }));
-    expect(await watchEngine(s.probe, { ...bounds, timeoutMs: 300_000 }, s.clock)).toMatchObject({ ready: false, failure: 'timeout' });
+    expect(await watchEngine(s.probe, { ...bounds, timeoutMs: 300_000 }, s.clock)).toMatchObject({
+      ready: false,
+      failure: 'timeout',
+    });
   });
 });
 
 describe('readProcessProgress', () => {
   it('reads CPU time and bytes read of a real process; null once it is gone', async () => {
     // reads 8 MiB from /dev/zero, then burns CPU for a moment, then waits for stdin
-    const script = 'import os,sys,time\nos.read(os.open("/dev/zero",0),8<<20)\nt=time.time()\nwhile time.time()-t<0.3: pass\nprint("done",flush=True)\nsys.stdin.read()';
+    const script =
+      'import os,sys,time\nos.read(os.open("/dev/zero",0),8<<20)\nt=time.time()\nwhile time.time()-t<0.3: pass\nprint("done",flush=True)\nsys.stdin.read()';
     const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'] });
     await new Promise((r) => child.stdout!.once('data', r));
     const p = await readProcessProgress(child.pid!);

@@ -35,7 +35,10 @@ export async function readProcessProgress(pid: number, procRoot = '/proc'): Prom
     return null;
   }
   // fields after "(comm) ": index 0 is field 3 (state); majflt is field 12, utime..cstime 14..17
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
+  const f = stat
+    .slice(stat.lastIndexOf(')') + 2)
+    .split(' ')
+    .map(Number);
   const io = await readFile(`${procRoot}/${pid}/io`, 'utf8').catch(() => '');
   const ioField = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(io)?.[1] ?? 0);
   return {

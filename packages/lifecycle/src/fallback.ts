@@ -15,8 +15,7 @@ import { engineBinary, otherEngine, type EngineName } from './serving.js';
 
 /** One engine's attempt: ready, or why not (and whether it may still become ready: a timeout). */
 export type Attempt =
-  | { engine: EngineName; ready: true }
-  | { engine: EngineName; ready: false; reason: string; stillLoading: boolean };
+  { engine: EngineName; ready: true } | { engine: EngineName; ready: false; reason: string; stillLoading: boolean };
 
 export interface ServeResult {
   requested: EngineName;

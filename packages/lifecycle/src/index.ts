@@ -1,6 +1,16 @@
 export { configure, engineVersion, publicHost, type StageOptions } from './configure.js';
 export { bootstrap, readyz, READY_TIMEOUT_MS } from './bootstrap.js';
-export { DEFAULT_WATCH_BOUNDS, readProcessProgress, unitFailure, watchEngine, type EngineProbe, type ProcessProgress, type UnitStatus, type WatchBounds, type WatchOutcome } from './engine-watch.js';
+export {
+  DEFAULT_WATCH_BOUNDS,
+  readProcessProgress,
+  unitFailure,
+  watchEngine,
+  type EngineProbe,
+  type ProcessProgress,
+  type UnitStatus,
+  type WatchBounds,
+  type WatchOutcome,
+} from './engine-watch.js';
 export { serveAnEngine, type Attempt, type ServeResult } from './fallback.js';
 export { install, installServiceHardening, type BuildPlan, type PlannedArtifact } from './install.js';
 export { stagePaths } from './options.js';

@@ -59,19 +59,28 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
 
   const missing: string[] = [];
   for (const p of plan.aptPackages) {
-    if ((await sh({ nothrow: true })`dpkg-query -W -f=${'${Status}'} ${p}`).stdout.includes('install ok installed')) continue;
+    if ((await sh({ nothrow: true })`dpkg-query -W -f=${'${Status}'} ${p}`).stdout.includes('install ok installed'))
+      continue;
     missing.push(p);
   }
   if (missing.length > 0) {
     if (!plan.upstream) {
       // offline: the .debs come from the staged mirror (`<mirror>/apt/`), never from the network
       const mirror = plan.mirrors.find((m) => !/^[a-z]+:\/\//i.test(m));
-      if (!mirror) throw new TaskError(`offline build, no mirror directory, and the base image lacks: ${missing.join(' ')}`, { exitCode: ExitCode.environment });
-      await log.phase(`apt packages from the mirror: ${missing.join(' ')}`, () => aptFromMirror(mirror, missing, { log }));
-    } else await log.phase(`apt-get install ${missing.join(' ')}`, async () => {
-      await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get update -qq`;
-      await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get install -y -qq --no-install-recommends ${missing}`;
-    });
+      if (!mirror)
+        throw new TaskError(`offline build, no mirror directory, and the base image lacks: ${missing.join(' ')}`, {
+          exitCode: ExitCode.environment,
+        });
+      await log.phase(`apt packages from the mirror: ${missing.join(' ')}`, () =>
+        aptFromMirror(mirror, missing, { log }),
+      );
+    } else
+      await log.phase(`apt-get install ${missing.join(' ')}`, async () => {
+        await sh({ env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get update -qq`;
+        await sh({
+          env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+        })`apt-get install -y -qq --no-install-recommends ${missing}`;
+      });
   }
 
   const localai = await log.phase('LocalAI', () => installLocalAiFor(plan, paths, log));
@@ -82,7 +91,9 @@ export async function install(plan: BuildPlan, opts: { prefix: string; log: Logg
 
   const dest = path.join(paths.modelsDir, plan.model.file);
   const urls = artifactSources(plan, plan.model);
-  const fetched = await log.phase(`model ${plan.model.file}`, () => fetchModel({ urls, sha256: plan.model.sha256, size: plan.model.size, dest, log }));
+  const fetched = await log.phase(`model ${plan.model.file}`, () =>
+    fetchModel({ urls, sha256: plan.model.sha256, size: plan.model.size, dest, log }),
+  );
   // the engine runs as a dynamic user: the model and its manifest must be world-readable
   for (const f of [dest, manifestPath(dest)]) if (existsSync(f)) await chmod(f, 0o644);
 
@@ -125,11 +136,17 @@ async function installLocalAiFor(plan: BuildPlan, paths: AppliancePaths, log: Lo
  * upstream; size and sha256 verified), into a temp dir, then unpacked and checked by
  * installLlamaServer.
  */
-async function installLlamaServerArtifact(plan: BuildPlan, paths: AppliancePaths, log: Logger): Promise<InstalledLlamaServer> {
+async function installLlamaServerArtifact(
+  plan: BuildPlan,
+  paths: AppliancePaths,
+  log: Logger,
+): Promise<InstalledLlamaServer> {
   const artifact = plan.llamaServer;
   const urls = artifactSources(plan, artifact);
   if (urls.length === 0) {
-    throw new TaskError(`no source for ${artifact.file}: give a mirror or an upstream URL`, { exitCode: ExitCode.usage });
+    throw new TaskError(`no source for ${artifact.file}: give a mirror or an upstream URL`, {
+      exitCode: ExitCode.usage,
+    });
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'slm-llama-server-'));
   try {

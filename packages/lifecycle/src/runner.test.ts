@@ -25,7 +25,9 @@ describe('runStage (the one-apps contract without the framework)', () => {
     const root = await mkdtemp(path.join(tmpdir(), 'runner-'));
     const files = contractPaths(root);
     const code = await runStage('bootstrap', root, async () => {
-      throw new TaskError('ONEAPP_COPILOT_ENGINE = "vllm": expected one of: localai, llama-server', { exitCode: ExitCode.invalidConfig });
+      throw new TaskError('ONEAPP_COPILOT_ENGINE = "vllm": expected one of: localai, llama-server', {
+        exitCode: ExitCode.invalidConfig,
+      });
     });
     expect(code).toBe(ExitCode.invalidConfig);
     expect((await readFile(files.status, 'utf8')).trim()).toBe('bootstrap_failure');
@@ -43,6 +45,8 @@ describe('runStage (the one-apps contract without the framework)', () => {
         events.push(`${name}-`);
       });
     await Promise.all([stage('configure'), stage('bootstrap')]);
-    expect(['configure+configure-bootstrap+bootstrap-', 'bootstrap+bootstrap-configure+configure-']).toContain(events.join(''));
+    expect(['configure+configure-bootstrap+bootstrap-', 'bootstrap+bootstrap-configure+configure-']).toContain(
+      events.join(''),
+    );
   });
 });

@@ -1,6 +1,14 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { createLogger, formatError, isTaskError, ExitCode, withLock, writeFileAtomic, type Logger } from '@slm-copilot/task-kit';
+import {
+  createLogger,
+  formatError,
+  isTaskError,
+  ExitCode,
+  withLock,
+  writeFileAtomic,
+  type Logger,
+} from '@slm-copilot/task-kit';
 
 export type Stage = 'install' | 'configure' | 'bootstrap';
 
@@ -49,23 +57,27 @@ export async function runStage(stage: Stage, root: string, fn: (log: Logger) => 
   const previousUmask = process.umask(0o077);
   const { log, flush } = stageLogger(files.log(stage));
   try {
-    return await withLock(files.lock, async () => {
-      const started = performance.now();
-      await writeFileAtomic(files.status, `${stage}_started\n`, { mode: 0o644 });
-      log.info(`=== ${stage} started`);
-      try {
-        await fn(log);
-        await writeFileAtomic(files.status, `${stage}_success\n`, { mode: 0o644 });
-        if (stage !== 'install') await writeFileAtomic(files.motd, `${MOTD_OK}\n`, { mode: 0o644 });
-        log.info(`=== ${stage} finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-        return ExitCode.ok;
-      } catch (error) {
-        await writeFileAtomic(files.status, `${stage}_failure\n`, { mode: 0o644 });
-        if (stage !== 'install') await writeFileAtomic(files.motd, `${MOTD_FAIL}\n`, { mode: 0o644 });
-        log.error(`=== ${stage} failed: ${formatError(error)}`);
-        return isTaskError(error) ? error.exitCode : ExitCode.failure;
-      }
-    }, { what: `one-appliance ${stage}` });
+    return await withLock(
+      files.lock,
+      async () => {
+        const started = performance.now();
+        await writeFileAtomic(files.status, `${stage}_started\n`, { mode: 0o644 });
+        log.info(`=== ${stage} started`);
+        try {
+          await fn(log);
+          await writeFileAtomic(files.status, `${stage}_success\n`, { mode: 0o644 });
+          if (stage !== 'install') await writeFileAtomic(files.motd, `${MOTD_OK}\n`, { mode: 0o644 });
+          log.info(`=== ${stage} finished in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+          return ExitCode.ok;
+        } catch (error) {
+          await writeFileAtomic(files.status, `${stage}_failure\n`, { mode: 0o644 });
+          if (stage !== 'install') await writeFileAtomic(files.motd, `${MOTD_FAIL}\n`, { mode: 0o644 });
+          log.error(`=== ${stage} failed: ${formatError(error)}`);
+          return isTaskError(error) ? error.exitCode : ExitCode.failure;
+        }
+      },
+      { what: `one-appliance ${stage}` },
+    );
   } finally {
     await flush();
     process.umask(previousUmask);

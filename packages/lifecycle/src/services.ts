@@ -30,7 +30,10 @@ async function unitPids(show: Record<string, string>, cgroupRoot = '/sys/fs/cgro
   const main = Number(show.MainPID ?? 0);
   const cgroup = show.ControlGroup ? `${cgroupRoot}${show.ControlGroup}/cgroup.procs` : null;
   const procs = cgroup ? await readFile(cgroup, 'utf8').catch(() => '') : '';
-  const pids = procs.split('\n').map(Number).filter((p) => p > 0);
+  const pids = procs
+    .split('\n')
+    .map(Number)
+    .filter((p) => p > 0);
   if (main > 0 && !pids.includes(main)) pids.unshift(main);
   return pids;
 }
@@ -53,10 +56,13 @@ async function systemctl(args: string[], log: Logger): Promise<void> {
   if (r.exitCode !== 0) {
     const unit = args.at(-1) ?? '';
     const journal = await sh({ nothrow: true })`journalctl -u ${unit} -n 20 --no-pager -o cat`;
-    throw new TaskError(`systemctl ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim()}\n${journal.stdout.trim()}`, {
-      exitCode: ExitCode.environment,
-      hint: `journalctl -u ${unit}`,
-    });
+    throw new TaskError(
+      `systemctl ${args.join(' ')} failed (exit ${r.exitCode}): ${r.stderr.trim()}\n${journal.stdout.trim()}`,
+      {
+        exitCode: ExitCode.environment,
+        hint: `journalctl -u ${unit}`,
+      },
+    );
   }
   log.debug(`systemctl ${args.join(' ')}`);
 }

@@ -2,7 +2,16 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { appliancePaths, parseContext, parseContextFile } from '@slm-copilot/context-schema';
 import { readManifest } from '@slm-copilot/model-fetch';
-import { applyFileSet, ExitCode, gatherHostFacts, resolveRoot, runCommand, runSubcommands, TaskError, type Logger } from '@slm-copilot/task-kit';
+import {
+  applyFileSet,
+  ExitCode,
+  gatherHostFacts,
+  resolveRoot,
+  runCommand,
+  runSubcommands,
+  TaskError,
+  type Logger,
+} from '@slm-copilot/task-kit';
 import { installLlamaServer, installLocalAi } from './install.js';
 import { modelFactsFromManifest } from './model.js';
 import { loadChatTemplate, renderEngine } from './render.js';
@@ -31,7 +40,10 @@ async function inputs(values: Record<string, unknown>, log: Logger) {
   if (typeof values.model !== 'string') throw new TaskError('--model is required', { exitCode: ExitCode.usage });
   const manifest = await readManifest(values.model);
   if (!manifest) {
-    throw new TaskError(`no manifest beside ${values.model}`, { exitCode: ExitCode.usage, hint: `model-fetch inspect ${values.model} --write` });
+    throw new TaskError(`no manifest beside ${values.model}`, {
+      exitCode: ExitCode.usage,
+      hint: `model-fetch inspect ${values.model} --write`,
+    });
   }
   return { config, model: modelFactsFromManifest(manifest), host: await gatherHostFacts() };
 }
@@ -67,7 +79,13 @@ const render = (argv: string[]) =>
     argv,
     async ({ values, log }) => {
       const { config, model, host } = await inputs(values, log);
-      const result = renderEngine({ config, model, host, paths: appliancePaths(), chatTemplate: await loadChatTemplate() });
+      const result = renderEngine({
+        config,
+        model,
+        host,
+        paths: appliancePaths(),
+        chatTemplate: await loadChatTemplate(),
+      });
       for (const w of result.plan.warnings) log.warn(w.message);
       const root = resolveRoot(values.root as string | undefined);
       for (const a of await applyFileSet(root, result.files)) log.info(`${a.path}: ${a.result}`);
@@ -80,8 +98,13 @@ const localai = (argv: string[]) =>
       name: `${TOOL} localai`,
       summary: 'install the pinned LocalAI binary (checksum-verified) and its llama-cpp backend (pinned OCI tag)',
       usage: `${TOOL} localai [--mirror DIR_OR_URL]... [--offline] [--root DIR]`,
-      options: { mirror: { type: 'string', multiple: true }, offline: { type: 'boolean', default: false }, root: { type: 'string' } },
-      details: 'Mirrors are tried first (<mirror>/<artifact-name>), then the GitHub release unless --offline.\nOffline backend installs need local-ai-backends-<tag>-cpu-llama-cpp.tar (an OCI image tarball) in a mirror directory.',
+      options: {
+        mirror: { type: 'string', multiple: true },
+        offline: { type: 'boolean', default: false },
+        root: { type: 'string' },
+      },
+      details:
+        'Mirrors are tried first (<mirror>/<artifact-name>), then the GitHub release unless --offline.\nOffline backend installs need local-ai-backends-<tag>-cpu-llama-cpp.tar (an OCI image tarball) in a mirror directory.',
     },
     { mirror: 'a mirror directory or http(s) base (repeatable)', offline: 'mirrors only', root: contextHelp.root },
     argv,

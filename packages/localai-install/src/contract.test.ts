@@ -27,7 +27,15 @@ describe('engine contract (facts from the pinned sources)', () => {
 
   for (const [name, env] of [
     ['defaults', {}],
-    ['metrics off, 4 slots, explicit threads', { ONEAPP_COPILOT_METRICS: 'NO', ONEAPP_COPILOT_PARALLEL: '4', ONEAPP_COPILOT_THREADS: '6', ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }],
+    [
+      'metrics off, 4 slots, explicit threads',
+      {
+        ONEAPP_COPILOT_METRICS: 'NO',
+        ONEAPP_COPILOT_PARALLEL: '4',
+        ONEAPP_COPILOT_THREADS: '6',
+        ONEAPP_COPILOT_CONTEXT_SIZE: '8192',
+      },
+    ],
   ] as const) {
     it(`everything we write is read by the engine: ${name}`, () => {
       expect(contractViolations(contracts, renderAll(env))).toEqual([]);
@@ -37,7 +45,12 @@ describe('engine contract (facts from the pinned sources)', () => {
   it('catches a key, option, env name or flag the engine would silently ignore (mutation check)', () => {
     const r = renderAll({});
     const broken = {
-      modelYaml: { ...r.modelYaml, mlock: true, use_jinja: true, options: [...(r.modelYaml.options as string[]), 'jinja_template:x', '--no-such-flag:1'] },
+      modelYaml: {
+        ...r.modelYaml,
+        mlock: true,
+        use_jinja: true,
+        options: [...(r.modelYaml.options as string[]), 'jinja_template:x', '--no-such-flag:1'],
+      },
       localaiEnv: { ...r.localaiEnv, LOCALAI_TELEMETRY: 'false' },
       llamaServerArgs: [...r.llamaServerArgs, '--webui-off'],
     };

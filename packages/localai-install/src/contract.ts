@@ -16,7 +16,8 @@ interface LlamaServerContract {
   flags: Record<string, { flags: string[]; negFlags?: string[] }>;
 }
 
-const read = <T>(name: string): T => JSON.parse(readFileSync(new URL(`../contract/${name}`, import.meta.url), 'utf8')) as T;
+const read = <T>(name: string): T =>
+  JSON.parse(readFileSync(new URL(`../contract/${name}`, import.meta.url), 'utf8')) as T;
 
 export function loadContracts() {
   const localai = read<LocalAiContract>(`localai-${LOCALAI_VERSION}.json`);
@@ -47,12 +48,14 @@ export function contractViolations(
 ): string[] {
   const problems: string[] = [];
   for (const key of yamlKeyPaths(rendered.modelYaml)) {
-    if (!contracts.modelYamlKeys.has(key)) problems.push(`model YAML key "${key}" is not read by LocalAI ${contracts.localaiTag}`);
+    if (!contracts.modelYamlKeys.has(key))
+      problems.push(`model YAML key "${key}" is not read by LocalAI ${contracts.localaiTag}`);
   }
   for (const option of (rendered.modelYaml.options as string[] | undefined) ?? []) {
     const name = option.split(':')[0]!;
     if (name.startsWith('-')) {
-      if (!contracts.llamaServerFlags.has(name)) problems.push(`passthrough option "${option}" is not a llama.cpp flag`);
+      if (!contracts.llamaServerFlags.has(name))
+        problems.push(`passthrough option "${option}" is not a llama.cpp flag`);
     } else if (!contracts.backendOptions.has(name)) {
       problems.push(`backend option "${name}" is not parsed by LocalAI's llama-cpp backend`);
     }
@@ -61,7 +64,8 @@ export function contractViolations(
     if (!contracts.localaiEnv.has(env)) problems.push(`environment variable ${env} is not read by local-ai run`);
   }
   for (const arg of rendered.llamaServerArgs) {
-    if (arg.startsWith('-') && !contracts.llamaServerFlags.has(arg)) problems.push(`llama-server flag ${arg} does not exist`);
+    if (arg.startsWith('-') && !contracts.llamaServerFlags.has(arg))
+      problems.push(`llama-server flag ${arg} does not exist`);
   }
   return problems;
 }

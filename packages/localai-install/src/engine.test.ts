@@ -41,8 +41,18 @@ beforeAll(async () => {
   await mkdir(path.dirname(paths.engine.llamaServerBinary), { recursive: true });
   await symlink(build.llamaServer, paths.engine.llamaServerBinary);
 
-  const config = parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_CONTEXT_SIZE: '4096', ONEAPP_COPILOT_THREADS: '2' });
-  const render = renderEngine({ config, model: modelFactsFromManifest(await buildManifest(model.path)), host: await gatherHostFacts(), paths, chatTemplate: await loadChatTemplate() });
+  const config = parseContext({
+    ONEAPP_COPILOT_ENGINE: 'llama-server',
+    ONEAPP_COPILOT_CONTEXT_SIZE: '4096',
+    ONEAPP_COPILOT_THREADS: '2',
+  });
+  const render = renderEngine({
+    config,
+    model: modelFactsFromManifest(await buildManifest(model.path)),
+    host: await gatherHostFacts(),
+    paths,
+    chatTemplate: await loadChatTemplate(),
+  });
   await applyFileSet('/', render.files);
   const unit = render.files.find((f) => f.path.endsWith(render.unit))!;
   const [binary, ...rendered] = execStart(unit.text);
@@ -60,7 +70,8 @@ afterAll(async () => {
   await Promise.all([ours?.stop(), stock?.stop()]);
 });
 
-const client = (server: LlamaServer) => new OpenAI({ baseURL: `${server.baseUrl}/v1`, apiKey: 'unused-by-a-bare-engine', maxRetries: 0 });
+const client = (server: LlamaServer) =>
+  new OpenAI({ baseURL: `${server.baseUrl}/v1`, apiKey: 'unused-by-a-bare-engine', maxRetries: 0 });
 
 async function chat(server: LlamaServer, body: Record<string, unknown>) {
   const r = await fetch(`${server.baseUrl}/v1/chat/completions`, {
@@ -78,7 +89,13 @@ const clineConversation = [
   {
     role: 'assistant',
     content: '',
-    tool_calls: [{ id: 'call_6f1c2b0e-8d3a-4c55-9a51-3f0b7c1d2e4f', type: 'function', function: { name: 'read_file', arguments: '{"path":"main.ts"}' } }],
+    tool_calls: [
+      {
+        id: 'call_6f1c2b0e-8d3a-4c55-9a51-3f0b7c1d2e4f',
+        type: 'function',
+        function: { name: 'read_file', arguments: '{"path":"main.ts"}' },
+      },
+    ],
   },
   { role: 'tool', tool_call_id: 'call_6f1c2b0e-8d3a-4c55-9a51-3f0b7c1d2e4f', content: 'console.log("hi")' },
   { role: 'user', content: '[TASK RESUMPTION] Continue, and explain it in one line.' },
@@ -91,7 +108,11 @@ const consecutiveUsers = [
 const tools = [
   {
     type: 'function',
-    function: { name: 'read_file', description: 'Read a file', parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] } },
+    function: {
+      name: 'read_file',
+      description: 'Read a file',
+      parameters: { type: 'object', properties: { path: { type: 'string' } }, required: ['path'] },
+    },
   },
 ];
 
@@ -105,7 +126,12 @@ describe('llama-server from the rendered unit', () => {
     const r = await fetch(`${ours.baseUrl}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ model: MODEL_ID, stream: true, max_tokens: 12, messages: [{ role: 'user', content: 'Say hi' }] }),
+      body: JSON.stringify({
+        model: MODEL_ID,
+        stream: true,
+        max_tokens: 12,
+        messages: [{ role: 'user', content: 'Say hi' }],
+      }),
     });
     expect(r.status).toBe(200);
     expect(r.headers.get('content-type')).toMatch(/text\/event-stream/);

@@ -5,7 +5,14 @@ export { localAiModel, localAiEnv, renderLocalAiModelYaml, renderEnvFile, DEFAUL
 export { renderEngineUnit, ENGINE_UNIT } from './unit.js';
 export { renderEngine, loadChatTemplate, chatTemplateSource, type EngineInputs, type EngineRender } from './render.js';
 export { LOCALAI_VERSION, localAiRelease, LLAMA_CPP_SOURCE } from './versions.js';
-export { installLocalAi, installLlamaServer, checksumFor, type InstallLocalAiOptions, type LocalAiInstall, type LlamaServerInstall } from './install.js';
+export {
+  installLocalAi,
+  installLlamaServer,
+  checksumFor,
+  type InstallLocalAiOptions,
+  type LocalAiInstall,
+  type LlamaServerInstall,
+} from './install.js';
 export {
   installLocalAiStandIn,
   renderLocalAiStandIn,

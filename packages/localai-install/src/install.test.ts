@@ -42,7 +42,9 @@ async function setup(opts: { wrongChecksum?: boolean } = {}) {
   const logFile = path.join(dir, 'calls.log');
   const binary = fakeLocalAi(logFile);
   await writeFile(path.join(mirrorDir, release.binaryAsset), binary);
-  const sha = createHash('sha256').update(opts.wrongChecksum ? `${binary}tampered` : binary).digest('hex');
+  const sha = createHash('sha256')
+    .update(opts.wrongChecksum ? `${binary}tampered` : binary)
+    .digest('hex');
   await writeFile(
     path.join(mirrorDir, release.checksumsAsset),
     `${'0'.repeat(64)}  local-ai-${release.version}-darwin-arm64\n${sha}  ${release.binaryAsset}\n`,
@@ -56,7 +58,12 @@ describe('installLocalAi (with a FAKE local-ai binary)', () => {
     const { logFile, paths, sha } = await setup();
     // the mirror answers first, so upstream is never contacted; the backend comes by its pinned OCI tag
     const result = await installLocalAi({ paths, mirrors: [mirror!.baseUrl], upstream: true, log: quiet });
-    expect(result).toMatchObject({ version: 'v4.9.0', sha256: sha, checksumSource: `${mirror!.baseUrl}/${release.checksumsAsset}`, backendInstalled: 'installed' });
+    expect(result).toMatchObject({
+      version: 'v4.9.0',
+      sha256: sha,
+      checksumSource: `${mirror!.baseUrl}/${release.checksumsAsset}`,
+      backendInstalled: 'installed',
+    });
     expect((await stat(paths.engine.localaiBinary)).mode & 0o777).toBe(0o755);
     // the pinned OCI tag, never the gallery's `latest`
     expect(result.backendRef).toBe('oci://quay.io/go-skynet/local-ai-backends:v4.9.0-cpu-llama-cpp');
@@ -77,7 +84,9 @@ describe('installLocalAi (with a FAKE local-ai binary)', () => {
 
   it('refuses a binary whose checksum does not match, and installs nothing', async () => {
     const { paths } = await setup({ wrongChecksum: true });
-    const error = await installLocalAi({ paths, mirrors: [mirror!.baseUrl], upstream: false, log: quiet }).catch((e: unknown) => e);
+    const error = await installLocalAi({ paths, mirrors: [mirror!.baseUrl], upstream: false, log: quiet }).catch(
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(TaskError);
     expect(String((error as Error).message)).toMatch(/sha-?256|checksum/i);
     expect(existsSync(paths.engine.localaiBinary)).toBe(false);
@@ -85,7 +94,9 @@ describe('installLocalAi (with a FAKE local-ai binary)', () => {
 
   it('offline without a backend tarball in a mirror: a clear refusal', async () => {
     const { paths } = await setup();
-    await expect(installLocalAi({ paths, mirrors: [mirror!.baseUrl], upstream: false, log: quiet })).rejects.toThrow(/offline install needs local-ai-backends-v4.9.0-cpu-llama-cpp.tar/);
+    await expect(installLocalAi({ paths, mirrors: [mirror!.baseUrl], upstream: false, log: quiet })).rejects.toThrow(
+      /offline install needs local-ai-backends-v4.9.0-cpu-llama-cpp.tar/,
+    );
   });
 
   it('uses an OCI tarball from a directory mirror for offline builds', async () => {
@@ -93,7 +104,9 @@ describe('installLocalAi (with a FAKE local-ai binary)', () => {
     const dirMirror = path.join(dir, 'mirror');
     await writeFile(path.join(dirMirror, `local-ai-backends-${release.version}-cpu-llama-cpp.tar`), 'FAKE OCI tarball');
     const result = await installLocalAi({ paths, mirrors: [dirMirror], upstream: false, log: quiet });
-    expect(result.backendRef).toBe(`ocifile://${path.join(dirMirror, `local-ai-backends-${release.version}-cpu-llama-cpp.tar`)}`);
+    expect(result.backendRef).toBe(
+      `ocifile://${path.join(dirMirror, `local-ai-backends-${release.version}-cpu-llama-cpp.tar`)}`,
+    );
     expect(await readFile(logFile, 'utf8')).toContain(`backends install ocifile://`);
   });
 

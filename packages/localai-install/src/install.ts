@@ -42,9 +42,12 @@ async function fetchText(sources: string[], log: Logger): Promise<{ text: string
       log.debug(`not from ${source}: ${(error as Error).message}`);
     }
   }
-  throw new TaskError(`could not fetch ${path.basename(sources[0] ?? '?')} from any source:\n  ${failures.join('\n  ')}`, {
-    exitCode: ExitCode.network,
-  });
+  throw new TaskError(
+    `could not fetch ${path.basename(sources[0] ?? '?')} from any source:\n  ${failures.join('\n  ')}`,
+    {
+      exitCode: ExitCode.network,
+    },
+  );
 }
 
 /** The sha256 of `asset` in a goreleaser checksums file (`<sha256>  <name>` lines). */
@@ -66,13 +69,21 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   const release = localAiRelease(options.version ?? LOCALAI_VERSION);
   const mirrors = options.mirrors ?? [];
   const upstream = options.upstream ?? true;
-  const sources = (name: string) => [...mirrorSources(mirrors, name), ...(upstream ? [`${release.releaseBaseUrl}/${name}`] : [])];
-  if (sources('x').length === 0) throw new TaskError('no source for LocalAI: give a mirror or allow upstream', { exitCode: ExitCode.usage });
+  const sources = (name: string) => [
+    ...mirrorSources(mirrors, name),
+    ...(upstream ? [`${release.releaseBaseUrl}/${name}`] : []),
+  ];
+  if (sources('x').length === 0)
+    throw new TaskError('no source for LocalAI: give a mirror or allow upstream', { exitCode: ExitCode.usage });
 
-  const { text, source: checksumSource } = await log.phase(`fetch ${release.checksumsAsset}`, () => fetchText(sources(release.checksumsAsset), log));
+  const { text, source: checksumSource } = await log.phase(`fetch ${release.checksumsAsset}`, () =>
+    fetchText(sources(release.checksumsAsset), log),
+  );
   const sha256 = checksumFor(text, release.binaryAsset);
   if (!sha256) {
-    throw new TaskError(`${checksumSource} lists no checksum for ${release.binaryAsset}`, { exitCode: ExitCode.integrity });
+    throw new TaskError(`${checksumSource} lists no checksum for ${release.binaryAsset}`, {
+      exitCode: ExitCode.integrity,
+    });
   }
 
   const binary = options.paths.engine.localaiBinary;
@@ -81,7 +92,9 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   } else {
     await ensureDir(path.dirname(binary));
     const staged = `${binary}.download`;
-    await log.phase(`download ${release.binaryAsset}`, () => fetchModel({ urls: sources(release.binaryAsset), sha256, dest: staged, manifest: false, log }));
+    await log.phase(`download ${release.binaryAsset}`, () =>
+      fetchModel({ urls: sources(release.binaryAsset), sha256, dest: staged, manifest: false, log }),
+    );
     await chmod(staged, 0o755);
     await rename(staged, binary);
     log.info(`installed LocalAI ${release.version} at ${binary}`);
@@ -89,7 +102,9 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
 
   const backendDir = path.join(options.paths.engine.localaiBackendsDir, release.backendName);
   const tarballName = `local-ai-backends-${release.version}-cpu-llama-cpp.tar`;
-  const localTarball = mirrors.map((m) => path.join(m, tarballName)).find((p) => !/^[a-z]+:\/\//i.test(p) && existsSync(p));
+  const localTarball = mirrors
+    .map((m) => path.join(m, tarballName))
+    .find((p) => !/^[a-z]+:\/\//i.test(p) && existsSync(p));
   const backendRef = localTarball ? `ocifile://${localTarball}` : `oci://${release.backendImage}`;
   if (existsSync(backendDir)) {
     log.info(`llama-cpp backend already present in ${backendDir}`);
@@ -100,12 +115,17 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   }
   await ensureDir(options.paths.engine.localaiBackendsDir);
   await log.phase(`install backend ${backendRef}`, async () => {
-    const r = await sh({ nothrow: true })`${binary} backends install ${backendRef} ${release.backendName} --backends-path ${options.paths.engine.localaiBackendsDir}`;
+    const r = await sh({
+      nothrow: true,
+    })`${binary} backends install ${backendRef} ${release.backendName} --backends-path ${options.paths.engine.localaiBackendsDir}`;
     if (r.exitCode !== 0 || !existsSync(backendDir)) {
       await rm(backendDir, { recursive: true, force: true });
-      throw new TaskError(`installing the llama-cpp backend from ${backendRef} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`, {
-        exitCode: ExitCode.failure,
-      });
+      throw new TaskError(
+        `installing the llama-cpp backend from ${backendRef} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`,
+        {
+          exitCode: ExitCode.failure,
+        },
+      );
     }
   });
   return { version: release.version, binary, sha256, checksumSource, backendRef, backendInstalled: 'installed' };
@@ -136,16 +156,24 @@ export async function installLlamaServer(
   opts: { expectSha256?: string } = {},
 ): Promise<LlamaServerInstall> {
   if (!existsSync(archive) || !(await stat(archive)).isFile()) {
-    throw new TaskError(`no llama-server runtime archive at ${archive} (expected llama-server-<release>-dispatch.tar.xz)`, { exitCode: ExitCode.usage });
+    throw new TaskError(
+      `no llama-server runtime archive at ${archive} (expected llama-server-<release>-dispatch.tar.xz)`,
+      { exitCode: ExitCode.usage },
+    );
   }
   const sha256 = await sha256File(archive);
   if (opts.expectSha256 && opts.expectSha256 !== sha256) {
-    throw new TaskError(`${archive}: sha256 ${sha256}, expected ${opts.expectSha256}`, { exitCode: ExitCode.integrity });
+    throw new TaskError(`${archive}: sha256 ${sha256}, expected ${opts.expectSha256}`, {
+      exitCode: ExitCode.integrity,
+    });
   }
   const binary = paths.engine.llamaServerBinary;
   const root = path.dirname(path.dirname(binary));
   if (path.basename(path.dirname(binary)) !== 'bin') {
-    throw new TaskError(`llamaServerBinary ${binary} is not inside a bin/ directory; the runtime archive installs <dir>/bin + <dir>/lib`, { exitCode: ExitCode.invalidConfig });
+    throw new TaskError(
+      `llamaServerBinary ${binary} is not inside a bin/ directory; the runtime archive installs <dir>/bin + <dir>/lib`,
+      { exitCode: ExitCode.invalidConfig },
+    );
   }
   const rel = path.relative(root, binary);
   const staged = `${root}.new-${process.pid}`;
@@ -154,15 +182,20 @@ export async function installLlamaServer(
   await ensureDir(staged, 0o755);
   try {
     const x = await sh({ nothrow: true })`tar -xJf ${archive} -C ${staged} --no-same-owner`;
-    if (x.exitCode !== 0) throw new TaskError(`cannot extract ${archive}: ${x.stderr.trim()}`, { exitCode: ExitCode.failure });
-    if (!existsSync(path.join(staged, rel))) throw new TaskError(`${archive} has no ${rel}`, { exitCode: ExitCode.failure });
+    if (x.exitCode !== 0)
+      throw new TaskError(`cannot extract ${archive}: ${x.stderr.trim()}`, { exitCode: ExitCode.failure });
+    if (!existsSync(path.join(staged, rel)))
+      throw new TaskError(`${archive} has no ${rel}`, { exitCode: ExitCode.failure });
     // one-apps runs stages under umask 0077: the engine's user must read and execute all of it
     await sh`chmod -R u+rwX,go+rX,go-w ${staged}`;
     const variants = (await readdir(path.join(staged, 'bin')))
       .map((f) => /^libggml-cpu-(.+)\.so$/.exec(f)?.[1])
       .filter((v): v is string => !!v)
       .sort();
-    if (variants.length === 0) throw new TaskError(`${archive} has no bin/libggml-cpu-*.so: not a runtime-dispatching build`, { exitCode: ExitCode.failure });
+    if (variants.length === 0)
+      throw new TaskError(`${archive} has no bin/libggml-cpu-*.so: not a runtime-dispatching build`, {
+        exitCode: ExitCode.failure,
+      });
     const version = await sh({ nothrow: true, cwd: '/' })`${path.join(staged, rel)} --version`;
     if (version.exitCode !== 0) {
       throw new TaskError(`${rel} from ${archive} does not run (--version exit ${version.exitCode})`, {

@@ -12,26 +12,38 @@ export const CACHE_REUSE_TOKENS = 256;
 /** The llama-server command line for the plan. Pure; each flag checked against llama.cpp's common/arg.cpp. */
 export function llamaServerArgs(config: Config, plan: EnginePlan, model: ModelFacts, paths: AppliancePaths): string[] {
   return [
-    '--host', paths.engine.host,
-    '--port', String(paths.engine.port),
-    '--model', path.join(paths.modelsDir, model.fileName),
-    '--alias', config.modelId,
-    '--ctx-size', String(plan.totalContext),
-    '--parallel', String(plan.parallelSlots),
-    '--threads', String(plan.threads),
-    '--threads-batch', String(plan.threads),
+    '--host',
+    paths.engine.host,
+    '--port',
+    String(paths.engine.port),
+    '--model',
+    path.join(paths.modelsDir, model.fileName),
+    '--alias',
+    config.modelId,
+    '--ctx-size',
+    String(plan.totalContext),
+    '--parallel',
+    String(plan.parallelSlots),
+    '--threads',
+    String(plan.threads),
+    '--threads-batch',
+    String(plan.threads),
     '--jinja',
-    '--chat-template-file', paths.engine.chatTemplate,
+    '--chat-template-file',
+    paths.engine.chatTemplate,
     '--cache-prompt',
-    '--cache-reuse', String(CACHE_REUSE_TOKENS),
+    '--cache-reuse',
+    String(CACHE_REUSE_TOKENS),
     // Bounded by the plan: llama-server's default (8 GiB) is not counted in the RAM check.
-    '--cache-ram', String(plan.promptCacheMiB),
+    '--cache-ram',
+    String(plan.promptCacheMiB),
     // Weights stay resident (the unit allows it: LimitMEMLOCK=infinity). pnpm bench measured 1.5×
     // generation with steady timings on a host that pages idle memory out, and the model is read in
     // full at start-up, so /readyz turns 200 only when the first request will not fault it in.
     '--mlock',
     // llama-server's own HTTP timeout (default 600 s) would cut a long CPU prefill short.
-    '--timeout', String(config.requestTimeoutSeconds),
+    '--timeout',
+    String(config.requestTimeoutSeconds),
     '--no-ui',
     ...(config.metrics ? ['--metrics'] : []),
   ];

@@ -9,7 +9,12 @@ import { CACHE_REUSE_TOKENS } from './llama-server.js';
 export const DEFAULT_TEMPERATURE = 0.15;
 
 /** LocalAI's model YAML (core/config/model_config.go keys, checked by the contract test). */
-export function localAiModel(config: Config, plan: EnginePlan, model: ModelFacts, paths: AppliancePaths): Record<string, unknown> {
+export function localAiModel(
+  config: Config,
+  plan: EnginePlan,
+  model: ModelFacts,
+  paths: AppliancePaths,
+): Record<string, unknown> {
   return {
     name: config.modelId,
     backend: 'llama-cpp',
@@ -38,7 +43,12 @@ export function localAiModel(config: Config, plan: EnginePlan, model: ModelFacts
   };
 }
 
-export function renderLocalAiModelYaml(config: Config, plan: EnginePlan, model: ModelFacts, paths: AppliancePaths): string {
+export function renderLocalAiModelYaml(
+  config: Config,
+  plan: EnginePlan,
+  model: ModelFacts,
+  paths: AppliancePaths,
+): string {
   return `# Rendered by SLM-Copilot (localai-install) on every boot; edits are overwritten.\n${stringify(localAiModel(config, plan, model, paths))}`;
 }
 
@@ -80,4 +90,5 @@ export function renderEnvFile(env: Record<string, string>): string {
   return `# Rendered by SLM-Copilot (localai-install) on every boot; edits are overwritten.\n${lines.join('\n')}\n`;
 }
 
-export const localAiModelYamlPath = (config: Config, paths: AppliancePaths) => path.join(paths.modelsDir, `${config.modelId}.yaml`);
+export const localAiModelYamlPath = (config: Config, paths: AppliancePaths) =>
+  path.join(paths.modelsDir, `${config.modelId}.yaml`);

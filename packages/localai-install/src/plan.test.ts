@@ -29,7 +29,11 @@ describe('planEngine', () => {
   });
 
   it('the engine total is the per-request window times the slots', () => {
-    const plan = planEngine(parseContext({ ONEAPP_COPILOT_PARALLEL: '2', ONEAPP_COPILOT_CONTEXT_SIZE: '16384' }), devstralFacts, vm16x32);
+    const plan = planEngine(
+      parseContext({ ONEAPP_COPILOT_PARALLEL: '2', ONEAPP_COPILOT_CONTEXT_SIZE: '16384' }),
+      devstralFacts,
+      vm16x32,
+    );
     expect(plan.contextPerSlot).toBe(16384);
     expect(plan.totalContext).toBe(32768);
     expect(plan.kvBytes).toBe(163_840 * 32768);
@@ -44,7 +48,9 @@ describe('planEngine', () => {
     expect(plan.estimatedBytes).toBeLessThanOrEqual(20 * GiB);
     // The context takes what RAM holds; the prompt cache gets only the rounding remainder.
     expect(plan.promptCacheMiB * MiB).toBeLessThan(256 * 163_840);
-    expect(plan.warnings).toEqual([expect.objectContaining({ code: 'context-clamped-ram', variable: 'ONEAPP_COPILOT_CONTEXT_SIZE' })]);
+    expect(plan.warnings).toEqual([
+      expect.objectContaining({ code: 'context-clamped-ram', variable: 'ONEAPP_COPILOT_CONTEXT_SIZE' }),
+    ]);
     expect(plan.warnings[0]!.message).toMatch(/ONEAPP_COPILOT_CONTEXT_SIZE=131072 .* using \d+ tokens per request/);
   });
 
@@ -71,7 +77,9 @@ describe('planEngine', () => {
   it('explicit threads win; more threads than vCPUs is a warning', () => {
     const plan = planEngine(parseContext({ ONEAPP_COPILOT_THREADS: '32' }), devstralFacts, vm16x32);
     expect(plan.threads).toBe(32);
-    expect(plan.warnings).toEqual([expect.objectContaining({ code: 'threads-above-cpus', variable: 'ONEAPP_COPILOT_THREADS' })]);
+    expect(plan.warnings).toEqual([
+      expect.objectContaining({ code: 'threads-above-cpus', variable: 'ONEAPP_COPILOT_THREADS' }),
+    ]);
   });
 
   describe('prompt cache (--cache-ram / cache_ram)', () => {
@@ -88,12 +96,17 @@ describe('planEngine', () => {
       const host = { ...vm16x32, memTotalBytes: 24 * GiB };
       const plan = planEngine(defaultConfig(), devstralFacts, host);
       expect(plan.contextPerSlot).toBe(32768);
-      expect(plan.promptCacheMiB).toBe(Math.floor((24 * GiB - RESERVED_BYTES - devstralFacts.bytes - 163_840 * 32768) / MiB));
+      expect(plan.promptCacheMiB).toBe(
+        Math.floor((24 * GiB - RESERVED_BYTES - devstralFacts.bytes - 163_840 * 32768) / MiB),
+      );
       expect(plan.warnings).toEqual([]);
     });
 
     it('holds at most two full per-request contexts', () => {
-      const plan = planEngine(parseContext({ ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }), devstralFacts, { ...vm16x32, memTotalBytes: 64 * GiB });
+      const plan = planEngine(parseContext({ ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }), devstralFacts, {
+        ...vm16x32,
+        memTotalBytes: 64 * GiB,
+      });
       expect(plan.promptCacheMiB).toBe((2 * 163_840 * 8192) / MiB);
     });
   });

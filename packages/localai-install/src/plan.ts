@@ -114,7 +114,11 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
   }
 
   const kvBytes = perToken * perSlot * slots;
-  const cacheBudget = Math.min(available - kvBytes, PROMPT_CACHE_CONTEXTS * perToken * perSlot, PROMPT_CACHE_MAX_MIB * MiB);
+  const cacheBudget = Math.min(
+    available - kvBytes,
+    PROMPT_CACHE_CONTEXTS * perToken * perSlot,
+    PROMPT_CACHE_MAX_MIB * MiB,
+  );
   const promptCacheMiB = Math.max(0, Math.floor(cacheBudget / MiB));
   return {
     threads,

@@ -16,7 +16,13 @@ const paths = appliancePaths();
 async function renderInto(engine: 'localai' | 'llama-server') {
   const root = await mkdtemp(path.join(tmpdir(), `engine-${engine}-`));
   const config = parseContext({ ONEAPP_COPILOT_ENGINE: engine });
-  const render = renderEngine({ config, model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
+  const render = renderEngine({
+    config,
+    model: devstralFacts,
+    host: vm16x32,
+    paths,
+    chatTemplate: await loadChatTemplate(),
+  });
   const applied = await applyFileSet(root, render.files);
   return { root, render, applied };
 }
@@ -38,31 +44,66 @@ describe('engine render (exact output)', () => {
       '/etc/systemd/system/slm-copilot-engine.service',
     ]);
     expect(render.unit).toBe('slm-copilot-engine.service');
-    await expectFixture(await readFile(path.join(root, 'opt/slm-copilot/models/devstral-small-2.yaml'), 'utf8'), 'localai/devstral-small-2.yaml');
+    await expectFixture(
+      await readFile(path.join(root, 'opt/slm-copilot/models/devstral-small-2.yaml'), 'utf8'),
+      'localai/devstral-small-2.yaml',
+    );
     await expectFixture(await readFile(path.join(root, 'etc/slm-copilot/engine.env'), 'utf8'), 'localai/engine.env');
-    await expectFixture(await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'), 'localai/slm-copilot-engine.service');
+    await expectFixture(
+      await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'),
+      'localai/slm-copilot-engine.service',
+    );
   });
 
   it('llama-server: one unit carrying the whole command line', async () => {
     const { root, applied } = await renderInto('llama-server');
-    expect(applied.map((a) => a.path)).toEqual(['/etc/slm-copilot/devstral-chat-template.jinja', '/etc/systemd/system/slm-copilot-engine.service']);
-    await expectFixture(await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'), 'llama-server/slm-copilot-engine.service');
+    expect(applied.map((a) => a.path)).toEqual([
+      '/etc/slm-copilot/devstral-chat-template.jinja',
+      '/etc/systemd/system/slm-copilot-engine.service',
+    ]);
+    await expectFixture(
+      await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'),
+      'llama-server/slm-copilot-engine.service',
+    );
   });
 
   it('is idempotent: rendering the same inputs again changes nothing', async () => {
     const { root } = await renderInto('localai');
     const config = parseContext({ ONEAPP_COPILOT_ENGINE: 'localai' });
-    const again = renderEngine({ config, model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
+    const again = renderEngine({
+      config,
+      model: devstralFacts,
+      host: vm16x32,
+      paths,
+      chatTemplate: await loadChatTemplate(),
+    });
     expect(changedPaths(await applyFileSet(root, again.files))).toEqual([]);
-    const other = renderEngine({ config: parseContext({ ONEAPP_COPILOT_CONTEXT_SIZE: '16384' }), model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
-    expect(changedPaths(await applyFileSet(root, other.files))).toEqual(['/opt/slm-copilot/models/devstral-small-2.yaml', '/etc/slm-copilot/engine.env']);
+    const other = renderEngine({
+      config: parseContext({ ONEAPP_COPILOT_CONTEXT_SIZE: '16384' }),
+      model: devstralFacts,
+      host: vm16x32,
+      paths,
+      chatTemplate: await loadChatTemplate(),
+    });
+    expect(changedPaths(await applyFileSet(root, other.files))).toEqual([
+      '/opt/slm-copilot/models/devstral-small-2.yaml',
+      '/etc/slm-copilot/engine.env',
+    ]);
   });
 
   it('switching engines rewrites the one engine unit (no second unit can be left running)', async () => {
     const { root } = await renderInto('localai');
     const before = await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8');
-    const switched = renderEngine({ config: parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server' }), model: devstralFacts, host: vm16x32, paths, chatTemplate: await loadChatTemplate() });
-    expect(changedPaths(await applyFileSet(root, switched.files))).toEqual(['/etc/systemd/system/slm-copilot-engine.service']);
+    const switched = renderEngine({
+      config: parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server' }),
+      model: devstralFacts,
+      host: vm16x32,
+      paths,
+      chatTemplate: await loadChatTemplate(),
+    });
+    expect(changedPaths(await applyFileSet(root, switched.files))).toEqual([
+      '/etc/systemd/system/slm-copilot-engine.service',
+    ]);
     const after = await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8');
     expect(before).toMatch(/ExecStart=\/opt\/local-ai\/bin\/local-ai run/);
     expect(after).toMatch(/ExecStart=\/opt\/llama.cpp\/bin\/llama-server /);
@@ -74,7 +115,11 @@ describe('engine render (exact output)', () => {
     const r = await $({ nothrow: true, quiet: true })`systemd-analyze verify --man=no ${unit}`;
     return (r.stderr + r.stdout)
       .split('\n')
-      .filter((l) => l.includes('slm-copilot-engine.service') && !/Failed to (open|create|set up|initialize)|not running|No such file/.test(l));
+      .filter(
+        (l) =>
+          l.includes('slm-copilot-engine.service') &&
+          !/Failed to (open|create|set up|initialize)|not running|No such file/.test(l),
+      );
   }
 
   async function renderedUnit(engine: 'localai' | 'llama-server'): Promise<string> {
@@ -87,18 +132,29 @@ describe('engine render (exact output)', () => {
 
   it('systemd-analyze verify accepts the units, and flags a broken one', async (ctx) => {
     if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip();
-    for (const engine of ['localai', 'llama-server'] as const) expect(await verifyProblems(await renderedUnit(engine))).toEqual([]);
+    for (const engine of ['localai', 'llama-server'] as const)
+      expect(await verifyProblems(await renderedUnit(engine))).toEqual([]);
     // mutation check: the same verification must notice a bad value and an unknown key
     const broken = await renderedUnit('localai');
-    await writeFileAtomic(broken, (await readFile(broken, 'utf8')).replace('ProtectHome=yes', 'ProtectHome=maybe').replace('[Install]', 'Bogus=1\n[Install]'));
+    await writeFileAtomic(
+      broken,
+      (await readFile(broken, 'utf8'))
+        .replace('ProtectHome=yes', 'ProtectHome=maybe')
+        .replace('[Install]', 'Bogus=1\n[Install]'),
+    );
     expect((await verifyProblems(broken)).length).toBe(2);
   }, 60_000);
 
   it('systemd-analyze security rates both units 2.5 or better (lower is safer)', async (ctx) => {
     if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip();
     for (const engine of ['localai', 'llama-server'] as const) {
-      const r = await $({ nothrow: true, quiet: true })`systemd-analyze security --offline=yes ${await renderedUnit(engine)}`;
-      const exposure = Number(/Overall exposure level for slm-copilot-engine\.service: ([\d.]+)/.exec(r.stdout + r.stderr)?.[1]);
+      const r = await $({
+        nothrow: true,
+        quiet: true,
+      })`systemd-analyze security --offline=yes ${await renderedUnit(engine)}`;
+      const exposure = Number(
+        /Overall exposure level for slm-copilot-engine\.service: ([\d.]+)/.exec(r.stdout + r.stderr)?.[1],
+      );
       expect(exposure, engine).toBeLessThanOrEqual(2.5);
     }
   }, 60_000);

@@ -35,7 +35,11 @@ export function renderEngine({ config, model, host, paths, chatTemplate }: Engin
   if (config.engine === 'localai') {
     const envFile = path.join(paths.configDir, 'engine.env');
     files.push(
-      { path: localAiModelYamlPath(config, paths), text: renderLocalAiModelYaml(config, plan, model, paths), mode: 0o644 },
+      {
+        path: localAiModelYamlPath(config, paths),
+        text: renderLocalAiModelYaml(config, plan, model, paths),
+        mode: 0o644,
+      },
       { path: envFile, text: renderEnvFile(localAiEnv(config, plan, paths)), mode: 0o644 },
       {
         path: unitPath,

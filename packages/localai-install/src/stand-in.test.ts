@@ -49,7 +49,9 @@ describe('the LocalAI stand-in', () => {
     expect(result.binary).toBe(paths.engine.localaiBinary);
     expect((await stat(result.binary)).mode & 0o777).toBe(0o755);
     const text = await readFile(result.binary, 'utf8');
-    expect(text.split('\n').slice(0, 3).join('\n')).toContain(`${STAND_IN_MARKER}: LocalAI cannot be downloaded on the machines that build the test image`);
+    expect(text.split('\n').slice(0, 3).join('\n')).toContain(
+      `${STAND_IN_MARKER}: LocalAI cannot be downloaded on the machines that build the test image`,
+    );
     expect((await readFile(standInModeFile(paths), 'utf8')).trim()).toBe('exit');
   });
 

@@ -62,7 +62,10 @@ export interface LocalAiStandInInstall {
  * Installs the stand-in `local-ai` (0755) and its mode file (0644, `exit` unless one is already
  * there, so a test that switched the mode keeps it). Idempotent.
  */
-export async function installLocalAiStandIn(paths: AppliancePaths, log: Logger = createLogger()): Promise<LocalAiStandInInstall> {
+export async function installLocalAiStandIn(
+  paths: AppliancePaths,
+  log: Logger = createLogger(),
+): Promise<LocalAiStandInInstall> {
   const binary = paths.engine.localaiBinary;
   await ensureDir(path.dirname(binary), 0o755);
   await writeFileAtomic(binary, renderLocalAiStandIn(paths), { mode: 0o755 });

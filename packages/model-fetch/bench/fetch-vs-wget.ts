@@ -52,7 +52,7 @@ try {
   const hash = createHash('sha256');
   const fh = await open(path.join(src, 'model.gguf'), 'w');
   const buf = Buffer.allocUnsafe(64 * MiB);
-  for (let done = 0; done < size; ) {
+  for (let done = 0; done < size;) {
     const n = Math.min(buf.length, size - done);
     randomFillSync(buf, 0, n);
     // a GGUF header first: fetchModel parses a *.gguf destination before installing it
@@ -63,7 +63,9 @@ try {
   }
   await fh.close();
   const sha256 = hash.digest('hex');
-  console.error(`source: ${sizeMb} MiB random file in ${formatDuration(performance.now() - t0)} (sha256 ${sha256.slice(0, 16)}…)`);
+  console.error(
+    `source: ${sizeMb} MiB random file in ${formatDuration(performance.now() - t0)} (sha256 ${sha256.slice(0, 16)}…)`,
+  );
   await sh`cat ${path.join(src, 'model.gguf')} > /dev/null`; // both contenders start with the source in the page cache
 
   // 2. The mirror, in its own process.
@@ -148,13 +150,19 @@ try {
   const ref = median(results['wget -c, then sha256sum']!);
   const load = loadavg()[0]!.toFixed(2);
   const sha = (await readFile('/proc/cpuinfo', 'utf8')).includes(' sha_ni') ? 'with SHA-NI' : 'no SHA-NI';
-  console.log(`\n${sizeMb} MiB over loopback${rateMb > 0 ? ` throttled to ${rateMb} MB/s` : ''}, ${runs} run(s), median; ${cpus().length} CPUs (${sha}), load ${load}`);
+  console.log(
+    `\n${sizeMb} MiB over loopback${rateMb > 0 ? ` throttled to ${rateMb} MB/s` : ''}, ${runs} run(s), median; ${cpus().length} CPUs (${sha}), load ${load}`,
+  );
   for (const [k, xs] of Object.entries(results)) {
     const m = median(xs);
-    console.log(`  ${k.padEnd(46)} ${formatDuration(m).padStart(9)}  ${k.startsWith('  ') ? '' : `ratio to wget+sha256sum: ${(m / ref).toFixed(2)}`}`);
+    console.log(
+      `  ${k.padEnd(46)} ${formatDuration(m).padStart(9)}  ${k.startsWith('  ') ? '' : `ratio to wget+sha256sum: ${(m / ref).toFixed(2)}`}`,
+    );
   }
   for (const [mode, list] of Object.entries(phases)) {
-    console.log(`  phases of fetchModel (hash ${mode}, run 1): ${list[0]!.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ')}`);
+    console.log(
+      `  phases of fetchModel (hash ${mode}, run 1): ${list[0]!.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ')}`,
+    );
   }
 } finally {
   server?.stdin?.end();

@@ -85,14 +85,18 @@ export const CATALOG: readonly CatalogEntry[] = Object.freeze([
     size: null,
     verified: true,
     verifiedBy: 'file listed in huggingface.co/bartowski/Qwen2.5-Coder-3B-Instruct-GGUF/tree/828f50e…',
-    notes: 'Smallest fallback. Its repository lists the qwen-research license (not Apache 2.0): check the terms before shipping it.',
+    notes:
+      'Smallest fallback. Its repository lists the qwen-research license (not Apache 2.0): check the terms before shipping it.',
   },
 ] satisfies CatalogEntry[]);
 
 export function findModel(id: string): CatalogEntry {
   const entry = CATALOG.find((e) => e.id === id);
   if (!entry) {
-    throw new UsageError(`unknown model "${id}"`, `known models: ${CATALOG.map((e) => e.id).join(', ')} (see model-fetch catalog)`);
+    throw new UsageError(
+      `unknown model "${id}"`,
+      `known models: ${CATALOG.map((e) => e.id).join(', ')} (see model-fetch catalog)`,
+    );
   }
   return entry;
 }

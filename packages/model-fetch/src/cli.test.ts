@@ -19,7 +19,11 @@ afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
 
-const sizeOf = (f: string) => stat(f).then((s) => s.size, () => -1);
+const sizeOf = (f: string) =>
+  stat(f).then(
+    (s) => s.size,
+    () => -1,
+  );
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Pids of running wget processes whose command line mentions `needle`. */
@@ -36,7 +40,9 @@ async function wgetPids(needle: string): Promise<number[]> {
 
 describe('model-fetch CLI', () => {
   it('has --help on every command', async () => {
-    const runs = await Promise.all([[], ['fetch'], ['catalog'], ['resolve'], ['inspect'], ['verify']].map((sub) => runCli([...sub, '--help'])));
+    const runs = await Promise.all(
+      [[], ['fetch'], ['catalog'], ['resolve'], ['inspect'], ['verify']].map((sub) => runCli([...sub, '--help'])),
+    );
     expect(runs[0]!.stdout).toMatch(/Commands:\n\s+fetch .*\n\s+catalog .*\n\s+resolve .*\n\s+inspect .*\n\s+verify /);
     for (const [i, sub] of ['fetch', 'catalog', 'resolve', 'inspect', 'verify'].entries()) {
       const r = runs[i + 1]!;
@@ -49,7 +55,9 @@ describe('model-fetch CLI', () => {
   it('catalog lists the default model first, marked unverified when its file name was not checked', async () => {
     const r = await runCli(['catalog']);
     expect(r.code).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(/^devstral-small-2 \(default\) .*NOT CHECKED .*unsloth\/Devstral-Small-2-24B-Instruct-2512-GGUF\/Devstral-Small-2-24B-Instruct-2512-Q4_K_M\.gguf/);
+    expect(r.stdout.split('\n')[0]).toMatch(
+      /^devstral-small-2 \(default\) .*NOT CHECKED .*unsloth\/Devstral-Small-2-24B-Instruct-2512-GGUF\/Devstral-Small-2-24B-Instruct-2512-Q4_K_M\.gguf/,
+    );
     const j = JSON.parse((await runCli(['catalog', '--json'])).stdout) as Array<{ sha256: null }>;
     expect(j.every((e) => e.sha256 === null)).toBe(true);
   });
@@ -68,7 +76,19 @@ describe('model-fetch CLI', () => {
     mirror.setFault('model.gguf', { bytesPerSecond: 800_000 });
     const dest = path.join(root, 'killed', 'model.gguf');
     const partial = `${dest}.partial`;
-    const args = ['fetch', '--url', `${mirror.baseUrl}/model.gguf`, '--sha256', file.sha256, '--size', String(SIZE), '--dest', dest, '--tries', '1'];
+    const args = [
+      'fetch',
+      '--url',
+      `${mirror.baseUrl}/model.gguf`,
+      '--sha256',
+      file.sha256,
+      '--size',
+      String(SIZE),
+      '--dest',
+      dest,
+      '--tries',
+      '1',
+    ];
     const first = startCli(args);
     for (let i = 0; i < 1200 && (await sizeOf(partial)) < 1_000_000; i++) await sleep(50); // tsx start-up is slow on a busy machine
     const wget = await wgetPids(partial);

@@ -13,13 +13,15 @@ const list = (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : typ
 const int = (v: unknown, name: string): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
   return n;
 };
 const seconds = (v: unknown, name: string): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || String(v).trim() === '') throw new UsageError(`--${name} must be a number of seconds >= 0, got "${String(v)}"`);
+  if (!Number.isFinite(n) || n < 0 || String(v).trim() === '')
+    throw new UsageError(`--${name} must be a number of seconds >= 0, got "${String(v)}"`);
   return n;
 };
 const json = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
@@ -91,15 +93,22 @@ const fetchCmd = (argv: string[]) =>
         sha256 ??= a.sha256;
         size ??= a.size;
       }
-      if (urls.length === 0) throw new UsageError('give at least one --url (or --lock and --artifact)', `see ${TOOL} fetch --help`);
+      if (urls.length === 0)
+        throw new UsageError('give at least one --url (or --lock and --artifact)', `see ${TOOL} fetch --help`);
       if (!sha256) throw new UsageError('--sha256 is required (or --lock and --artifact)', `see ${TOOL} fetch --help`);
       const hashMode = str(values['hash-mode']) ?? 'stream';
-      if (hashMode !== 'stream' && hashMode !== 'after') throw new UsageError(`--hash-mode must be stream or after, got "${hashMode}"`);
+      if (hashMode !== 'stream' && hashMode !== 'after')
+        throw new UsageError(`--hash-mode must be stream or after, got "${hashMode}"`);
       const progress = str(values.progress) ?? 'auto';
-      if (!['auto', 'bar', 'dot', 'none'].includes(progress)) throw new UsageError(`--progress must be auto, bar, dot or none, got "${progress}"`);
+      if (!['auto', 'bar', 'dot', 'none'].includes(progress))
+        throw new UsageError(`--progress must be auto, bar, dot or none, got "${progress}"`);
       const firstUrl = urls[0]!;
       // The conventions' mirror layout is <mirror>/<artifact-name>: the lock key when fetching from a lock.
-      const name = str(values.name) || artifact || decodeURIComponent(new URL(firstUrl, 'file:///').pathname.split('/').pop() ?? '') || path.basename(dest);
+      const name =
+        str(values.name) ||
+        artifact ||
+        decodeURIComponent(new URL(firstUrl, 'file:///').pathname.split('/').pop() ?? '') ||
+        path.basename(dest);
       const sources = [...mirrorSources(list(values.mirror), name), ...urls];
       const marginMb = int(values['margin-mb'], 'margin-mb');
       const result = await fetchModel({
@@ -116,7 +125,14 @@ const fetchCmd = (argv: string[]) =>
         hashMode: hashMode as HashMode,
         progress: values.quiet ? 'none' : (progress as 'auto'),
       });
-      json({ dest: result.dest, sha256: result.sha256, bytes: result.bytes, source: result.source, downloaded: result.downloaded, phases: result.phases });
+      json({
+        dest: result.dest,
+        sha256: result.sha256,
+        bytes: result.bytes,
+        source: result.source,
+        downloaded: result.downloaded,
+        phases: result.phases,
+      });
     },
   );
 
@@ -141,7 +157,8 @@ const catalogCmd = (argv: string[]) =>
         `${e.repo}/${e.file}`,
       ]);
       const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows) process.stdout.write(`${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ')}\n`);
+      for (const r of rows)
+        process.stdout.write(`${r.map((c, i) => (i < r.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ')}\n`);
     },
   );
 
@@ -149,7 +166,8 @@ const resolveCmd = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} resolve`,
-      summary: "pin a catalog model to a hub commit and record its SHA-256 and size (from the hub's LFS metadata) in a lock file",
+      summary:
+        "pin a catalog model to a hub commit and record its SHA-256 and size (from the hub's LFS metadata) in a lock file",
       usage: `${TOOL} resolve --model ID [--model ID2 …] --lock artifacts.lock.json [--hub URL] [--revision REV] [--name KEY]`,
       options: {
         model: { type: 'string', multiple: true },
@@ -174,12 +192,15 @@ const resolveCmd = (argv: string[]) =>
     async ({ values, log }) => {
       const ids = list(values.model);
       const lock = str(values.lock);
-      if (ids.length === 0 || !lock) throw new UsageError('--model and --lock are required', `see ${TOOL} resolve --help`);
+      if (ids.length === 0 || !lock)
+        throw new UsageError('--model and --lock are required', `see ${TOOL} resolve --help`);
       if (str(values.name) && ids.length > 1) throw new UsageError('--name only works with a single --model');
       const entries: Record<string, LockedArtifact> = {};
       const printed: Record<string, unknown> = {};
       for (const id of ids) {
-        const resolved = await log.phase(`resolve ${id}`, () => resolveModel(findModel(id), { hub: str(values.hub), revision: str(values.revision), log }));
+        const resolved = await log.phase(`resolve ${id}`, () =>
+          resolveModel(findModel(id), { hub: str(values.hub), revision: str(values.revision), log }),
+        );
         const key = str(values.name) ?? id;
         const { url, version, size, sha256, checksumSource, resolvedAt, repo, file } = resolved;
         entries[key] = { url, version, size, sha256, checksumSource, resolvedAt, repo, file };
@@ -225,7 +246,8 @@ const verifyCmd = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} verify`,
-      summary: "check a model against its manifest: size + sampled hash (16 MiB read), or every byte's SHA-256 with --full",
+      summary:
+        "check a model against its manifest: size + sampled hash (16 MiB read), or every byte's SHA-256 with --full",
       usage: `${TOOL} verify FILE [--full]`,
       options: { full: { type: 'boolean', default: false } },
       allowPositionals: true,
@@ -244,8 +266,14 @@ const verifyCmd = (argv: string[]) =>
         });
       }
       const r = values.full ? await verifyFull(file, m) : await verifySampled(file, m);
-      if (!r.ok) throw new TaskError(r.message, { exitCode: ExitCode.integrity, hint: `fetch it again (the bad copy can be moved aside)` });
-      log.info(`${file}: OK (${r.checked === 'full' ? 'SHA-256 of all' : 'size + sampled hash of'} ${formatBytes(m.bytes)}, ${Math.round(r.ms)} ms)`);
+      if (!r.ok)
+        throw new TaskError(r.message, {
+          exitCode: ExitCode.integrity,
+          hint: `fetch it again (the bad copy can be moved aside)`,
+        });
+      log.info(
+        `${file}: OK (${r.checked === 'full' ? 'SHA-256 of all' : 'size + sampled hash of'} ${formatBytes(m.bytes)}, ${Math.round(r.ms)} ms)`,
+      );
     },
   );
 
@@ -256,8 +284,8 @@ export function main(argv: string[]): Promise<number> {
     {
       fetch: { summary: 'download, verify and install a model (resumable; mirrors first)', run: fetchCmd },
       catalog: { summary: 'list the known models', run: catalogCmd },
-      resolve: { summary: 'record a model\'s commit, SHA-256 and size in artifacts.lock.json', run: resolveCmd },
-      inspect: { summary: 'print a model\'s manifest (GGUF facts, hashes)', run: inspectCmd },
+      resolve: { summary: "record a model's commit, SHA-256 and size in artifacts.lock.json", run: resolveCmd },
+      inspect: { summary: "print a model's manifest (GGUF facts, hashes)", run: inspectCmd },
       verify: { summary: 'check a model against its manifest (sampled, or --full)', run: verifyCmd },
     },
     argv,

@@ -55,7 +55,11 @@ async function expectTaskError(p: Promise<unknown>): Promise<TaskError> {
   return error as TaskError;
 }
 
-const exists = (f: string) => stat(f).then(() => true, () => false);
+const exists = (f: string) =>
+  stat(f).then(
+    () => true,
+    () => false,
+  );
 
 describe('fetchModel: resumable download', () => {
   it('continues a download cut mid-file with a Range request and ends with the right SHA-256', async () => {
@@ -76,7 +80,13 @@ describe('fetchModel: resumable download', () => {
     expect(await exists(`${dest}.partial`)).toBe(false);
     // every phase is timed
     expect(r.phases.map((p) => p.name)).toEqual(
-      expect.arrayContaining(['check existing file', 'check free disk space', 'finish streamed SHA-256', 'install', 'write manifest']),
+      expect.arrayContaining([
+        'check existing file',
+        'check free disk space',
+        'finish streamed SHA-256',
+        'install',
+        'write manifest',
+      ]),
     );
     expect(text()).toMatch(/install: done in \d+ ms/);
   });
@@ -152,7 +162,9 @@ describe('fetchModel: integrity', () => {
       mirror.setFault('model.gguf', { corrupt: [10] });
       const dest = freshDest();
       const { log, text } = captureLogger();
-      const r = await fetchModel(opts(dest, { urls: [`${mirror.baseUrl}/model.gguf`, `${good.baseUrl}/model.gguf`], log }));
+      const r = await fetchModel(
+        opts(dest, { urls: [`${mirror.baseUrl}/model.gguf`, `${good.baseUrl}/model.gguf`], log }),
+      );
       expect(r.source).toBe(`${good.baseUrl}/model.gguf`);
       expect(text()).toMatch(/checksum mismatch: .*; trying the next source/);
       expect((await settledRequests(mirror, 'model.gguf', 1)).map((q) => q.range)).toEqual([null]);
@@ -184,7 +196,9 @@ describe('fetchModel: errors name the URL and the cause', () => {
     const slow = await startMirror({ root, faults: { 'model.gguf': { delayMs: 4000 } } });
     try {
       const url = `${slow.baseUrl}/model.gguf`;
-      const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], timeoutSec: 1, tries: 1, log: captureLogger().log })));
+      const e = await expectTaskError(
+        fetchModel(opts(freshDest(), { urls: [url], timeoutSec: 1, tries: 1, log: captureLogger().log })),
+      );
       expect(e.message).toContain(`${url}: timed out`);
     } finally {
       await slow.stop();
@@ -198,22 +212,43 @@ describe('fetchModel: errors name the URL and the cause', () => {
   });
 
   it('classifies wget messages (LC_ALL=C)', () => {
-    expect(classifyWgetFailure(8, null, 'HTTP request sent, awaiting response... 503 Service Unavailable\n2026-11-28 05:39:03 ERROR 503: Service Unavailable.\n')).toEqual({
+    expect(
+      classifyWgetFailure(
+        8,
+        null,
+        'HTTP request sent, awaiting response... 503 Service Unavailable\n2026-11-28 05:39:03 ERROR 503: Service Unavailable.\n',
+      ),
+    ).toEqual({
       kind: 'http',
       cause: 'HTTP 503 Service Unavailable',
       status: 503,
     });
     expect(classifyWgetFailure(8, null, 'ERROR 403: Forbidden.\n').kind).toBe('auth');
     expect(classifyWgetFailure(3, null, "Cannot write to 'x' (No space left on device).\n").kind).toBe('disk-full');
-    expect(classifyWgetFailure(8, null, "Continued download failed on this file, which conflicts with `-c'.\nRefusing to truncate existing file 'x'.\n").kind).toBe('no-resume');
+    expect(
+      classifyWgetFailure(
+        8,
+        null,
+        "Continued download failed on this file, which conflicts with `-c'.\nRefusing to truncate existing file 'x'.\n",
+      ).kind,
+    ).toBe('no-resume');
     expect(classifyWgetFailure(null, 'SIGKILL', '')).toEqual({ kind: 'killed', cause: 'wget was killed by SIGKILL' });
-    expect(classifyWgetFailure(4, null, 'Connecting to 10.0.0.1:80... failed: No route to host.\n').kind).toBe('network');
-    expect(classifyWgetFailure(4, null, 'Connecting to 127.0.0.1:9... failed: Connection refused.\n').kind).toBe('refused');
-    expect(classifyWgetFailure(4, null, ' - Read error at byte 100000/4194304 (Connection reset by peer). Giving up.\n')).toEqual({
+    expect(classifyWgetFailure(4, null, 'Connecting to 10.0.0.1:80... failed: No route to host.\n').kind).toBe(
+      'network',
+    );
+    expect(classifyWgetFailure(4, null, 'Connecting to 127.0.0.1:9... failed: Connection refused.\n').kind).toBe(
+      'refused',
+    );
+    expect(
+      classifyWgetFailure(4, null, ' - Read error at byte 100000/4194304 (Connection reset by peer). Giving up.\n'),
+    ).toEqual({
       kind: 'reset',
       cause: 'connection reset by peer at byte 100000',
     });
-    expect(classifyWgetFailure(4, null, ' - Connection closed at byte 1500000. Giving up.\n')).toEqual({ kind: 'dropped', cause: 'connection dropped at byte 1500000' });
+    expect(classifyWgetFailure(4, null, ' - Connection closed at byte 1500000. Giving up.\n')).toEqual({
+      kind: 'dropped',
+      cause: 'connection dropped at byte 1500000',
+    });
   });
 });
 
@@ -224,7 +259,10 @@ describe('fetchModel: sources', () => {
       mirror.setFault('model.gguf', { status404: true });
       const dest = freshDest();
       const { log, text } = captureLogger();
-      const urls = [...mirrorSources([mirror.baseUrl, `${second.baseUrl}/`], 'model.gguf'), 'http://no-such-host.invalid/upstream/model.gguf'];
+      const urls = [
+        ...mirrorSources([mirror.baseUrl, `${second.baseUrl}/`], 'model.gguf'),
+        'http://no-such-host.invalid/upstream/model.gguf',
+      ];
       const r = await fetchModel(opts(dest, { urls, log }));
       expect(r.source).toBe(`${second.baseUrl}/model.gguf`);
       expect((await settledRequests(mirror, 'model.gguf', 1)).map((q) => q.status)).toEqual([404]);
@@ -237,7 +275,12 @@ describe('fetchModel: sources', () => {
 
   it('copies from a mirror directory on this machine', async () => {
     const dest = freshDest();
-    const r = await fetchModel(opts(dest, { urls: [...mirrorSources([path.join(root, 'nope'), root], 'model.gguf'), `${mirror.baseUrl}/model.gguf`], log: captureLogger().log }));
+    const r = await fetchModel(
+      opts(dest, {
+        urls: [...mirrorSources([path.join(root, 'nope'), root], 'model.gguf'), `${mirror.baseUrl}/model.gguf`],
+        log: captureLogger().log,
+      }),
+    );
     expect(r.source).toBe(path.join(root, 'model.gguf'));
     expect(mirror.requests).toEqual([]);
   });
@@ -246,13 +289,20 @@ describe('fetchModel: sources', () => {
     const dest = freshDest();
     await fetchModel(opts(dest, { log: captureLogger().log }));
     const m = await readManifest(dest);
-    expect(m).toMatchObject({ file: 'model.gguf', bytes: SIZE, sha256: file.sha256, source: `${mirror.baseUrl}/model.gguf` });
+    expect(m).toMatchObject({
+      file: 'model.gguf',
+      bytes: SIZE,
+      sha256: file.sha256,
+      source: `${mirror.baseUrl}/model.gguf`,
+    });
     expect(m?.gguf).toMatchObject({ architecture: 'llama', contextLength: 4096 });
     await settledRequests(mirror, 'model.gguf', 1);
     mirror.requests.length = 0;
     const { log, text } = captureLogger();
     // even with an unreachable first source: nothing is contacted
-    const r = await fetchModel(opts(dest, { urls: ['http://no-such-host.invalid/x.gguf', `${mirror.baseUrl}/model.gguf`], log }));
+    const r = await fetchModel(
+      opts(dest, { urls: ['http://no-such-host.invalid/x.gguf', `${mirror.baseUrl}/model.gguf`], log }),
+    );
     expect(r.downloaded).toBe(false);
     expect(r.source).toBeNull();
     expect(text()).toMatch(/already in place and verified/);
@@ -310,7 +360,9 @@ describe('fetchModel: bounded retries of refused and reset connections', () => {
     const { log, text } = captureLogger();
     const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], tries: 3, waitRetrySec: 0.05, log })));
     expect(e.exitCode).toBe(ExitCode.network);
-    expect(e.message).toContain(`${url}: connection refused (nothing listening there); no retry left (3 of 3 tries failed`);
+    expect(e.message).toContain(
+      `${url}: connection refused (nothing listening there); no retry left (3 of 3 tries failed`,
+    );
     expect(retryLines(text()).map((l) => l.replace(/.* retry /, ''))).toEqual(['1/2 in 50 ms', '2/2 in 100 ms']);
   });
 
@@ -319,8 +371,12 @@ describe('fetchModel: bounded retries of refused and reset connections', () => {
     const { log, text } = captureLogger();
     // delays 100, 200, 400 ms (0.7 s in all); the next, 800 ms, would start past the 1 s window.
     // Mutation check (tried by hand): without the window check it runs its 100 tries (60 s delays) and times out.
-    const e = await expectTaskError(fetchModel(opts(freshDest(), { urls: [url], tries: 100, waitRetrySec: 0.1, retryWindowSec: 1, log })));
-    expect(e.message).toMatch(/no retry left \(\d tries failed since the last progress; the next would start after the 1\.0 s retry window\)/);
+    const e = await expectTaskError(
+      fetchModel(opts(freshDest(), { urls: [url], tries: 100, waitRetrySec: 0.1, retryWindowSec: 1, log })),
+    );
+    expect(e.message).toMatch(
+      /no retry left \(\d tries failed since the last progress; the next would start after the 1\.0 s retry window\)/,
+    );
     // at most 3 retries fit (fewer when starting wget is slow: each attempt's own time counts too)
     expect(retryLines(text()).length).toBeLessThanOrEqual(3);
   });
@@ -410,7 +466,9 @@ describe('fetchModel: a .gguf destination must be a GGUF', () => {
   it('refuses a file whose checksum matches but which is not GGUF, naming it; kept as .bad, nothing installed', async () => {
     const dest = freshDest();
     const url = `${mirror.baseUrl}/random.bin`;
-    const e = await expectTaskError(fetchModel(opts(dest, { urls: [url], sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log })));
+    const e = await expectTaskError(
+      fetchModel(opts(dest, { urls: [url], sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log })),
+    );
     expect(e.exitCode).toBe(ExitCode.integrity);
     expect(e.message).toContain(`model.gguf from ${url} matches the expected SHA-256 but is not a GGUF model (`);
     expect(e.message).toMatch(/GGUF magic/);
@@ -422,7 +480,14 @@ describe('fetchModel: a .gguf destination must be a GGUF', () => {
 
   it('the same bytes are installed under a name that does not claim to be a GGUF', async () => {
     const dest = freshDest().replace(/\.gguf$/, '.bin');
-    const r = await fetchModel(opts(dest, { urls: [`${mirror.baseUrl}/random.bin`], sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log }));
+    const r = await fetchModel(
+      opts(dest, {
+        urls: [`${mirror.baseUrl}/random.bin`],
+        sha256: notGguf.sha256,
+        size: notGguf.size,
+        log: captureLogger().log,
+      }),
+    );
     expect(r.manifest?.gguf).toBeNull();
   });
 
@@ -430,7 +495,9 @@ describe('fetchModel: a .gguf destination must be a GGUF', () => {
     const dest = freshDest();
     await mkdir(path.dirname(dest), { recursive: true });
     await writeFile(dest, notGguf.data);
-    const e = await expectTaskError(fetchModel(opts(dest, { sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log })));
+    const e = await expectTaskError(
+      fetchModel(opts(dest, { sha256: notGguf.sha256, size: notGguf.size, log: captureLogger().log })),
+    );
     expect(e.message).toContain(`matches the expected SHA-256 but is not a GGUF model`);
     expect(await exists(`${dest}.manifest.json`)).toBe(false);
     expect(mirror.requests).toEqual([]);
@@ -441,7 +508,9 @@ describe('fetchModel: disk space', () => {
   it('refuses before downloading when statfs shows too little room, naming the path, needed and free bytes', async () => {
     const dest = freshDest();
     const e = await expectTaskError(
-      fetchModel(opts(dest, { marginBytes: 1000, statfs: async () => ({ bavail: 100, bsize: 4096 }), log: captureLogger().log })),
+      fetchModel(
+        opts(dest, { marginBytes: 1000, statfs: async () => ({ bavail: 100, bsize: 4096 }), log: captureLogger().log }),
+      ),
     );
     expect(e.exitCode).toBe(ExitCode.environment);
     expect(e.message).toContain(`not enough disk space in ${path.dirname(dest)}`);
@@ -454,7 +523,9 @@ describe('fetchModel: disk space', () => {
     const dest = freshDest();
     await mkdir(path.dirname(dest), { recursive: true });
     await writeFile(`${dest}.partial`, file.data.subarray(0, SIZE - 100_000));
-    const r = await fetchModel(opts(dest, { marginBytes: 0, statfs: async () => ({ bavail: 100_000, bsize: 1 }), log: captureLogger().log }));
+    const r = await fetchModel(
+      opts(dest, { marginBytes: 0, statfs: async () => ({ bavail: 100_000, bsize: 1 }), log: captureLogger().log }),
+    );
     expect(r.sha256).toBe(file.sha256);
   });
 
@@ -463,7 +534,10 @@ describe('fetchModel: disk space', () => {
     let mounted = false;
     beforeAll(async () => {
       mnt = await tempDir('tmpfs');
-      if (process.getuid?.() === 0) mounted = (await $({ nothrow: true, quiet: true })`mount -t tmpfs -o size=2m slm-model-fetch-test ${mnt}`).exitCode === 0;
+      if (process.getuid?.() === 0)
+        mounted =
+          (await $({ nothrow: true, quiet: true })`mount -t tmpfs -o size=2m slm-model-fetch-test ${mnt}`).exitCode ===
+          0;
     });
     afterAll(async () => {
       if (mounted) await $({ nothrow: true })`umount ${mnt}`;
@@ -474,14 +548,18 @@ describe('fetchModel: disk space', () => {
       if (!mounted) ctx.skip();
       const dest = path.join(mnt, 'a', 'model.gguf');
       const e = await expectTaskError(fetchModel(opts(dest, { log: captureLogger().log })));
-      expect(e.message).toMatch(new RegExp(`not enough disk space in ${mnt}/a .* need ${SIZE + 64 * 1024 * 1024} bytes .* only \\d+ bytes`));
+      expect(e.message).toMatch(
+        new RegExp(`not enough disk space in ${mnt}/a .* need ${SIZE + 64 * 1024 * 1024} bytes .* only \\d+ bytes`),
+      );
       expect(mirror.requests).toEqual([]);
     });
 
     it('maps a disk that fills up during the download to "disk full", keeping the partial file', async (ctx) => {
       if (!mounted) ctx.skip();
       const dest = path.join(mnt, 'b', 'model.gguf');
-      const e = await expectTaskError(fetchModel(opts(dest, { size: undefined, marginBytes: 0, log: captureLogger().log })));
+      const e = await expectTaskError(
+        fetchModel(opts(dest, { size: undefined, marginBytes: 0, log: captureLogger().log })),
+      );
       expect(e.exitCode).toBe(ExitCode.environment);
       expect(e.message).toContain(`${mirror.baseUrl}/model.gguf: disk full (No space left on device)`);
       expect((await stat(`${dest}.partial`)).size).toBeGreaterThan(0);

@@ -70,8 +70,10 @@ async function checkExisting(ctx: Ctx, wantManifest: boolean): Promise<Existing 
   }
   if (!ok) {
     const wanted = `sha256 ${sha256.slice(0, 12)}…`;
-    log.info(`${dest} exists but is not the requested file (${wanted}); ` +
-      'it is replaced only after the new one is verified');
+    log.info(
+      `${dest} exists but is not the requested file (${wanted}); ` +
+        'it is replaced only after the new one is verified',
+    );
     return null;
   }
   if (manifest && (manifest.gguf || !wantsGguf(dest))) return { manifest, bytes: destSize };
@@ -159,8 +161,10 @@ async function downloadFrom(ctx: Ctx, url: string): Promise<Failure | null> {
     let partialSize = (await fileSize(partial)) ?? 0;
     if (size !== undefined && partialSize > size) {
       await setAside(ctx);
-      log.warn(`${partial} is larger (${partialSize} bytes) than the expected ${size}: moved it aside to ${ctx.bad}, ` +
-        'starting from scratch');
+      log.warn(
+        `${partial} is larger (${partialSize} bytes) than the expected ${size}: moved it aside to ${ctx.bad}, ` +
+          'starting from scratch',
+      );
       partialSize = 0;
     }
     await ctx.phase('check free disk space', () => checkDisk(ctx, partialSize));
@@ -173,8 +177,10 @@ async function downloadFrom(ctx: Ctx, url: string): Promise<Failure | null> {
     const failure = await attempt(ctx, url, partialSize);
     if (!failure) return null;
     if (failure.kind === 'range-ignored') {
-      log.warn(`${url}: ${failure.cause}: restarting from 0 ` +
-        `(the ${partialSize} bytes kept so far are discarded, the hash starts over)`);
+      log.warn(
+        `${url}: ${failure.cause}: restarting from 0 ` +
+          `(the ${partialSize} bytes kept so far are discarded, the hash starts over)`,
+      );
       await ctx.hash.restart();
       await rm(partial, { force: true });
       continue; // with no partial file left, the next request has no Range: this cannot repeat
@@ -212,8 +218,8 @@ async function verifyPartial(ctx: Ctx): Promise<{ bytes: number } | Failure> {
   digest ??= await ctx.phase('verify SHA-256', () => sha256OfFile(ctx.partial));
   if (digest !== ctx.sha256) {
     await setAside(ctx);
-    const cause = `checksum mismatch: got sha256 ${digest}, expected ${ctx.sha256}; ` +
-      `the file was moved aside to ${ctx.bad}`;
+    const cause =
+      `checksum mismatch: got sha256 ${digest}, expected ${ctx.sha256}; ` + `the file was moved aside to ${ctx.bad}`;
     return { kind: 'checksum', cause };
   }
   return { bytes: got };

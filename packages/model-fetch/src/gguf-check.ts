@@ -32,7 +32,7 @@ export function notGgufError(opts: { dest: string; source: string | null; reason
       exitCode: ExitCode.integrity,
       hint:
         'the expected checksum (artifacts.lock.json entry or --sha256) describes a file that is not a model: ' +
-        'check that entry\'s url and sha256 (for a catalog model, resolve it again from the hub)',
+        "check that entry's url and sha256 (for a catalog model, resolve it again from the hub)",
     },
   );
 }

@@ -111,7 +111,13 @@ describe('manifest of the test bed tiny model (a real GGUF)', () => {
 
   it('reads the GGUF header with @huggingface/gguf', async () => {
     const m = await buildManifest(copy, { source: 'test' });
-    expect(m).toMatchObject({ manifestVersion: 1, file: path.basename(model.path), bytes: model.bytes, sha256: model.sha256, source: 'test' });
+    expect(m).toMatchObject({
+      manifestVersion: 1,
+      file: path.basename(model.path),
+      bytes: model.bytes,
+      sha256: model.sha256,
+      source: 'test',
+    });
     const p = TINY_MODEL_PARAMS;
     expect(m.gguf).toMatchObject({
       version: 3,
@@ -143,7 +149,10 @@ describe('manifest of the test bed tiny model (a real GGUF)', () => {
 
     const inspect = await runCli(['inspect', copy]);
     expect(inspect.code).toBe(0);
-    expect(JSON.parse(inspect.stdout)).toMatchObject({ sha256: model.sha256, gguf: { contextLength: 32768, architecture: 'mistral3' } });
+    expect(JSON.parse(inspect.stdout)).toMatchObject({
+      sha256: model.sha256,
+      gguf: { contextLength: 32768, architecture: 'mistral3' },
+    });
 
     expect((await runCli(['verify', copy])).code).toBe(0);
     expect((await runCli(['verify', copy, '--full'])).code).toBe(0);

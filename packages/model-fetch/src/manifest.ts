@@ -73,7 +73,7 @@ export async function sha256OfFile(file: string, chunkBytes = 8 * 1024 * 1024): 
   try {
     const hash = createHash('sha256');
     const buf = Buffer.allocUnsafe(chunkBytes);
-    for (let offset = 0; ; ) {
+    for (let offset = 0; ;) {
       const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));
@@ -122,7 +122,12 @@ export async function computeSampledHash(file: string): Promise<SampledHash> {
       hash.update(at);
       hash.update(buf.subarray(0, bytesRead));
     }
-    return { algorithm: 'sha256(size,16x1MiB)', samples: SAMPLE_COUNT, sampleBytes: SAMPLE_BYTES, value: hash.digest('hex') };
+    return {
+      algorithm: 'sha256(size,16x1MiB)',
+      samples: SAMPLE_COUNT,
+      sampleBytes: SAMPLE_BYTES,
+      value: hash.digest('hex'),
+    };
   } finally {
     await handle.close();
   }
@@ -249,7 +254,8 @@ export async function readManifest(modelPath: string): Promise<ModelManifest | n
   }
   try {
     const m = JSON.parse(text) as ModelManifest;
-    if (m.manifestVersion !== 1 || typeof m.sha256 !== 'string' || typeof m.bytes !== 'number' || !m.sampledHash) return null;
+    if (m.manifestVersion !== 1 || typeof m.sha256 !== 'string' || typeof m.bytes !== 'number' || !m.sampledHash)
+      return null;
     return m;
   } catch {
     return null;
@@ -258,9 +264,20 @@ export async function readManifest(modelPath: string): Promise<ModelManifest | n
 
 export type VerifyResult =
   | { ok: true; checked: 'sampled' | 'full'; ms: number }
-  | { ok: false; checked: 'sampled' | 'full'; ms: number; reason: 'missing' | 'size' | 'sampled-hash' | 'sha256'; message: string };
+  | {
+      ok: false;
+      checked: 'sampled' | 'full';
+      ms: number;
+      reason: 'missing' | 'size' | 'sampled-hash' | 'sha256';
+      message: string;
+    };
 
-async function sizeCheck(file: string, manifest: ModelManifest, checked: 'sampled' | 'full', t0: number): Promise<VerifyResult | null> {
+async function sizeCheck(
+  file: string,
+  manifest: ModelManifest,
+  checked: 'sampled' | 'full',
+  t0: number,
+): Promise<VerifyResult | null> {
   let size: number;
   try {
     size = (await stat(file)).size;

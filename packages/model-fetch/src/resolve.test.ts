@@ -6,7 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CATALOG, findModel, type CatalogEntry } from './catalog.js';
 import { fetchModel } from './fetch.js';
 import { hubDownloadUrl } from './catalog.js';
-import { DEFAULT_HUB, lockedArtifact, missingLockHint, MODEL_FETCH_FROM_ROOT, readLock, resolveModel, writeLockEntries } from './resolve.js';
+import {
+  DEFAULT_HUB,
+  lockedArtifact,
+  missingLockHint,
+  MODEL_FETCH_FROM_ROOT,
+  readLock,
+  resolveModel,
+  writeLockEntries,
+} from './resolve.js';
 import { $ } from 'zx';
 import { captureLogger, PACKAGE_DIR, randomGguf, runCli, startFakeHub, tempDir } from './test-support.js';
 
@@ -110,7 +118,9 @@ describe('resolveModel against a FAKE hub (test double)', () => {
     const missing = await expectTaskError(resolveModel(entry({ file: 'nope.gguf' }), { hub: hub.url }));
     expect(missing.message).toMatch(/has no file nope\.gguf/);
     expect(missing.hint).toContain(devstral.file);
-    const noRepo = await expectTaskError(resolveModel(entry({ repo: 'someone/nothing', revision: 'main' }), { hub: hub.url }));
+    const noRepo = await expectTaskError(
+      resolveModel(entry({ repo: 'someone/nothing', revision: 'main' }), { hub: hub.url }),
+    );
     expect(noRepo.exitCode).toBe(ExitCode.network);
     expect(noRepo.message).toContain(`HTTP 404 for ${hub.url}/api/models/someone/nothing/revision/main`);
   });
@@ -119,7 +129,22 @@ describe('resolveModel against a FAKE hub (test double)', () => {
 describe('artifacts.lock.json', () => {
   it('records the resolved model, keeps other entries, and does not churn on re-resolve', async () => {
     const lock = path.join(dir, 'artifacts.lock.json');
-    await writeFile(lock, JSON.stringify({ comment: 'kept', artifacts: { 'base-image': { url: 'http://x/base.qcow2', version: '12', size: 1, sha256: 'd'.repeat(64), checksumSource: 'x', resolvedAt: 't' } } }));
+    await writeFile(
+      lock,
+      JSON.stringify({
+        comment: 'kept',
+        artifacts: {
+          'base-image': {
+            url: 'http://x/base.qcow2',
+            version: '12',
+            size: 1,
+            sha256: 'd'.repeat(64),
+            checksumSource: 'x',
+            resolvedAt: 't',
+          },
+        },
+      }),
+    );
     const r = await resolveModel(devstral, { hub: hub.url, revision: 'main' });
     expect(await writeLockEntries(lock, { 'devstral-small-2': r })).toBe(true);
     const written = JSON.parse(await readFile(lock, 'utf8'));
@@ -149,33 +174,49 @@ describe('artifacts.lock.json', () => {
     const broken = path.join(dir, 'broken.json');
     await writeFile(broken, '{"nope": 1}');
     expect((await expectTaskError(readLock(broken))).message).toMatch(/has no "artifacts" object/);
-    expect((await expectTaskError(lockedArtifact(fresh, 'x'))).hint).toMatch(/"x" is not a catalog model \(known: devstral-small-2, /);
+    expect((await expectTaskError(lockedArtifact(fresh, 'x'))).hint).toMatch(
+      /"x" is not a catalog model \(known: devstral-small-2, /,
+    );
   });
 
-  it('end to end through the CLI: resolve writes the lock, fetch follows the hub redirect and installs the verified file', { timeout: 60_000 }, async () => {
-    const lock = path.join(dir, 'e2e.lock.json');
-    const res = await runCli(['resolve', '--model', 'devstral-small-2', '--lock', lock, '--hub', hub.url]);
-    expect(res.code, res.stderr).toBe(0);
-    expect(JSON.parse(res.stdout)['devstral-small-2'].sha256).toBe(file.sha256);
-    const dest = path.join(dir, 'models', 'devstral.gguf');
-    const fetched = await runCli(['fetch', '--lock', lock, '--artifact', 'devstral-small-2', '--dest', dest]);
-    expect(fetched.code, fetched.stderr).toBe(0);
-    expect(JSON.parse(fetched.stdout)).toMatchObject({ sha256: file.sha256, bytes: file.size, downloaded: true });
-    expect(fetched.stderr).toMatch(/302 Found/);
+  it(
+    'end to end through the CLI: resolve writes the lock, fetch follows the hub redirect and installs the verified file',
+    { timeout: 60_000 },
+    async () => {
+      const lock = path.join(dir, 'e2e.lock.json');
+      const res = await runCli(['resolve', '--model', 'devstral-small-2', '--lock', lock, '--hub', hub.url]);
+      expect(res.code, res.stderr).toBe(0);
+      expect(JSON.parse(res.stdout)['devstral-small-2'].sha256).toBe(file.sha256);
+      const dest = path.join(dir, 'models', 'devstral.gguf');
+      const fetched = await runCli(['fetch', '--lock', lock, '--artifact', 'devstral-small-2', '--dest', dest]);
+      expect(fetched.code, fetched.stderr).toBe(0);
+      expect(JSON.parse(fetched.stdout)).toMatchObject({ sha256: file.sha256, bytes: file.size, downloaded: true });
+      expect(fetched.stderr).toMatch(/302 Found/);
 
-    // a mirror directory laid out as <mirror>/<artifact-name> is used before the hub
-    const mirrorDir = path.join(dir, 'mirror-dir');
-    await mkdir(mirrorDir);
-    await copyFile(dest, path.join(mirrorDir, 'devstral-small-2'));
-    const viaMirror = await runCli(['fetch', '--lock', lock, '--artifact', 'devstral-small-2', '--dest', path.join(dir, 'models2', 'm.gguf'), '--mirror', mirrorDir]);
-    expect(viaMirror.code, viaMirror.stderr).toBe(0);
-    expect(JSON.parse(viaMirror.stdout).source).toBe(path.join(mirrorDir, 'devstral-small-2'));
+      // a mirror directory laid out as <mirror>/<artifact-name> is used before the hub
+      const mirrorDir = path.join(dir, 'mirror-dir');
+      await mkdir(mirrorDir);
+      await copyFile(dest, path.join(mirrorDir, 'devstral-small-2'));
+      const viaMirror = await runCli([
+        'fetch',
+        '--lock',
+        lock,
+        '--artifact',
+        'devstral-small-2',
+        '--dest',
+        path.join(dir, 'models2', 'm.gguf'),
+        '--mirror',
+        mirrorDir,
+      ]);
+      expect(viaMirror.code, viaMirror.stderr).toBe(0);
+      expect(JSON.parse(viaMirror.stdout).source).toBe(path.join(mirrorDir, 'devstral-small-2'));
 
-    // the same through the library: already in place, nothing downloaded
-    const a = await lockedArtifact(lock, 'devstral-small-2');
-    const again = await fetchModel({ urls: [a.url], sha256: a.sha256, size: a.size, dest, log: captureLogger().log });
-    expect(again.downloaded).toBe(false);
-  });
+      // the same through the library: already in place, nothing downloaded
+      const a = await lockedArtifact(lock, 'devstral-small-2');
+      const again = await fetchModel({ urls: [a.url], sha256: a.sha256, size: a.size, dest, log: captureLogger().log });
+      expect(again.downloaded).toBe(false);
+    },
+  );
 });
 
 describe('the repository lock (artifacts.lock.json at the repository root)', () => {
@@ -199,7 +240,11 @@ describe('the repository lock (artifacts.lock.json at the repository root)', () 
         'model-fetch verifies every byte on download',
     });
     // the catalog names the same repository, file and revision as the lock
-    expect({ repo: devstral.repo, file: devstral.file, revision: devstral.revision }).toEqual({ repo: entry!.repo, file: entry!.file, revision: entry!.version });
+    expect({ repo: devstral.repo, file: devstral.file, revision: devstral.revision }).toEqual({
+      repo: entry!.repo,
+      file: entry!.file,
+      revision: entry!.version,
+    });
   });
 
   it('lockedArtifact returns it, with the download URL pinned to the revision (not a branch)', async () => {
@@ -213,21 +258,27 @@ describe('the repository lock (artifacts.lock.json at the repository root)', () 
     expect(a.sha256).toMatch(/^[0-9a-f]{64}$/);
   });
 
-  it('a catalog model without an entry: the hint names its id and a command that runs as typed from the repository root', { timeout: 120_000 }, async () => {
-    const e = await expectTaskError(lockedArtifact(lockPath, qwen.id));
-    expect(e.message).toBe(`${lockPath} has no resolved artifact "${qwen.id}"`);
-    expect(e.hint).toBe(missingLockHint(qwen.id, lockPath));
-    expect(e.hint).toContain(`${MODEL_FETCH_FROM_ROOT} resolve --model ${qwen.id} --lock ${lockPath}`);
-    expect(missingLockHint(qwen.id)).toContain(`--lock ../../artifacts.lock.json`);
+  it(
+    'a catalog model without an entry: the hint names its id and a command that runs as typed from the repository root',
+    { timeout: 120_000 },
+    async () => {
+      const e = await expectTaskError(lockedArtifact(lockPath, qwen.id));
+      expect(e.message).toBe(`${lockPath} has no resolved artifact "${qwen.id}"`);
+      expect(e.hint).toBe(missingLockHint(qwen.id, lockPath));
+      expect(e.hint).toContain(`${MODEL_FETCH_FROM_ROOT} resolve --model ${qwen.id} --lock ${lockPath}`);
+      expect(missingLockHint(qwen.id)).toContain(`--lock ../../artifacts.lock.json`);
 
-    // Run the hinted command exactly as printed, from the repository root, against a scratch lock
-    // (and the fake hub instead of the internet: the only flag added).
-    const scratch = path.join(dir, 'hint', 'artifacts.lock.json');
-    const command = missingLockHint(qwen.id, scratch).split(': ').at(-1)!;
-    expect(command.startsWith('pnpm ')).toBe(true);
-    const argv = command.split(' ');
-    const r = await $({ cwd: REPO_ROOT, nothrow: true, quiet: true })`${argv} --hub ${hub.url}`;
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect((await lockedArtifact(scratch, qwen.id)).url).toBe(`${hub.url}/${qwen.repo}/resolve/${COMMIT}/${qwen.file}`);
-  });
+      // Run the hinted command exactly as printed, from the repository root, against a scratch lock
+      // (and the fake hub instead of the internet: the only flag added).
+      const scratch = path.join(dir, 'hint', 'artifacts.lock.json');
+      const command = missingLockHint(qwen.id, scratch).split(': ').at(-1)!;
+      expect(command.startsWith('pnpm ')).toBe(true);
+      const argv = command.split(' ');
+      const r = await $({ cwd: REPO_ROOT, nothrow: true, quiet: true })`${argv} --hub ${hub.url}`;
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect((await lockedArtifact(scratch, qwen.id)).url).toBe(
+        `${hub.url}/${qwen.repo}/resolve/${COMMIT}/${qwen.file}`,
+      );
+    },
+  );
 });

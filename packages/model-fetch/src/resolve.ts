@@ -78,7 +78,12 @@ async function getJson(url: string, opts: ResolveOptions): Promise<{ body: unkno
     const detail = (await res.text().catch(() => '')).slice(0, 200).trim();
     throw new TaskError(`the model hub answered HTTP ${res.status} for ${url}${detail ? `: ${detail}` : ''}`, {
       exitCode: ExitCode.network,
-      hint: res.status === 401 || res.status === 403 ? 'a gated or private repository: set HF_TOKEN' : res.status === 404 ? 'check the repository, revision and file name' : undefined,
+      hint:
+        res.status === 401 || res.status === 403
+          ? 'a gated or private repository: set HF_TOKEN'
+          : res.status === 404
+            ? 'check the repository, revision and file name'
+            : undefined,
     });
   }
   const link = res.headers.get('link') ?? '';
@@ -100,13 +105,19 @@ export async function resolveCommit(repo: string, revision: string, opts: Resolv
 }
 
 /** Lists a repository folder at a revision, following `Link: <…>; rel="next"` pages. */
-export async function listHubTree(repo: string, commit: string, dir: string, opts: ResolveOptions = {}): Promise<HubTreeEntry[]> {
+export async function listHubTree(
+  repo: string,
+  commit: string,
+  dir: string,
+  opts: ResolveOptions = {},
+): Promise<HubTreeEntry[]> {
   const hub = (opts.hub ?? DEFAULT_HUB).replace(/\/+$/, '');
   let url: string | undefined = `${hub}/api/models/${repo}/tree/${encodeURIComponent(commit)}${dir ? `/${dir}` : ''}`;
   const entries: HubTreeEntry[] = [];
   for (let page = 0; url && page < 100; page++) {
     const { body, next } = await getJson(url, opts);
-    if (!Array.isArray(body)) throw new TaskError(`the model hub's answer for ${url} is not a list of files`, { exitCode: ExitCode.integrity });
+    if (!Array.isArray(body))
+      throw new TaskError(`the model hub's answer for ${url} is not a list of files`, { exitCode: ExitCode.integrity });
     entries.push(...(body as HubTreeEntry[]));
     url = next ? new URL(next, url).toString() : undefined;
   }
@@ -131,7 +142,9 @@ export async function resolveModel(entry: CatalogEntry, opts: ResolveOptions = {
     const ggufs = tree.filter((e) => e.path.endsWith('.gguf')).map((e) => e.path);
     throw new TaskError(`${entry.repo}@${commit.slice(0, 12)} has no file ${entry.file}`, {
       exitCode: ExitCode.invalidConfig,
-      hint: ggufs.length ? `GGUF files there: ${ggufs.slice(0, 8).join(', ')}${ggufs.length > 8 ? ', …' : ''}` : 'check the catalog entry',
+      hint: ggufs.length
+        ? `GGUF files there: ${ggufs.slice(0, 8).join(', ')}${ggufs.length > 8 ? ', …' : ''}`
+        : 'check the catalog entry',
     });
   }
   const oid = item.lfs?.oid?.toLowerCase();
@@ -142,7 +155,10 @@ export async function resolveModel(entry: CatalogEntry, opts: ResolveOptions = {
     });
   }
   if (typeof item.size === 'number' && item.size !== item.lfs.size) {
-    throw new TaskError(`${entry.repo}/${entry.file}: the hub reports size ${item.size} but LFS size ${item.lfs.size}`, { exitCode: ExitCode.integrity });
+    throw new TaskError(
+      `${entry.repo}/${entry.file}: the hub reports size ${item.size} but LFS size ${item.lfs.size}`,
+      { exitCode: ExitCode.integrity },
+    );
   }
   const resolved: ResolvedModel = {
     repo: entry.repo,
@@ -155,7 +171,9 @@ export async function resolveModel(entry: CatalogEntry, opts: ResolveOptions = {
     checksumSource: `${treeUrl} (lfs.oid)`,
     resolvedAt: new Date().toISOString(),
   };
-  opts.log?.info(`${entry.id}: ${entry.repo}@${commit.slice(0, 12)} ${entry.file} — ${resolved.size} bytes, sha256 ${oid}`);
+  opts.log?.info(
+    `${entry.id}: ${entry.repo}@${commit.slice(0, 12)} ${entry.file} — ${resolved.size} bytes, sha256 ${oid}`,
+  );
   return resolved;
 }
 
@@ -171,7 +189,9 @@ export async function readLock(lockPath: string): Promise<ArtifactsLock> {
   try {
     lock = JSON.parse(text) as ArtifactsLock;
   } catch (error) {
-    throw new TaskError(`${lockPath} is not valid JSON: ${(error as Error).message}`, { exitCode: ExitCode.invalidConfig });
+    throw new TaskError(`${lockPath} is not valid JSON: ${(error as Error).message}`, {
+      exitCode: ExitCode.invalidConfig,
+    });
   }
   if (typeof lock !== 'object' || lock === null || typeof lock.artifacts !== 'object' || lock.artifacts === null) {
     throw new TaskError(`${lockPath} has no "artifacts" object`, { exitCode: ExitCode.invalidConfig });
@@ -192,11 +212,15 @@ export function missingLockHint(modelId: string, lockPath?: string): string {
   const lock = lockPath ? path.resolve(lockPath) : '../../artifacts.lock.json';
   if (!CATALOG.some((e) => e.id === modelId)) {
     const known = CATALOG.map((e) => e.id).join(', ');
-    return `"${modelId}" is not a catalog model (known: ${known}); record its url, version, size, sha256 and ` +
-      `checksumSource in ${lockPath ?? 'artifacts.lock.json'} by hand, from an upstream checksum`;
+    return (
+      `"${modelId}" is not a catalog model (known: ${known}); record its url, version, size, sha256 and ` +
+      `checksumSource in ${lockPath ?? 'artifacts.lock.json'} by hand, from an upstream checksum`
+    );
   }
-  return `record ${modelId}'s commit, size and SHA-256 from the model hub (needs the internet), ` +
-    `from the repository root: ${MODEL_FETCH_FROM_ROOT} resolve --model ${modelId} --lock ${lock}`;
+  return (
+    `record ${modelId}'s commit, size and SHA-256 from the model hub (needs the internet), ` +
+    `from the repository root: ${MODEL_FETCH_FROM_ROOT} resolve --model ${modelId} --lock ${lock}`
+  );
 }
 
 /** One locked artifact, or a clear error naming the lock and the missing name. */
@@ -222,7 +246,13 @@ export async function writeLockEntries(lockPath: string, entries: Record<string,
     const { url, version, size, sha256, checksumSource, resolvedAt, repo, file, provenance } = a;
     const before = lock.artifacts[name];
     // Keep the old timestamp when nothing else changed, so re-resolving does not churn the file.
-    const same = before && before.url === url && before.version === version && before.size === size && before.sha256 === sha256 && before.checksumSource === checksumSource;
+    const same =
+      before &&
+      before.url === url &&
+      before.version === version &&
+      before.size === size &&
+      before.sha256 === sha256 &&
+      before.checksumSource === checksumSource;
     const extra = Object.fromEntries(Object.entries({ repo, file, provenance }).filter(([, v]) => v !== undefined));
     const at = same ? before.resolvedAt : resolvedAt;
     lock.artifacts[name] = { url, version, size, sha256, checksumSource, resolvedAt: at, ...extra };

@@ -71,7 +71,9 @@ export function ggufHeader(): Buffer {
     ['llama.attention.head_count', 4],
   ];
   const value = (v: number | string) =>
-    typeof v === 'string' ? Buffer.concat([u32(GGUF_TYPE_STRING), str(v)]) : Buffer.concat([u32(GGUF_TYPE_UINT32), u32(v)]);
+    typeof v === 'string'
+      ? Buffer.concat([u32(GGUF_TYPE_STRING), str(v)])
+      : Buffer.concat([u32(GGUF_TYPE_UINT32), u32(v)]);
   const body = kv.map(([k, v]) => Buffer.concat([str(k), value(v)]));
   return Buffer.concat([Buffer.from('GGUF', 'latin1'), u32(3), u64(0), u64(kv.length), ...body]);
 }
@@ -110,7 +112,9 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}) {
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<CliRun>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })));
+  const done = new Promise<CliRun>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr })),
+  );
   return { child, done, output: () => ({ stdout, stderr }) };
 }
 

@@ -80,7 +80,12 @@ export function classifyWgetFailure(exitCode: number | null, signal: string | nu
     return { kind: 'tls', cause: 'TLS verification failed' };
   }
   if (exitCode === 4) return { kind: 'network', cause: 'network failure' };
-  const lastLine = stderr.trim().split('\n').filter((l) => l.trim()).at(-1) ?? '';
+  const lastLine =
+    stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.trim())
+      .at(-1) ?? '';
   return { kind: 'unknown', cause: `wget exited with ${exitCode}${lastLine ? `: ${lastLine.trim()}` : ''}` };
 }
 

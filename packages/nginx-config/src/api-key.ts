@@ -7,7 +7,11 @@ import type { ResolvedKeys } from './keys.js';
  * The keys nginx accepts: ONEAPP_COPILOT_PASSWORD when set, else the key generated once and kept
  * (0600) in the state directory — generated now when `generate` is true and there is none yet.
  */
-export async function resolveApiKeys(config: Config, paths: AppliancePaths, options: { generate?: boolean } = {}): Promise<ResolvedKeys & { generated: boolean }> {
+export async function resolveApiKeys(
+  config: Config,
+  paths: AppliancePaths,
+  options: { generate?: boolean } = {},
+): Promise<ResolvedKeys & { generated: boolean }> {
   if (config.apiKey) return { main: config.apiKey, extra: config.extraApiKeys, generated: false };
   const stored = (await readFile(paths.apiKeyFile, 'utf8').catch(() => '')).trim();
   if (stored) {

@@ -11,11 +11,24 @@ afterAll(() => removeTempRoots());
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KEY = 'sk-cli-test-key-0123456789abcdef';
 const cli = (args: string[], env: Record<string, string> = {}) =>
-  $({ cwd: pkg, nothrow: true, quiet: true, env: { ...process.env, NO_COLOR: '1', ...env } })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+  $({
+    cwd: pkg,
+    nothrow: true,
+    quiet: true,
+    env: { ...process.env, NO_COLOR: '1', ...env },
+  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
 
 describe('nginx-config CLI', () => {
   it('has --help for the tool and every command', async () => {
-    const cases = [['--help'], ['render', '--help'], ['install', '--help'], ['tls', '--help'], ['tls', 'ensure', '--help'], ['tls', 'fingerprint', '--help'], ['tls', 'letsencrypt', '--help']];
+    const cases = [
+      ['--help'],
+      ['render', '--help'],
+      ['install', '--help'],
+      ['tls', '--help'],
+      ['tls', 'ensure', '--help'],
+      ['tls', 'fingerprint', '--help'],
+      ['tls', 'letsencrypt', '--help'],
+    ];
     for (const args of cases) {
       const r = await cli(args);
       expect(r.exitCode, args.join(' ')).toBe(0);
@@ -26,16 +39,24 @@ describe('nginx-config CLI', () => {
 
   it('render prints the files and never the keys', async () => {
     const root = await tempRoot('cli');
-    const r = await cli(['render', '--root', root], { ONEAPP_COPILOT_PASSWORD: KEY, ONEAPP_COPILOT_EXTRA_API_KEYS: 'sk-cli-extra-0123456789abcdef' });
+    const r = await cli(['render', '--root', root], {
+      ONEAPP_COPILOT_PASSWORD: KEY,
+      ONEAPP_COPILOT_EXTRA_API_KEYS: 'sk-cli-extra-0123456789abcdef',
+    });
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toContain(`# ==> ${root}/etc/nginx/conf.d/slm-copilot.conf (mode 644)`);
-    expect(r.stdout).toContain(`# ==> ${root}/etc/nginx/slm-copilot/api-keys.conf (mode 600, root:root)\n# secret: 2 API key(s), not printed`);
+    expect(r.stdout).toContain(
+      `# ==> ${root}/etc/nginx/slm-copilot/api-keys.conf (mode 600, root:root)\n# secret: 2 API key(s), not printed`,
+    );
     expect(r.stdout + r.stderr).not.toContain(KEY);
     expect(r.stdout + r.stderr).not.toContain('sk-cli-extra-0123456789abcdef');
   }, 30_000);
 
   it('refuses a bad context with exit 3 and says which variable', async () => {
-    const r = await cli(['render', '--root', await tempRoot('cli')], { ONEAPP_COPILOT_PASSWORD: KEY, ONEAPP_COPILOT_CORS_ORIGINS: 'https://a.example.com;evil' });
+    const r = await cli(['render', '--root', await tempRoot('cli')], {
+      ONEAPP_COPILOT_PASSWORD: KEY,
+      ONEAPP_COPILOT_CORS_ORIGINS: 'https://a.example.com;evil',
+    });
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toContain('ONEAPP_COPILOT_CORS_ORIGINS');
   }, 30_000);
@@ -56,7 +77,10 @@ describe('nginx-config CLI', () => {
     await mkdir(path.join(root, 'run/nginx'), { recursive: true });
     await mkdir(paths.nginx.confDir, { recursive: true });
     await writeFile(path.join(paths.nginx.confDir, 'nginx.conf'), mainConf(root, paths));
-    const inst = await cli(['install', '--root', root, '--ip', '192.0.2.7', '--generate-key', '--no-reload', '--http-port', '8081'], {});
+    const inst = await cli(
+      ['install', '--root', root, '--ip', '192.0.2.7', '--generate-key', '--no-reload', '--http-port', '8081'],
+      {},
+    );
     expect(inst.exitCode, inst.stderr).toBe(0);
     const summary = JSON.parse(inst.stdout);
     expect(summary).toMatchObject({ reloaded: false, tls: 'self-signed', fingerprint: a.fingerprint });
@@ -67,7 +91,17 @@ describe('nginx-config CLI', () => {
     expect(inst.stderr).not.toContain(key);
     expect(await readFile(path.join(paths.nginx.snippetsDir, 'api-keys.conf'), 'utf8')).toContain(key);
     // a second install keeps the key and changes nothing
-    const again = await cli(['install', '--root', root, '--ip', '192.0.2.7', '--generate-key', '--no-reload', '--http-port', '8081']);
+    const again = await cli([
+      'install',
+      '--root',
+      root,
+      '--ip',
+      '192.0.2.7',
+      '--generate-key',
+      '--no-reload',
+      '--http-port',
+      '8081',
+    ]);
     expect(JSON.parse(again.stdout).changed).toEqual([]);
     expect((await readFile(paths.apiKeyFile, 'utf8')).trim()).toBe(key);
   }, 90_000);

@@ -1,6 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { appliancePaths, parseContext, parseContextFile, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
+import {
+  appliancePaths,
+  parseContext,
+  parseContextFile,
+  type AppliancePaths,
+  type Config,
+} from '@slm-copilot/context-schema';
 import { ExitCode, gatherHostFacts, runCommand, runSubcommands, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { resolveApiKeys } from './api-key.js';
 import { exists, installGateway } from './install.js';
@@ -18,7 +24,10 @@ const contextHelp = {
   root: 'root prefix of the appliance layout (default: SLM_COPILOT_ROOT or /)',
 };
 
-async function loadContext(values: Record<string, unknown>, log: Logger): Promise<{ config: Config; paths: AppliancePaths; root: string }> {
+async function loadContext(
+  values: Record<string, unknown>,
+  log: Logger,
+): Promise<{ config: Config; paths: AppliancePaths; root: string }> {
   let env: Record<string, string | undefined> = process.env;
   if (typeof values.file === 'string') {
     const text = await readFile(values.file, 'utf8').catch((e: Error) => {
@@ -38,7 +47,8 @@ async function loadContext(values: Record<string, unknown>, log: Logger): Promis
 function port(value: unknown, name: string, fallback: number): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new TaskError(`--${name} must be a port number, got ${String(value)}`, { exitCode: ExitCode.usage });
+  if (!Number.isInteger(n) || n < 1 || n > 65535)
+    throw new TaskError(`--${name} must be a port number, got ${String(value)}`, { exitCode: ExitCode.usage });
   return n;
 }
 
@@ -50,7 +60,11 @@ async function ipAddresses(values: Record<string, unknown>): Promise<string[]> {
 /** The certificate to serve now without creating anything (render is a dry run). */
 async function servedNow(config: Config, paths: AppliancePaths): Promise<ServedCertificate> {
   if (config.tls.mode === 'letsencrypt' && config.hostname) {
-    const le = await currentLetsEncrypt({ hostname: config.hostname, acmeDirectory: config.tls.acmeDirectory, dirs: certbotDirs(paths) });
+    const le = await currentLetsEncrypt({
+      hostname: config.hostname,
+      acmeDirectory: config.tls.acmeDirectory,
+      dirs: certbotDirs(paths),
+    });
     if ('served' in le) return le.served;
   }
   return { certificate: paths.tls.cert, key: paths.tls.key };
@@ -69,13 +83,25 @@ const render = (argv: string[]) =>
     argv,
     async ({ values, log }) => {
       const { config, paths } = await loadContext(values, log);
-      const keys = await resolveApiKeys(config, paths).catch(() => ({ main: 'sk-placeholder-key-not-resolved', extra: config.extraApiKeys }));
+      const keys = await resolveApiKeys(config, paths).catch(() => ({
+        main: 'sk-placeholder-key-not-resolved',
+        extra: config.extraApiKeys,
+      }));
       log.addSecret(keys.main);
-      const files = renderGateway(config, { paths, keys, tls: await servedNow(config, paths), httpPort: port(values['http-port'], 'http-port', 80) });
+      const files = renderGateway(config, {
+        paths,
+        keys,
+        tls: await servedNow(config, paths),
+        httpPort: port(values['http-port'], 'http-port', 80),
+      });
       const keyFile = gatewayFiles(paths).keys;
       for (const f of files) {
-        process.stdout.write(`# ==> ${f.path} (mode ${(f.mode ?? 0o644).toString(8)}${f.owner ? `, ${f.owner}` : ''})\n`);
-        process.stdout.write(f.path === keyFile ? `# secret: ${keys.extra.length + 1} API key(s), not printed\n\n` : `${f.text}\n`);
+        process.stdout.write(
+          `# ==> ${f.path} (mode ${(f.mode ?? 0o644).toString(8)}${f.owner ? `, ${f.owner}` : ''})\n`,
+        );
+        process.stdout.write(
+          f.path === keyFile ? `# secret: ${keys.extra.length + 1} API key(s), not printed\n\n` : `${f.text}\n`,
+        );
       }
     },
   );
@@ -84,7 +110,7 @@ const install = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} install`,
-      summary: 'make sure a certificate exists, render, write, nginx -t, reload; then Let\'s Encrypt when asked',
+      summary: "make sure a certificate exists, render, write, nginx -t, reload; then Let's Encrypt when asked",
       usage: `${TOOL} install [--file context.sh] [--root DIR] [--ip IP]... [--generate-key] [--no-reload] [--nginx BIN]`,
       options: {
         ...contextOptions,
@@ -98,18 +124,19 @@ const install = (argv: string[]) =>
       },
       details:
         'A configuration that fails nginx -t is never left in place: the previous files are restored and keep serving (exit 3).\n' +
-        "TLS mode letsencrypt: once nginx serves port 80, certbot asks the ACME directory; on failure the self-signed\n" +
+        'TLS mode letsencrypt: once nginx serves port 80, certbot asks the ACME directory; on failure the self-signed\n' +
         'certificate stays and the reason is printed (exit 0). A valid certificate (> 30 days left) is not re-requested.\n' +
         `Example (appliance): ${TOOL} install --generate-key --reload-command "systemctl reload-or-restart nginx"`,
     },
     {
       ...contextHelp,
-      ip: 'an address for the self-signed certificate (repeatable; default: the host\'s addresses)',
+      ip: "an address for the self-signed certificate (repeatable; default: the host's addresses)",
       'http-port': 'plain-HTTP port (default 80)',
       'generate-key': 'generate and keep an API key when ONEAPP_COPILOT_PASSWORD is empty and none is stored',
       'no-reload': 'write and test only (nginx not running yet)',
       nginx: 'nginx binary (default nginx)',
-      'nginx-conf': "main nginx.conf to test and reload (default: nginx's own; with --root, <root>/etc/nginx/nginx.conf if present)",
+      'nginx-conf':
+        "main nginx.conf to test and reload (default: nginx's own; with --root, <root>/etc/nginx/nginx.conf if present)",
       'reload-command': 'shell command that reloads nginx (default "<nginx> -s reload"); also certbot\'s deploy hook',
     },
     argv,
@@ -117,9 +144,17 @@ const install = (argv: string[]) =>
       const { config, paths, root } = await loadContext(values, log);
       const nginx = typeof values.nginx === 'string' ? values.nginx : 'nginx';
       const rootConf = path.join(paths.nginx.confDir, 'nginx.conf');
-      const conf = typeof values['nginx-conf'] === 'string' ? values['nginx-conf'] : root !== '/' && (await exists(rootConf)) ? rootConf : undefined;
+      const conf =
+        typeof values['nginx-conf'] === 'string'
+          ? values['nginx-conf']
+          : root !== '/' && (await exists(rootConf))
+            ? rootConf
+            : undefined;
       const confArgs = conf ? ['-c', conf] : [];
-      const reloadCommand = typeof values['reload-command'] === 'string' ? values['reload-command'] : [nginx, ...confArgs, '-s', 'reload'].join(' ');
+      const reloadCommand =
+        typeof values['reload-command'] === 'string'
+          ? values['reload-command']
+          : [nginx, ...confArgs, '-s', 'reload'].join(' ');
       const keys = await resolveApiKeys(config, paths, { generate: Boolean(values['generate-key']) });
       log.addSecret(keys.main);
       if (keys.generated) log.info(`generated an API key and kept it in ${paths.apiKeyFile} (0600)`);
@@ -136,7 +171,12 @@ const install = (argv: string[]) =>
           log,
         });
       const result = await apply(plan.served);
-      const summary: Record<string, unknown> = { changed: result.changed, reloaded: result.reloaded, tls: plan.kind, fingerprint: plan.fingerprint };
+      const summary: Record<string, unknown> = {
+        changed: result.changed,
+        reloaded: result.reloaded,
+        tls: plan.kind,
+        fingerprint: plan.fingerprint,
+      };
       if (plan.selfSigned) summary.caCertificate = paths.tls.caCert;
       if (plan.letsEncryptPending && !values['no-reload'] && config.hostname) {
         const le = await obtainLetsEncrypt({
@@ -161,11 +201,12 @@ const tlsEnsure = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} tls ensure`,
-      summary: 'make sure the certificate of the configured TLS mode exists (CA kept, leaf re-issued when names change)',
+      summary:
+        'make sure the certificate of the configured TLS mode exists (CA kept, leaf re-issued when names change)',
       usage: `${TOOL} tls ensure [--file context.sh] [--root DIR] [--ip IP]...`,
       options: { ...contextOptions, ip: { type: 'string', multiple: true } },
     },
-    { ...contextHelp, ip: 'an address for the certificate (repeatable; default: the host\'s addresses)' },
+    { ...contextHelp, ip: "an address for the certificate (repeatable; default: the host's addresses)" },
     argv,
     async ({ values, log }) => {
       const { config, paths } = await loadContext(values, log);
@@ -176,7 +217,14 @@ const tlsEnsure = (argv: string[]) =>
             served: plan.kind,
             certificate: plan.served.certificate,
             fingerprint: plan.fingerprint,
-            ...(plan.selfSigned ? { caCertificate: paths.tls.caCert, caFingerprint: plan.selfSigned.caFingerprint, names: plan.selfSigned.sans, leaf: plan.selfSigned.reason } : {}),
+            ...(plan.selfSigned
+              ? {
+                  caCertificate: paths.tls.caCert,
+                  caFingerprint: plan.selfSigned.caFingerprint,
+                  names: plan.selfSigned.sans,
+                  leaf: plan.selfSigned.reason,
+                }
+              : {}),
             ...(plan.letsEncryptPending ? { letsEncrypt: `pending: ${plan.letsEncryptReason}` } : {}),
           },
           null,
@@ -212,13 +260,17 @@ const tlsLetsEncrypt = (argv: string[]) =>
       summary: 'request (or keep) the ACME certificate for ONEAPP_COPILOT_HOSTNAME; nginx must serve port 80',
       usage: `${TOOL} tls letsencrypt [--file context.sh] [--root DIR] [--reload-command CMD]`,
       options: { ...contextOptions, 'reload-command': { type: 'string' } },
-      details: 'Exit 0 with the certificate paths, or exit 5 with the reason (the self-signed certificate keeps serving).',
+      details:
+        'Exit 0 with the certificate paths, or exit 5 with the reason (the self-signed certificate keeps serving).',
     },
     { ...contextHelp, 'reload-command': 'certbot deploy hook (default "nginx -s reload")' },
     argv,
     async ({ values, log }) => {
       const { config, paths } = await loadContext(values, log);
-      if (!config.hostname) throw new TaskError('ONEAPP_COPILOT_HOSTNAME is empty: Let\'s Encrypt needs a DNS name', { exitCode: ExitCode.invalidConfig });
+      if (!config.hostname)
+        throw new TaskError("ONEAPP_COPILOT_HOSTNAME is empty: Let's Encrypt needs a DNS name", {
+          exitCode: ExitCode.invalidConfig,
+        });
       const le = await obtainLetsEncrypt({
         hostname: config.hostname,
         email: config.tls.letsEncryptEmail,
@@ -236,7 +288,7 @@ const tlsLetsEncrypt = (argv: string[]) =>
 const tls = (argv: string[]) =>
   runSubcommands(
     `${TOOL} tls`,
-    'certificates: the per-VM CA and leaf, the operator\'s certificate, Let\'s Encrypt',
+    "certificates: the per-VM CA and leaf, the operator's certificate, Let's Encrypt",
     {
       ensure: { summary: 'create/keep the certificate of the configured mode', run: tlsEnsure },
       fingerprint: { summary: 'print SHA-256 fingerprints', run: tlsFingerprint },
@@ -251,7 +303,7 @@ export function main(argv: string[]): Promise<number> {
     'the SLM-Copilot gateway: nginx site, API keys, certificates',
     {
       render: { summary: 'print the rendered gateway (dry run)', run: render },
-      install: { summary: 'certificate + render + nginx -t + reload (+ Let\'s Encrypt)', run: install },
+      install: { summary: "certificate + render + nginx -t + reload (+ Let's Encrypt)", run: install },
       tls: { summary: 'certificate commands (ensure, fingerprint, letsencrypt)', run: tls },
     },
     argv,

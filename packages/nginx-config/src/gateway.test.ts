@@ -17,7 +17,8 @@ const EXTRA2 = 'sk.extra+two/x=y~z-0123';
 const ORIGIN = 'https://ide.example.com';
 const MISSING_BODY =
   '{"error":{"message":"Missing API key: send the header Authorization: Bearer YOUR_KEY (or x-api-key: YOUR_KEY).","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}';
-const INVALID_BODY = '{"error":{"message":"Invalid API key.","type":"authentication_error","param":null,"code":"invalid_api_key"}}';
+const INVALID_BODY =
+  '{"error":{"message":"Invalid API key.","type":"authentication_error","param":null,"code":"invalid_api_key"}}';
 const WWW_AUTH = 'Bearer realm="slm-copilot"';
 const HOOK = 60_000;
 
@@ -26,7 +27,10 @@ interface Rig {
   gw: Gateway;
   up: UpstreamDouble;
   ca: string;
-  get(path: string, opts?: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer }): Promise<HttpResult>;
+  get(
+    path: string,
+    opts?: { method?: string; headers?: Record<string, string | number>; body?: string | Buffer },
+  ): Promise<HttpResult>;
 }
 const rigs: Rig[] = [];
 
@@ -70,19 +74,32 @@ async function authProperty(r: Rig): Promise<string[]> {
     const res = await r.get('/v1/models', { headers });
     if (res.status !== status) bad.push(`${what}: status ${res.status}, expected ${status}`);
     if (body !== undefined && res.body !== body) bad.push(`${what}: body ${res.body}`);
-    if (status === 401 && res.headers['www-authenticate'] !== WWW_AUTH) bad.push(`${what}: WWW-Authenticate ${String(res.headers['www-authenticate'])}`);
-    if (status === 401 && res.headers['content-type'] !== 'application/json') bad.push(`${what}: content-type ${String(res.headers['content-type'])}`);
+    if (status === 401 && res.headers['www-authenticate'] !== WWW_AUTH)
+      bad.push(`${what}: WWW-Authenticate ${String(res.headers['www-authenticate'])}`);
+    if (status === 401 && res.headers['content-type'] !== 'application/json')
+      bad.push(`${what}: content-type ${String(res.headers['content-type'])}`);
   };
   await check('no key', {}, 401, MISSING_BODY);
   await check('wrong key', { Authorization: 'Bearer sk-wrong-key-0123456789abcdef' }, 401, INVALID_BODY);
-  await check('wrong key, lower-case bearer', { Authorization: 'bearer sk-wrong-key-0123456789abcdef' }, 401, INVALID_BODY);
+  await check(
+    'wrong key, lower-case bearer',
+    { Authorization: 'bearer sk-wrong-key-0123456789abcdef' },
+    401,
+    INVALID_BODY,
+  );
   await check('main key in another case', { Authorization: `Bearer ${MAIN.toUpperCase()}` }, 401, INVALID_BODY);
   await check('prefix of the main key', { Authorization: `Bearer ${MAIN.slice(0, -1)}` }, 401, INVALID_BODY);
   await check('main key plus a character', { Authorization: `Bearer ${MAIN}x` }, 401, INVALID_BODY);
   await check('wrong x-api-key', { 'x-api-key': `${EXTRA1}0` }, 401, INVALID_BODY);
   await check('key without scheme', { Authorization: MAIN }, 401, INVALID_BODY);
-  await check('wrong basic password', { Authorization: `Basic ${Buffer.from(`user:${MAIN}0`).toString('base64')}` }, 401, INVALID_BODY);
-  if (r.up.requests.length !== before) bad.push(`${r.up.requests.length - before} unauthenticated request(s) reached the engine`);
+  await check(
+    'wrong basic password',
+    { Authorization: `Basic ${Buffer.from(`user:${MAIN}0`).toString('base64')}` },
+    401,
+    INVALID_BODY,
+  );
+  if (r.up.requests.length !== before)
+    bad.push(`${r.up.requests.length - before} unauthenticated request(s) reached the engine`);
   for (const [what, headers] of [
     ['main key', { Authorization: `Bearer ${MAIN}` }],
     ['extra key 1', { Authorization: `Bearer ${EXTRA1}` }],
@@ -102,15 +119,25 @@ async function preflightProperty(r: Rig): Promise<string[]> {
   const before = r.up.requests.length;
   const res = await r.get('/v1/chat/completions', {
     method: 'OPTIONS',
-    headers: { Origin: ORIGIN, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'authorization,content-type,x-stainless-os' },
+    headers: {
+      Origin: ORIGIN,
+      'Access-Control-Request-Method': 'POST',
+      'Access-Control-Request-Headers': 'authorization,content-type,x-stainless-os',
+    },
   });
   if (res.status !== 204) bad.push(`preflight status ${res.status}`);
-  if (res.headers['access-control-allow-origin'] !== ORIGIN) bad.push(`allow-origin ${String(res.headers['access-control-allow-origin'])}`);
+  if (res.headers['access-control-allow-origin'] !== ORIGIN)
+    bad.push(`allow-origin ${String(res.headers['access-control-allow-origin'])}`);
   if (!/Authorization/.test(String(res.headers['access-control-allow-headers']))) bad.push('Authorization not allowed');
-  if (res.headers['access-control-max-age'] !== '7200') bad.push(`max-age ${String(res.headers['access-control-max-age'])}`);
-  const other = await r.get('/v1/chat/completions', { method: 'OPTIONS', headers: { Origin: 'https://evil.example.com', 'Access-Control-Request-Method': 'POST' } });
+  if (res.headers['access-control-max-age'] !== '7200')
+    bad.push(`max-age ${String(res.headers['access-control-max-age'])}`);
+  const other = await r.get('/v1/chat/completions', {
+    method: 'OPTIONS',
+    headers: { Origin: 'https://evil.example.com', 'Access-Control-Request-Method': 'POST' },
+  });
   if (other.status !== 204) bad.push(`preflight from another origin: status ${other.status}`);
-  if (other.headers['access-control-allow-origin'] !== undefined) bad.push(`another origin allowed: ${String(other.headers['access-control-allow-origin'])}`);
+  if (other.headers['access-control-allow-origin'] !== undefined)
+    bad.push(`another origin allowed: ${String(other.headers['access-control-allow-origin'])}`);
   if (r.up.requests.length !== before) bad.push(`${r.up.requests.length - before} preflight(s) reached the engine`);
   return bad;
 }
@@ -130,8 +157,13 @@ async function readyzProperty(r: Rig): Promise<string[]> {
 
 async function bodyLimitProperty(r: Rig): Promise<string[]> {
   const body = Buffer.alloc(2 * 1024 * 1024 + 1, 'a');
-  const res = await r.get('/v1/chat/completions', { method: 'POST', headers: { Authorization: `Bearer ${MAIN}`, 'Content-Type': 'application/json', 'Content-Length': body.length }, body });
-  const want = '{"error":{"message":"Request body too large: the limit is 1 MiB (ONEAPP_COPILOT_MAX_BODY_SIZE).","type":"invalid_request_error","param":null,"code":"request_too_large"}}';
+  const res = await r.get('/v1/chat/completions', {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${MAIN}`, 'Content-Type': 'application/json', 'Content-Length': body.length },
+    body,
+  });
+  const want =
+    '{"error":{"message":"Request body too large: the limit is 1 MiB (ONEAPP_COPILOT_MAX_BODY_SIZE).","type":"invalid_request_error","param":null,"code":"request_too_large"}}';
   const bad: string[] = [];
   if (res.status !== 413) bad.push(`status ${res.status}`);
   if (res.body !== want) bad.push(`body ${res.body}`);
@@ -147,7 +179,14 @@ async function keysNotLoggedProperty(r: Rig): Promise<string[]> {
   await new Promise((res) => setTimeout(res, 200));
   const logs = (await r.gw.accessLog()) + (await r.gw.errorLog());
   const bad: string[] = [];
-  for (const k of [MAIN, EXTRA1, EXTRA2, encodeURIComponent(MAIN), Buffer.from(`me:${EXTRA2}`).toString('base64'), 'sk-not-a-valid-key-but-secret-0000']) {
+  for (const k of [
+    MAIN,
+    EXTRA1,
+    EXTRA2,
+    encodeURIComponent(MAIN),
+    Buffer.from(`me:${EXTRA2}`).toString('base64'),
+    'sk-not-a-valid-key-but-secret-0000',
+  ]) {
     if (logs.includes(k)) bad.push(`a key is in the logs: ${k.slice(0, 6)}…`);
   }
   if (!logs.includes('"key":"main"') || !logs.includes('"key":"extra-1"')) bad.push('key names are not logged');
@@ -195,15 +234,21 @@ describe('gateway on the real nginx', () => {
   it('accepts HTTP Basic with any user name (every base64 alignment) when the password is a key', async () => {
     for (const user of ['', 'a', 'ab', 'abc', 'cline', 'some.user@example.com', 'x:y']) {
       for (const key of [MAIN, EXTRA1, EXTRA2]) {
-        const res = await main.get('/v1/models', { headers: { Authorization: `Basic ${Buffer.from(`${user}:${key}`).toString('base64')}` } });
+        const res = await main.get('/v1/models', {
+          headers: { Authorization: `Basic ${Buffer.from(`${user}:${key}`).toString('base64')}` },
+        });
         expect(res.status, `user ${JSON.stringify(user)}`).toBe(200);
       }
-      const wrong = await main.get('/v1/models', { headers: { Authorization: `Basic ${Buffer.from(`${user}:${MAIN.slice(1)}`).toString('base64')}` } });
+      const wrong = await main.get('/v1/models', {
+        headers: { Authorization: `Basic ${Buffer.from(`${user}:${MAIN.slice(1)}`).toString('base64')}` },
+      });
       expect(wrong.status).toBe(401);
     }
     // no colon at all: "userKEY" is not "user:KEY"
     for (const pre of ['ab', 'abc', 'abcd']) {
-      const res = await main.get('/v1/models', { headers: { Authorization: `Basic ${Buffer.from(`${pre}${MAIN}`).toString('base64')}` } });
+      const res = await main.get('/v1/models', {
+        headers: { Authorization: `Basic ${Buffer.from(`${pre}${MAIN}`).toString('base64')}` },
+      });
       expect(res.status).toBe(401);
     }
   });
@@ -234,7 +279,7 @@ describe('gateway on the real nginx', () => {
     expect((await preflightProperty(broken)).length).toBeGreaterThan(0);
   });
 
-  it('puts CORS headers on normal responses and on 401, replacing the engine\'s own', async () => {
+  it("puts CORS headers on normal responses and on 401, replacing the engine's own", async () => {
     const ok = await main.get('/v1/models', { headers: { Authorization: `Bearer ${MAIN}`, Origin: ORIGIN } });
     expect(ok.status).toBe(200);
     expect(ok.headers['access-control-allow-origin']).toBe(ORIGIN); // the double sends '*': replaced
@@ -242,7 +287,9 @@ describe('gateway on the real nginx', () => {
     const denied = await main.get('/v1/models', { headers: { Origin: ORIGIN } });
     expect(denied.status).toBe(401);
     expect(denied.headers['access-control-allow-origin']).toBe(ORIGIN);
-    const foreign = await main.get('/v1/models', { headers: { Authorization: `Bearer ${MAIN}`, Origin: 'https://evil.example.com' } });
+    const foreign = await main.get('/v1/models', {
+      headers: { Authorization: `Bearer ${MAIN}`, Origin: 'https://evil.example.com' },
+    });
     expect(foreign.headers['access-control-allow-origin']).toBeUndefined();
   });
 
@@ -303,14 +350,23 @@ describe('gateway on the real nginx', () => {
     expect(redirect.headers.get('location')).toBe(`https://127.0.0.1:${main.gw.httpsPort}/v1/models?x=1`);
   });
 
-  it('JSON 502 when the engine is down, never nginx\'s HTML', async () => {
+  it("JSON 502 when the engine is down, never nginx's HTML", async () => {
     const dead = await rig({ env: MAIN_ENV });
     await dead.up.close();
-    const r = await dead.get('/v1/chat/completions', { method: 'POST', headers: { Authorization: `Bearer ${MAIN}`, 'Content-Type': 'application/json' }, body: '{}' });
+    const r = await dead.get('/v1/chat/completions', {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${MAIN}`, 'Content-Type': 'application/json' },
+      body: '{}',
+    });
     expect(r.status).toBe(502);
     expect(r.headers['content-type']).toBe('application/json');
     expect(JSON.parse(r.body)).toEqual({
-      error: { message: 'The inference engine is not reachable (starting, restarting or stopped); retry in a moment.', type: 'server_error', param: null, code: 'engine_unavailable' },
+      error: {
+        message: 'The inference engine is not reachable (starting, restarting or stopped); retry in a moment.',
+        type: 'server_error',
+        param: null,
+        code: 'engine_unavailable',
+      },
     });
     const ready = await dead.get('/readyz');
     expect(ready.status).toBe(503);
@@ -320,10 +376,17 @@ describe('gateway on the real nginx', () => {
 describe('limits', () => {
   let limited: Rig;
   beforeAll(async () => {
-    limited = await rig({ env: { ONEAPP_COPILOT_RATE_LIMIT: '1', ONEAPP_COPILOT_CONNECTION_LIMIT: '1', ONEAPP_COPILOT_CORS_ORIGINS: ORIGIN } });
+    limited = await rig({
+      env: {
+        ONEAPP_COPILOT_RATE_LIMIT: '1',
+        ONEAPP_COPILOT_CONNECTION_LIMIT: '1',
+        ONEAPP_COPILOT_CORS_ORIGINS: ORIGIN,
+      },
+    });
   }, HOOK);
 
-  const RATE_BODY = '{"error":{"message":"Rate limit reached for this API key: 1 requests per minute.","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}';
+  const RATE_BODY =
+    '{"error":{"message":"Rate limit reached for this API key: 1 requests per minute.","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}';
 
   async function rateProperty(r: Rig, key: string): Promise<string[]> {
     const bad: string[] = [];
@@ -350,7 +413,10 @@ describe('limits', () => {
   });
 
   it('fails the rate property without limit_req (mutation)', async () => {
-    const broken = await rig({ env: { ONEAPP_COPILOT_RATE_LIMIT: '1', ONEAPP_COPILOT_CORS_ORIGINS: ORIGIN }, mutate: MUTATIONS.rateLimitRemoved });
+    const broken = await rig({
+      env: { ONEAPP_COPILOT_RATE_LIMIT: '1', ONEAPP_COPILOT_CORS_ORIGINS: ORIGIN },
+      mutate: MUTATIONS.rateLimitRemoved,
+    });
     expect((await rateProperty(broken, MAIN)).length).toBeGreaterThan(0);
   });
 
@@ -361,7 +427,12 @@ describe('limits', () => {
     await new Promise((res) => setTimeout(res, 700));
     const second = await r.get('/v1/models', { headers });
     expect(second.status).toBe(429);
-    expect(JSON.parse(second.body).error).toEqual({ message: 'Too many concurrent requests for this API key (limit: 1).', type: 'rate_limit_error', param: null, code: 'rate_limit_exceeded' });
+    expect(JSON.parse(second.body).error).toEqual({
+      message: 'Too many concurrent requests for this API key (limit: 1).',
+      type: 'rate_limit_error',
+      param: null,
+      code: 'rate_limit_exceeded',
+    });
     const other = await r.get('/v1/models', { headers: { Authorization: 'Bearer sk-test-main-key-0123456789abcdeX' } });
     expect(other.status).toBe(401); // a different client identity is not blocked by that key's stream
     expect((await stream).status).toBe(200);
@@ -375,12 +446,16 @@ describe('streaming (server-sent events)', () => {
   async function streamingProperty(r: Rig): Promise<string[]> {
     const bad: string[] = [];
     // HTTP/1.1 and HTTP/2 (what browsers and curl negotiate), one after the other
-    for (const [proto, measure] of [['HTTP/1.1', sseTiming], ['HTTP/2', sseTimingH2]] as const) {
+    for (const [proto, measure] of [
+      ['HTTP/1.1', sseTiming],
+      ['HTTP/2', sseTimingH2],
+    ] as const) {
       const t = await measure(`${r.gw.baseUrl}/slow-sse`, { ca: r.ca, headers: { Authorization: `Bearer ${MAIN}` } });
       if (t.status !== 200) bad.push(`${proto}: status ${t.status}`);
       if (t.arrivals.length !== 11) bad.push(`${proto}: ${t.arrivals.length} events`);
       const first = t.arrivals[0] ?? Infinity;
-      if (!(first < t.endMs - 1500)) bad.push(`${proto}: first event at ${Math.round(first)} ms, stream ended at ${Math.round(t.endMs)} ms`);
+      if (!(first < t.endMs - 1500))
+        bad.push(`${proto}: first event at ${Math.round(first)} ms, stream ended at ${Math.round(t.endMs)} ms`);
     }
     return bad;
   }
@@ -410,7 +485,12 @@ describe('streaming (server-sent events)', () => {
  * response byte (what llama-server does when its 5 s idle timer fires as nginx reuses the
  * connection). Other connections are answered normally.
  */
-async function startClosingDouble(): Promise<{ port: number; requests: () => number; closedEarly: () => number; close: () => Promise<void> }> {
+async function startClosingDouble(): Promise<{
+  port: number;
+  requests: () => number;
+  closedEarly: () => number;
+  close: () => Promise<void>;
+}> {
   let requests = 0;
   let closedEarly = 0;
   const sockets = new Set<Socket>();
@@ -436,7 +516,9 @@ async function startClosingDouble(): Promise<{ port: number; requests: () => num
           return;
         }
         const body = '{"ok":true}';
-        sock.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n${body}`);
+        sock.write(
+          `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n${body}`,
+        );
       }
     });
   });
@@ -446,16 +528,22 @@ async function startClosingDouble(): Promise<{ port: number; requests: () => num
     port,
     requests: () => requests,
     closedEarly: () => closedEarly,
-    close: () => new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }
 
 describe('engine closes a kept-alive connection as nginx reuses it', () => {
   const post = (gw: Gateway, ca: string) =>
-    httpsGet(`${gw.baseUrl}/v1/chat/completions`, { ca, method: 'POST', headers: { authorization: `Bearer ${MAIN}`, 'content-type': 'application/json' }, body: '{"model":"m","messages":[]}' });
+    httpsGet(`${gw.baseUrl}/v1/chat/completions`, {
+      ca,
+      method: 'POST',
+      headers: { authorization: `Bearer ${MAIN}`, 'content-type': 'application/json' },
+      body: '{"model":"m","messages":[]}',
+    });
 
   it('the POST is retried once on a fresh connection: the client gets the answer, not a 502', async () => {
     const up = await startClosingDouble();
@@ -475,7 +563,12 @@ describe('engine closes a kept-alive connection as nginx reuses it', () => {
 
   it('fails without the retry (mutation): the second POST is a 502', async () => {
     const up = await startClosingDouble();
-    const gw = await startGateway({ tag: 'retry-mut', enginePort: up.port, env: { ONEAPP_COPILOT_RATE_LIMIT: '100000' }, mutate: MUTATIONS.noUpstreamRetry });
+    const gw = await startGateway({
+      tag: 'retry-mut',
+      enginePort: up.port,
+      env: { ONEAPP_COPILOT_RATE_LIMIT: '100000' },
+      mutate: MUTATIONS.noUpstreamRetry,
+    });
     try {
       expect((await post(gw, gw.trustPem)).status).toBe(200);
       expect((await post(gw, gw.trustPem)).status).toBe(502);
@@ -493,9 +586,14 @@ describe('other configurations', () => {
     expect((await r.get('/metrics')).status).toBe(401);
     const m = await r.get('/metrics', { headers: { Authorization: `Bearer ${MAIN}` } });
     expect(m.status).toBe(404);
-    expect(JSON.parse(m.body).error.message).toBe('Metrics are disabled on this appliance (ONEAPP_COPILOT_METRICS=NO).');
+    expect(JSON.parse(m.body).error.message).toBe(
+      'Metrics are disabled on this appliance (ONEAPP_COPILOT_METRICS=NO).',
+    );
     expect(r.up.requests.filter((q) => q.url.startsWith('/metrics'))).toHaveLength(0);
-    const pre = await r.get('/v1/models', { method: 'OPTIONS', headers: { Origin: 'https://anything.example', 'Access-Control-Request-Method': 'GET' } });
+    const pre = await r.get('/v1/models', {
+      method: 'OPTIONS',
+      headers: { Origin: 'https://anything.example', 'Access-Control-Request-Method': 'GET' },
+    });
     expect(pre.status).toBe(204);
     expect(pre.headers['access-control-allow-origin']).toBe('*');
     expect(pre.headers['access-control-allow-headers']).toBe(CORS_ALLOWED_HEADERS.join(', '));
@@ -504,16 +602,26 @@ describe('other configurations', () => {
 
   it('Basic auth off: Basic credentials are refused', async () => {
     const r = await rig({ env: {} });
-    const res = await r.get('/v1/models', { headers: { Authorization: `Basic ${Buffer.from(`u:${MAIN}`).toString('base64')}` } });
+    const res = await r.get('/v1/models', {
+      headers: { Authorization: `Basic ${Buffer.from(`u:${MAIN}`).toString('base64')}` },
+    });
     expect(res.status).toBe(401);
   });
 });
 
 describe('first boot without a good configuration', () => {
   it('answers every path on both ports with 503 JSON naming the problem, and never proxies', async () => {
-    const problem = 'invalid context: 1 variable refused\n  ONEAPP_COPILOT_HTTPS_PORT = "80": expected a port from 1 to 65535 other than 80, 8080 and 8081';
+    const problem =
+      'invalid context: 1 variable refused\n  ONEAPP_COPILOT_HTTPS_PORT = "80": expected a port from 1 to 65535 other than 80, 8080 and 8081';
     const r = await rig({
-      mutate: (_files, c) => renderUnconfigured(problem, { paths: c.paths, tls: c.tls, httpsPort: c.httpsPort, httpPort: c.httpPort, listenAddresses: ['127.0.0.1'] }),
+      mutate: (_files, c) =>
+        renderUnconfigured(problem, {
+          paths: c.paths,
+          tls: c.tls,
+          httpsPort: c.httpsPort,
+          httpPort: c.httpPort,
+          listenAddresses: ['127.0.0.1'],
+        }),
     });
     const want = {
       error: {

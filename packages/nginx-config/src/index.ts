@@ -42,4 +42,9 @@ export {
   type TlsPlan,
   type ServedKind,
 } from './tls.js';
-export { renderNginxHardening, NGINX_CAPABILITIES, NGINX_DROP_IN, type NginxHardeningOptions } from './service-hardening.js';
+export {
+  renderNginxHardening,
+  NGINX_CAPABILITIES,
+  NGINX_DROP_IN,
+  type NginxHardeningOptions,
+} from './service-hardening.js';

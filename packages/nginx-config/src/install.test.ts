@@ -14,7 +14,17 @@ import { startUpstreamDouble, type UpstreamDouble } from './test-support/upstrea
 
 const MAIN = 'sk-test-main-key-0123456789abcdef';
 const NEW_KEY = 'sk-added-later-0123456789abcdef';
-const quietLog = { debug() {}, info() {}, warn() {}, error() {}, addSecret() {}, child() { return quietLog; }, phase: <T>(_: string, fn: () => Promise<T>) => fn() };
+const quietLog = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  addSecret() {},
+  child() {
+    return quietLog;
+  },
+  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
+};
 
 let gw: Gateway;
 let up: UpstreamDouble;
@@ -28,18 +38,27 @@ afterAll(async () => {
   removeTempRoots();
 }, 30_000);
 
-const status = async (key: string) => (await httpsGet(`${gw.baseUrl}/v1/models`, { ca: gw.trustPem, headers: { Authorization: `Bearer ${key}` } })).status;
-const snapshot = async (files: FileSet) => Promise.all(files.map(async (f) => [f.path, await readFile(f.path, 'utf8'), (await stat(f.path)).mode & 0o777]));
+const status = async (key: string) =>
+  (await httpsGet(`${gw.baseUrl}/v1/models`, { ca: gw.trustPem, headers: { Authorization: `Bearer ${key}` } })).status;
+const snapshot = async (files: FileSet) =>
+  Promise.all(files.map(async (f) => [f.path, await readFile(f.path, 'utf8'), (await stat(f.path)).mode & 0o777]));
 const rerender = (extra: string[]) =>
-  renderGateway(testConfig({ ONEAPP_COPILOT_HTTPS_PORT: String(gw.httpsPort), ONEAPP_COPILOT_EXTRA_API_KEYS: extra.join(',') }), {
-    paths: gw.paths,
-    keys: { main: MAIN, extra },
-    tls: { certificate: path.join(gw.root, 'throwaway-tls/throwaway.crt'), key: path.join(gw.root, 'throwaway-tls/throwaway.key') },
-    httpPort: gw.httpPort,
-    listenAddresses: ['127.0.0.1'],
-    keyFileOwner: null,
-  });
-const install = (files: FileSet) => installGateway(files, { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, log: quietLog });
+  renderGateway(
+    testConfig({ ONEAPP_COPILOT_HTTPS_PORT: String(gw.httpsPort), ONEAPP_COPILOT_EXTRA_API_KEYS: extra.join(',') }),
+    {
+      paths: gw.paths,
+      keys: { main: MAIN, extra },
+      tls: {
+        certificate: path.join(gw.root, 'throwaway-tls/throwaway.crt'),
+        key: path.join(gw.root, 'throwaway-tls/throwaway.key'),
+      },
+      httpPort: gw.httpPort,
+      listenAddresses: ['127.0.0.1'],
+      keyFileOwner: null,
+    },
+  );
+const install = (files: FileSet) =>
+  installGateway(files, { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, log: quietLog });
 
 async function eventually(fn: () => Promise<boolean>, ms = 5000): Promise<boolean> {
   const t0 = Date.now();
@@ -56,10 +75,16 @@ describe('installGateway', () => {
     const good = rerender([]);
     const before = await snapshot(good);
     // A broken render that also adds a key: if it were loaded, NEW_KEY would work.
-    const broken = mutation('slm-copilot.conf', '    server_tokens off;\n', '    server_tokens off;\n    this_is_not_a_directive on;\n')(rerender([NEW_KEY]));
+    const broken = mutation(
+      'slm-copilot.conf',
+      '    server_tokens off;\n',
+      '    server_tokens off;\n    this_is_not_a_directive on;\n',
+    )(rerender([NEW_KEY]));
     const err = await install(broken).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
-    expect((err as TaskError).message).toMatch(/^nginx -t refused the new gateway configuration; the previous configuration was restored and keeps serving:\n.*unknown directive "this_is_not_a_directive"/s);
+    expect((err as TaskError).message).toMatch(
+      /^nginx -t refused the new gateway configuration; the previous configuration was restored and keeps serving:\n.*unknown directive "this_is_not_a_directive"/s,
+    );
     expect(await snapshot(good)).toEqual(before);
     const [bin, ...args] = gw.testCommand;
     expect((await $({ nothrow: true, quiet: true })`${bin!} ${args}`).exitCode).toBe(0);
@@ -72,7 +97,11 @@ describe('installGateway', () => {
   });
 
   it('shows why the restore matters: without it, the broken files would stay and nginx -t fails', async () => {
-    const broken = mutation('slm-copilot.conf', '    server_tokens off;\n', '    server_tokens off;\n    this_is_not_a_directive on;\n')(rerender([]));
+    const broken = mutation(
+      'slm-copilot.conf',
+      '    server_tokens off;\n',
+      '    server_tokens off;\n    this_is_not_a_directive on;\n',
+    )(rerender([]));
     const good = rerender([]);
     for (const f of broken) await writeFile(f.path, f.text);
     const [bin, ...args] = gw.testCommand;
@@ -99,10 +128,26 @@ describe('installGateway', () => {
     await writeFile(clash, `server {\n    listen 127.0.0.1:${gw.httpPort} default_server;\n}\n`);
     const [bin, ...args] = gw.testCommand;
     expect((await $({ nothrow: true, quiet: true })`${bin!} ${args}`).exitCode).not.toBe(0);
-    const broken = mutation('slm-copilot.conf', '    server_tokens off;\n', '    server_tokens off;\n    nope on;\n')(rerender([]));
-    await expect(installGateway(broken, { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, removeFile: clash, log: quietLog })).rejects.toThrow(/nginx -t refused/);
+    const broken = mutation(
+      'slm-copilot.conf',
+      '    server_tokens off;\n',
+      '    server_tokens off;\n    nope on;\n',
+    )(rerender([]));
+    await expect(
+      installGateway(broken, {
+        testConfigCommand: gw.testCommand,
+        reload: gw.reloadCommand,
+        removeFile: clash,
+        log: quietLog,
+      }),
+    ).rejects.toThrow(/nginx -t refused/);
     expect(await readFile(clash, 'utf8')).toContain('default_server');
-    const r = await installGateway(rerender([]), { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, removeFile: clash, log: quietLog });
+    const r = await installGateway(rerender([]), {
+      testConfigCommand: gw.testCommand,
+      reload: gw.reloadCommand,
+      removeFile: clash,
+      log: quietLog,
+    });
     expect(r.reloaded).toBe(true);
     await expect(stat(clash)).rejects.toThrow(/ENOENT/);
     expect(await eventually(async () => (await status(NEW_KEY)) === 401)).toBe(true);

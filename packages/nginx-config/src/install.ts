@@ -1,7 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
 import path from 'node:path';
-import { applyFileSet, changedPaths, createLogger, ensureDir, ExitCode, sh, TaskError, underRoot, type FileSet, type Logger } from '@slm-copilot/task-kit';
+import {
+  applyFileSet,
+  changedPaths,
+  createLogger,
+  ensureDir,
+  ExitCode,
+  sh,
+  TaskError,
+  underRoot,
+  type FileSet,
+  type Logger,
+} from '@slm-copilot/task-kit';
 
 export interface InstallGatewayOptions {
   /** Root prefix the file paths are written under (default `/`). */
@@ -77,7 +88,10 @@ async function run(cmd: readonly string[]) {
  * is put back as it was (the running nginx never loaded the bad one) and a TaskError carries
  * nginx's message. Nothing changed: no test, no reload.
  */
-export async function installGateway(files: FileSet, options: InstallGatewayOptions = {}): Promise<InstallGatewayResult> {
+export async function installGateway(
+  files: FileSet,
+  options: InstallGatewayOptions = {},
+): Promise<InstallGatewayResult> {
   const root = options.root ?? '/';
   const log = options.log ?? createLogger();
   const nginx = options.nginxBinary ?? 'nginx';
@@ -109,7 +123,10 @@ export async function installGateway(files: FileSet, options: InstallGatewayOpti
     }
     if (removing) await restore(removed!, removedBackup!);
     const again = await run(testCommand);
-    const state = again.exitCode === 0 ? 'the previous configuration was restored and keeps serving' : 'the previous configuration was restored (it does not pass nginx -t either)';
+    const state =
+      again.exitCode === 0
+        ? 'the previous configuration was restored and keeps serving'
+        : 'the previous configuration was restored (it does not pass nginx -t either)';
     throw new TaskError(`nginx -t refused the new gateway configuration; ${state}:\n${why}`, {
       exitCode: ExitCode.invalidConfig,
       hint: 'this is a bug in the rendered configuration or a clash with another site in nginx.conf',
@@ -122,10 +139,13 @@ export async function installGateway(files: FileSet, options: InstallGatewayOpti
   else {
     const r = await run(reload);
     if (r.exitCode !== 0) {
-      throw new TaskError(`nginx reload failed (the new configuration passed nginx -t and is in place): ${`${r.stderr}${r.stdout}`.trim()}`, {
-        exitCode: ExitCode.environment,
-        hint: 'is nginx running? start it (systemctl start nginx) and it will load the new configuration',
-      });
+      throw new TaskError(
+        `nginx reload failed (the new configuration passed nginx -t and is in place): ${`${r.stderr}${r.stdout}`.trim()}`,
+        {
+          exitCode: ExitCode.environment,
+          hint: 'is nginx running? start it (systemctl start nginx) and it will load the new configuration',
+        },
+      );
     }
   }
   log.info('nginx reloaded');

@@ -19,7 +19,9 @@ export function namedKeys(keys: ResolvedKeys): NamedKey[] {
   const add = (name: string, key: string) => {
     if (!API_KEY_PATTERN.test(key)) {
       // Never print the key itself: only where it came from.
-      throw new TaskError(`internal: API key "${name}" does not match ${API_KEY_PATTERN} (the schema should have refused it)`);
+      throw new TaskError(
+        `internal: API key "${name}" does not match ${API_KEY_PATTERN} (the schema should have refused it)`,
+      );
     }
     if (seen.has(key)) return;
     seen.add(key);

@@ -15,7 +15,17 @@ import { startPebble, type Pebble } from './test-support/pebble.js';
 import { certbotDirs, obtainLetsEncrypt, prepareTls, type CertbotDirs } from './tls.js';
 
 const HOST = 'copilot.example.test';
-const quietLog = { debug() {}, info() {}, warn() {}, error() {}, addSecret() {}, child() { return quietLog; }, phase: <T>(_: string, fn: () => Promise<T>) => fn() };
+const quietLog = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  addSecret() {},
+  child() {
+    return quietLog;
+  },
+  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
+};
 
 let root: string;
 let gw: Gateway;
@@ -32,7 +42,12 @@ beforeAll(async () => {
   const plan = await prepareTls(config, { paths, ipAddresses: [], certbotDirs: dirs, log: quietLog });
   expect(plan.letsEncryptPending).toBe(true);
   // nginx starts on the self-signed leaf: it never waits for (or fails without) the ACME certificate
-  gw = await startGateway({ root, tls: plan.served, trustFile: paths.tls.caCert, env: { ONEAPP_COPILOT_HOSTNAME: HOST } });
+  gw = await startGateway({
+    root,
+    tls: plan.served,
+    trustFile: paths.tls.caCert,
+    env: { ONEAPP_COPILOT_HOSTNAME: HOST },
+  });
   pebble = await startPebble({ dir: path.join(root, 'pebble'), httpPort: gw.httpPort });
   hookMarker = path.join(root, 'deploy-hook-ran');
   deployHook = `${gw.reloadCommand.join(' ')} && touch ${hookMarker}`;
@@ -48,10 +63,13 @@ async function servedCertificate(): Promise<X509Certificate> {
   const ca = await pebble.issuingRoot();
   return new Promise((resolve, reject) => {
     // verified against Pebble's root, for the name in the request
-    const sock = connect({ port: gw.httpsPort, host: HOST, servername: HOST, ca, lookup: lookupTo('127.0.0.1') }, () => {
-      resolve(sock.getPeerX509Certificate()!);
-      sock.destroy();
-    });
+    const sock = connect(
+      { port: gw.httpsPort, host: HOST, servername: HOST, ca, lookup: lookupTo('127.0.0.1') },
+      () => {
+        resolve(sock.getPeerX509Certificate()!);
+        sock.destroy();
+      },
+    );
     sock.on('error', reject);
   });
 }
@@ -72,7 +90,14 @@ const obtain = (overrides: Partial<Parameters<typeof obtainLetsEncrypt>[0]> = {}
 
 const install = (served: ServedCertificate) =>
   installGateway(
-    renderGateway(gw.config, { paths: gw.paths, keys: { main: gw.config.apiKey!, extra: [] }, tls: served, httpPort: gw.httpPort, listenAddresses: ['127.0.0.1'], keyFileOwner: null }),
+    renderGateway(gw.config, {
+      paths: gw.paths,
+      keys: { main: gw.config.apiKey!, extra: [] },
+      tls: served,
+      httpPort: gw.httpPort,
+      listenAddresses: ['127.0.0.1'],
+      keyFileOwner: null,
+    }),
     { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, log: quietLog },
   );
 
@@ -107,15 +132,23 @@ describe("Let's Encrypt (certbot + Pebble)", () => {
     expect(again).toMatchObject({ ok: true, reused: true, fingerprint: first.fingerprint });
     expect(Date.now() - t0).toBeLessThan(2000);
     // the plan for the next boot serves it directly
-    const plan = await prepareTls(parseContext({ ONEAPP_COPILOT_HOSTNAME: HOST, ONEAPP_COPILOT_ACME_DIRECTORY: pebble.directory }), {
+    const plan = await prepareTls(
+      parseContext({ ONEAPP_COPILOT_HOSTNAME: HOST, ONEAPP_COPILOT_ACME_DIRECTORY: pebble.directory }),
+      {
+        paths: gw.paths,
+        ipAddresses: [],
+        certbotDirs: dirs,
+        log: quietLog,
+      },
+    );
+    expect([plan.kind, plan.letsEncryptPending, plan.fingerprint]).toEqual(['letsencrypt', false, first.fingerprint]);
+    // another ACME directory (e.g. staging -> production) is a reason to request again
+    const other = await prepareTls(parseContext({ ONEAPP_COPILOT_HOSTNAME: HOST }), {
       paths: gw.paths,
       ipAddresses: [],
       certbotDirs: dirs,
       log: quietLog,
     });
-    expect([plan.kind, plan.letsEncryptPending, plan.fingerprint]).toEqual(['letsencrypt', false, first.fingerprint]);
-    // another ACME directory (e.g. staging -> production) is a reason to request again
-    const other = await prepareTls(parseContext({ ONEAPP_COPILOT_HOSTNAME: HOST }), { paths: gw.paths, ipAddresses: [], certbotDirs: dirs, log: quietLog });
     expect(other.letsEncryptPending).toBe(true);
     expect(other.letsEncryptReason).toMatch(/^issued by another ACME directory/);
   }, 60_000);
@@ -124,7 +157,11 @@ describe("Let's Encrypt (certbot + Pebble)", () => {
     if (!first?.ok) throw new Error('needs the first test');
     const conf = await readFile(path.join(dirs.configDir, 'renewal', `${HOST}.conf`), 'utf8');
     expect(conf).toContain(`renew_hook = ${deployHook}`);
-    await $({ quiet: true, env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caBundle }, timeout: '120s' })`certbot renew --force-renewal --no-random-sleep-on-renew --non-interactive --config-dir ${dirs.configDir} --work-dir ${dirs.workDir} --logs-dir ${dirs.logsDir}`;
+    await $({
+      quiet: true,
+      env: { ...process.env, REQUESTS_CA_BUNDLE: pebble.caBundle },
+      timeout: '120s',
+    })`certbot renew --force-renewal --no-random-sleep-on-renew --non-interactive --config-dir ${dirs.configDir} --work-dir ${dirs.workDir} --logs-dir ${dirs.logsDir}`;
     await stat(hookMarker);
     let fp = first.fingerprint;
     for (let i = 0; i < 50 && fp === first.fingerprint; i++) {

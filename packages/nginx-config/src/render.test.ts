@@ -10,9 +10,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.join(here, '..', 'fixtures', 'default');
 const paths = appliancePaths('');
 const KEY = 'sk-default-main-key-0123456789';
-const options: GatewayRenderOptions = { paths, keys: { main: KEY, extra: [] }, tls: { certificate: paths.tls.cert, key: paths.tls.key } };
-const render = (env: Record<string, string> = {}, opts: Partial<GatewayRenderOptions> = {}) => renderGateway(parseContext(env), { ...options, ...opts });
-const text = (files: ReturnType<typeof render>, name: keyof ReturnType<typeof gatewayFiles>) => files.find((f) => f.path === gatewayFiles(paths)[name])!.text;
+const options: GatewayRenderOptions = {
+  paths,
+  keys: { main: KEY, extra: [] },
+  tls: { certificate: paths.tls.cert, key: paths.tls.key },
+};
+const render = (env: Record<string, string> = {}, opts: Partial<GatewayRenderOptions> = {}) =>
+  renderGateway(parseContext(env), { ...options, ...opts });
+const text = (files: ReturnType<typeof render>, name: keyof ReturnType<typeof gatewayFiles>) =>
+  files.find((f) => f.path === gatewayFiles(paths)[name])!.text;
 
 describe('renderGateway: exact text for the default configuration', () => {
   const files = render();
@@ -67,7 +73,10 @@ describe('renderGateway: configuration variants', () => {
   });
 
   it('renders the configured timeout, body size, HTTPS port and HTTP port', () => {
-    const files = render({ ONEAPP_COPILOT_REQUEST_TIMEOUT: '600', ONEAPP_COPILOT_MAX_BODY_SIZE: '8', ONEAPP_COPILOT_HTTPS_PORT: '8443' }, { httpPort: 8000 });
+    const files = render(
+      { ONEAPP_COPILOT_REQUEST_TIMEOUT: '600', ONEAPP_COPILOT_MAX_BODY_SIZE: '8', ONEAPP_COPILOT_HTTPS_PORT: '8443' },
+      { httpPort: 8000 },
+    );
     expect(text(files, 'proxy')).toContain('proxy_read_timeout 600s;\nproxy_send_timeout 600s;\n');
     const site = text(files, 'site');
     expect(site).toContain('    client_max_body_size 8m;\n');
@@ -108,7 +117,9 @@ describe('renderGateway: configuration variants', () => {
   it('renders metrics off as a 404 after the key check', () => {
     const site = text(render({ ONEAPP_COPILOT_METRICS: 'NO' }), 'site');
     expect(site).toContain('        error_page 404 = @slm_copilot_metrics_disabled;\n');
-    expect(site).toMatch(/location = \/metrics \{\n(.*\n)*?\s+auth_request \/_slm_copilot_auth;\n(.*\n)*?\s+try_files \/slm-copilot-metrics-disabled =404;/);
+    expect(site).toMatch(
+      /location = \/metrics \{\n(.*\n)*?\s+auth_request \/_slm_copilot_auth;\n(.*\n)*?\s+try_files \/slm-copilot-metrics-disabled =404;/,
+    );
   });
 });
 
@@ -132,9 +143,15 @@ describe('renderer-level injection guard', () => {
     expect(withConfig({ rateLimitPerMinute: -1 })).toThrow(/rate limit/);
     expect(withConfig({ maxBodyMegabytes: 1.5 })).toThrow(/body size/);
     expect(withConfig({ requestTimeoutSeconds: Number.NaN })).toThrow(/request timeout/);
-    expect(() => renderGateway(base, { ...options, tls: { certificate: '/etc/x.crt;\ninclude /etc/shadow', key: paths.tls.key } })).toThrow(/certificate path/);
-    expect(() => renderGateway(base, { ...options, paths: { ...paths, engine: { ...paths.engine, host: '127.0.0.1}' } } })).toThrow(/engine host/);
-    expect(() => renderGateway(base, { ...options, paths: { ...paths, nginx: { ...paths.nginx, acmeWebroot: '/var/www/a b' } } })).toThrow(/ACME webroot/);
+    expect(() =>
+      renderGateway(base, { ...options, tls: { certificate: '/etc/x.crt;\ninclude /etc/shadow', key: paths.tls.key } }),
+    ).toThrow(/certificate path/);
+    expect(() =>
+      renderGateway(base, { ...options, paths: { ...paths, engine: { ...paths.engine, host: '127.0.0.1}' } } }),
+    ).toThrow(/engine host/);
+    expect(() =>
+      renderGateway(base, { ...options, paths: { ...paths, nginx: { ...paths.nginx, acmeWebroot: '/var/www/a b' } } }),
+    ).toThrow(/ACME webroot/);
     expect(() => renderGateway(base, { ...options, listenAddresses: ['127.0.0.1 ssl;'] })).toThrow(/listen address/);
     expect(() => renderGateway(base, { ...options, httpPort: 443 })).toThrow(/both 443/);
   });
@@ -152,10 +169,18 @@ describe('renderer-level injection guard', () => {
 
 describe('Basic credentials patterns (any user name, password = key)', () => {
   const matches = (key: string, credentials: string) =>
-    basicCredentialPatterns(key).some((p) => new RegExp(`^${p}$`).test(Buffer.from(credentials, 'latin1').toString('base64')));
+    basicCredentialPatterns(key).some((p) =>
+      new RegExp(`^${p}$`).test(Buffer.from(credentials, 'latin1').toString('base64')),
+    );
 
   it('match user:key for every user-name length and key alphabet character', () => {
-    const keys = ['sk-default-main-key-0123456789', 'sk.extra+two/x=y~z-0123', 'ABCDEFGHIJKLMNOP', 'abcdefghijklmnopq', '0123456789-._~+/=ab'];
+    const keys = [
+      'sk-default-main-key-0123456789',
+      'sk.extra+two/x=y~z-0123',
+      'ABCDEFGHIJKLMNOP',
+      'abcdefghijklmnopq',
+      '0123456789-._~+/=ab',
+    ];
     for (const key of keys) {
       for (let n = 0; n < 12; n++) {
         const user = 'uvwxyz@é.:'.repeat(2).slice(0, n);

@@ -184,7 +184,8 @@ function renderSite(c: Ctx): string {
   const up = `${assertSafe(c.paths.engine.host, 'engine host')}:${assertInt(c.paths.engine.port, 'engine port', 1, 65535)}`;
   const redirectPort = c.httpsPort === 443 ? '' : `:${c.httpsPort}`;
   const limits: string[] = [];
-  if (c.rate > 0) limits.push(`        limit_req zone=slm_copilot_req${c.burst > 0 ? ` burst=${c.burst} nodelay` : ''};`);
+  if (c.rate > 0)
+    limits.push(`        limit_req zone=slm_copilot_req${c.burst > 0 ? ` burst=${c.burst} nodelay` : ''};`);
   if (c.conn > 0) limits.push(`        limit_conn slm_copilot_conn ${c.conn};`);
   const limitLines = limits.length ? limits : ['        # rate and connection limits are off (0)'];
   const probe =
@@ -407,7 +408,6 @@ ${limitLines.join('\n')}
 `;
 }
 
-
 function renderKeys(config: Config, keys: ResolvedKeys): string {
   const named = namedKeys(keys);
   const authz: string[] = [];
@@ -495,7 +495,9 @@ function renderErrors(c: Ctx): string {
   const early = new Set(['400', '408', '414', '431']);
   const loc = (name: string, status: number, body: string, extra: string[] = []) =>
     [
-      ...(early.has(name) ? [`location = ${EARLY_ERROR_PREFIX}${name} {`, '    internal;'] : [`location @slm_copilot_${name} {`]),
+      ...(early.has(name)
+        ? [`location = ${EARLY_ERROR_PREFIX}${name} {`, '    internal;']
+        : [`location @slm_copilot_${name} {`]),
       `    include ${q(c.files.headers, 'headers snippet path')};`,
       '    add_header Cache-Control "no-store" always;',
       ...extra.map((e) => `    ${e}`),
@@ -515,22 +517,56 @@ ${[
   loc('metrics_disabled', 404, bad('Metrics are disabled on this appliance (ONEAPP_COPILOT_METRICS=NO).', 'not_found')),
   loc('405', 405, bad('Method not allowed.', null)),
   loc('408', 408, bad('Request timeout: the request was not received in time.', null)),
-  loc('413', 413, bad(`Request body too large: the limit is ${c.config.maxBodyMegabytes} MiB (ONEAPP_COPILOT_MAX_BODY_SIZE).`, 'request_too_large')),
+  loc(
+    '413',
+    413,
+    bad(
+      `Request body too large: the limit is ${c.config.maxBodyMegabytes} MiB (ONEAPP_COPILOT_MAX_BODY_SIZE).`,
+      'request_too_large',
+    ),
+  ),
   loc('414', 414, bad('Request URI too long.', null)),
   loc('429', 429, '$slm_429_body', [`add_header Retry-After "${retryAfter}" always;`]),
   loc('431', 431, bad('Request headers too large.', null)),
   loc('497', 400, bad('This port speaks HTTPS only: use an https:// URL.', null)),
   loc('500', 500, openAiError('Internal error in the gateway.', 'server_error', null)),
-  loc('502', 502, openAiError('The inference engine is not reachable (starting, restarting or stopped); retry in a moment.', 'server_error', 'engine_unavailable')),
-  loc('503', 503, openAiError('The service is temporarily unavailable; retry in a moment.', 'server_error', 'service_unavailable')),
-  loc('504', 504, openAiError(`The inference engine did not answer within ${c.timeout} s (ONEAPP_COPILOT_REQUEST_TIMEOUT).`, 'server_error', 'engine_timeout')),
-  loc('not_ready', 503, `'${JSON.stringify({ status: 'not_ready', error: { message: 'The model is not loaded yet (the engine is starting, loading the model, or stopped).', type: 'server_error', param: null, code: 'model_not_ready' } })}'`),
+  loc(
+    '502',
+    502,
+    openAiError(
+      'The inference engine is not reachable (starting, restarting or stopped); retry in a moment.',
+      'server_error',
+      'engine_unavailable',
+    ),
+  ),
+  loc(
+    '503',
+    503,
+    openAiError('The service is temporarily unavailable; retry in a moment.', 'server_error', 'service_unavailable'),
+  ),
+  loc(
+    '504',
+    504,
+    openAiError(
+      `The inference engine did not answer within ${c.timeout} s (ONEAPP_COPILOT_REQUEST_TIMEOUT).`,
+      'server_error',
+      'engine_timeout',
+    ),
+  ),
+  loc(
+    'not_ready',
+    503,
+    `'${JSON.stringify({ status: 'not_ready', error: { message: 'The model is not loaded yet (the engine is starting, loading the model, or stopped).', type: 'server_error', param: null, code: 'model_not_ready' } })}'`,
+  ),
 ].join('\n')}
 `;
 }
 
 /** Options of {@link renderUnconfigured}: where to listen and which certificate to serve. */
-export type UnconfiguredRenderOptions = Pick<GatewayRenderOptions, 'paths' | 'tls' | 'httpPort' | 'listenAddresses' | 'logDir'> & { httpsPort: number };
+export type UnconfiguredRenderOptions = Pick<
+  GatewayRenderOptions,
+  'paths' | 'tls' | 'httpPort' | 'listenAddresses' | 'logDir'
+> & { httpsPort: number };
 
 /**
  * The site for a first boot without any good configuration: every path on both ports answers 503
@@ -542,8 +578,17 @@ export function renderUnconfigured(problem: string, options: UnconfiguredRenderO
   const httpPort = assertInt(options.httpPort ?? 80, 'HTTP port', 1, 65535);
   const listen = [...(options.listenAddresses ?? ['*', '[::]'])];
   const logDir = options.logDir ?? path.join(options.paths.prefix || '/', 'var/log/nginx');
-  const safe = problem.replace(/\s+/g, ' ').replace(/[^A-Za-z0-9 _.,:=()\/@+*#%-]/g, '?').trim().slice(0, 400) || 'unknown problem';
-  const body = openAiError(`SLM-Copilot is not configured: ${safe}. Fix the VM context and reboot (or run configure again).`, 'server_error', 'appliance_not_configured');
+  const safe =
+    problem
+      .replace(/\s+/g, ' ')
+      .replace(/[^A-Za-z0-9 _.,:=()\/@+*#%-]/g, '?')
+      .trim()
+      .slice(0, 400) || 'unknown problem';
+  const body = openAiError(
+    `SLM-Copilot is not configured: ${safe}. Fix the VM context and reboot (or run configure again).`,
+    'server_error',
+    'appliance_not_configured',
+  );
   const site = `# SLM-Copilot gateway, UNCONFIGURED: the context was refused on a first boot; nothing is proxied.
 # Generated by @slm-copilot/nginx-config; replaced by the real site once a configuration is accepted.
 server {
@@ -622,7 +667,11 @@ export function renderGateway(config: Config, options: GatewayRenderOptions): Fi
     { path: files.headers, text: renderHeaders(config), mode: 0o644 },
     { path: files.proxy, text: renderProxy(ctx), mode: 0o644 },
     { path: files.errors, text: renderErrors(ctx), mode: 0o644 },
-    { path: files.ready, text: `${JSON.stringify({ status: 'ready', model: assertSafe(config.modelId, 'model id') })}\n`, mode: 0o644 },
+    {
+      path: files.ready,
+      text: `${JSON.stringify({ status: 'ready', model: assertSafe(config.modelId, 'model id') })}\n`,
+      mode: 0o644,
+    },
   ];
   return out;
 }

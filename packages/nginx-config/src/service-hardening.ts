@@ -13,8 +13,11 @@ export const NGINX_CAPABILITIES: ReadonlyArray<{ cap: string; why: string }> = [
   { cap: 'CAP_NET_BIND_SERVICE', why: 'listen on ports 80 and 443' },
   { cap: 'CAP_SETUID', why: 'start the workers as www-data' },
   { cap: 'CAP_SETGID', why: 'start the workers as www-data (setgid, initgroups)' },
-  { cap: 'CAP_CHOWN', why: "hand its temp directories (client bodies, proxy) to www-data" },
-  { cap: 'CAP_DAC_OVERRIDE', why: "open its logs: Debian's logrotate re-creates them www-data:adm 0640, which root may not open without it" },
+  { cap: 'CAP_CHOWN', why: 'hand its temp directories (client bodies, proxy) to www-data' },
+  {
+    cap: 'CAP_DAC_OVERRIDE',
+    why: "open its logs: Debian's logrotate re-creates them www-data:adm 0640, which root may not open without it",
+  },
 ];
 
 export interface NginxHardeningOptions {
@@ -33,7 +36,8 @@ export interface NginxHardeningOptions {
 export function renderNginxHardening(options: NginxHardeningOptions = {}): FileSpec {
   const systemdDir = options.systemdDir ?? '/etc/systemd/system';
   const writable = options.writablePaths ?? ['/var/log/nginx', '/var/lib/nginx', '/run'];
-  for (const p of writable) if (!/^\/[A-Za-z0-9._/-]*$/.test(p)) throw new Error(`internal: unsafe path ${JSON.stringify(p)} for a unit file`);
+  for (const p of writable)
+    if (!/^\/[A-Za-z0-9._/-]*$/.test(p)) throw new Error(`internal: unsafe path ${JSON.stringify(p)} for a unit file`);
   const text = [
     '# SLM-Copilot: hardening for nginx (the gateway). Rendered by @slm-copilot/hardening; edits are overwritten.',
     '[Service]',

@@ -8,9 +8,26 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { httpsGet, lookupTo } from './test-support/client.js';
 import { startGateway, tempRoot, type Gateway, removeTempRoots } from './test-support/nginx.js';
-import { canonicalIp, ensureSelfSigned, installCustomCertificate, leafSans, prepareTls, unreachableByWorkers } from './tls.js';
+import {
+  canonicalIp,
+  ensureSelfSigned,
+  installCustomCertificate,
+  leafSans,
+  prepareTls,
+  unreachableByWorkers,
+} from './tls.js';
 
-const quietLog = { debug() {}, info() {}, warn() {}, error() {}, addSecret() {}, child() { return quietLog; }, phase: <T>(_: string, fn: () => Promise<T>) => fn() };
+const quietLog = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  addSecret() {},
+  child() {
+    return quietLog;
+  },
+  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
+};
 const mode = async (f: string) => ((await stat(f)).mode & 0o777).toString(8);
 const gateways: Gateway[] = [];
 afterAll(async () => {
@@ -39,16 +56,31 @@ describe('per-VM CA and leaf (real openssl)', () => {
   it('keeps the CA across runs; a changed IP set re-issues only the leaf', async () => {
     const root = await tempRoot('tls');
     const paths = appliancePaths(root);
-    const first = await ensureSelfSigned({ paths, hostname: 'copilot.example.test', ipAddresses: ['10.0.0.5'], log: quietLog });
+    const first = await ensureSelfSigned({
+      paths,
+      hostname: 'copilot.example.test',
+      ipAddresses: ['10.0.0.5'],
+      log: quietLog,
+    });
     expect([first.caCreated, first.leafIssued, first.reason]).toEqual([true, true, 'new CA']);
-    expect([await mode(paths.tls.caKey), await mode(paths.tls.caCert), await mode(paths.tls.key), await mode(paths.tls.cert)]).toEqual(['600', '644', '600', '644']);
+    expect([
+      await mode(paths.tls.caKey),
+      await mode(paths.tls.caCert),
+      await mode(paths.tls.key),
+      await mode(paths.tls.cert),
+    ]).toEqual(['600', '644', '600', '644']);
     expect(await mode(path.dirname(paths.tls.caKey))).toBe('700');
     const caPem = await readFile(paths.tls.caCert, 'utf8');
     const caKey = await readFile(paths.tls.caKey, 'utf8');
     const leafPem = await readFile(paths.tls.cert, 'utf8');
 
     // second boot, same names: nothing changes, byte for byte
-    const second = await ensureSelfSigned({ paths, hostname: 'copilot.example.test', ipAddresses: ['10.0.0.5'], log: quietLog });
+    const second = await ensureSelfSigned({
+      paths,
+      hostname: 'copilot.example.test',
+      ipAddresses: ['10.0.0.5'],
+      log: quietLog,
+    });
     expect([second.caCreated, second.leafIssued, second.reason]).toEqual([false, false, 'kept']);
     expect(second.caFingerprint).toBe(first.caFingerprint);
     expect(second.leafFingerprint).toBe(first.leafFingerprint);
@@ -56,7 +88,12 @@ describe('per-VM CA and leaf (real openssl)', () => {
     expect(await readFile(paths.tls.cert, 'utf8')).toBe(leafPem);
 
     // the VM got another address: only the leaf is re-issued, by the same CA
-    const third = await ensureSelfSigned({ paths, hostname: 'copilot.example.test', ipAddresses: ['10.0.0.6', '2001:db8::6'], log: quietLog });
+    const third = await ensureSelfSigned({
+      paths,
+      hostname: 'copilot.example.test',
+      ipAddresses: ['10.0.0.6', '2001:db8::6'],
+      log: quietLog,
+    });
     expect([third.caCreated, third.leafIssued]).toEqual([false, true]);
     expect(third.reason).toMatch(/^names changed/);
     expect(third.caFingerprint).toBe(first.caFingerprint);
@@ -64,8 +101,13 @@ describe('per-VM CA and leaf (real openssl)', () => {
     expect(await readFile(paths.tls.caCert, 'utf8')).toBe(caPem);
     expect(await readFile(paths.tls.caKey, 'utf8')).toBe(caKey);
     const leaf = new X509Certificate(await readFile(paths.tls.cert));
-    expect(leaf.subjectAltName).toBe('DNS:copilot.example.test, DNS:localhost, IP Address:0:0:0:0:0:0:0:1, IP Address:10.0.0.6, IP Address:127.0.0.1, IP Address:2001:DB8:0:0:0:0:0:6');
-    const verify = await $({ quiet: true, nothrow: true })`openssl verify -CAfile ${paths.tls.caCert} ${paths.tls.cert}`;
+    expect(leaf.subjectAltName).toBe(
+      'DNS:copilot.example.test, DNS:localhost, IP Address:0:0:0:0:0:0:0:1, IP Address:10.0.0.6, IP Address:127.0.0.1, IP Address:2001:DB8:0:0:0:0:0:6',
+    );
+    const verify = await $({
+      quiet: true,
+      nothrow: true,
+    })`openssl verify -CAfile ${paths.tls.caCert} ${paths.tls.cert}`;
     expect(verify.stdout.trim()).toBe(`${paths.tls.cert}: OK`);
     // the fingerprint is openssl's SHA-256 fingerprint
     const fp = await $({ quiet: true })`openssl x509 -in ${paths.tls.cert} -noout -fingerprint -sha256`;
@@ -80,10 +122,18 @@ describe('per-VM CA and leaf (real openssl)', () => {
     const root = await tempRoot('tls');
     const paths = appliancePaths(root);
     const first = await ensureSelfSigned({ paths, hostname: null, ipAddresses: [], log: quietLog });
-    await $({ quiet: true })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${paths.tls.key} -out ${paths.tls.cert} -days 30 -subj /CN=intruder -addext subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1`;
+    await $({
+      quiet: true,
+    })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${paths.tls.key} -out ${paths.tls.cert} -days 30 -subj /CN=intruder -addext subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1`;
     const again = await ensureSelfSigned({ paths, hostname: null, ipAddresses: [], log: quietLog });
     expect([again.caCreated, again.leafIssued, again.reason]).toEqual([false, true, 'not signed by the appliance CA']);
-    const later = await ensureSelfSigned({ paths, hostname: null, ipAddresses: [], log: quietLog, now: new Date(Date.now() + 810 * 86_400_000) });
+    const later = await ensureSelfSigned({
+      paths,
+      hostname: null,
+      ipAddresses: [],
+      log: quietLog,
+      now: new Date(Date.now() + 810 * 86_400_000),
+    });
     expect(later.reason).toMatch(/^expires in 1[45] days$/);
     expect(later.caFingerprint).toBe(first.caFingerprint);
   }, 60_000);
@@ -91,7 +141,12 @@ describe('per-VM CA and leaf (real openssl)', () => {
   it('is served by nginx: the CA verifies it for names in the SANs, and other names are refused', async () => {
     const root = await tempRoot('tls-serve');
     const paths = appliancePaths(root);
-    const ss = await ensureSelfSigned({ paths, hostname: 'copilot.example.test', ipAddresses: ['192.0.2.10'], log: quietLog });
+    const ss = await ensureSelfSigned({
+      paths,
+      hostname: 'copilot.example.test',
+      ipAddresses: ['192.0.2.10'],
+      log: quietLog,
+    });
     const gw = await startGateway({ root, tls: ss.served, trustFile: paths.tls.caCert });
     gateways.push(gw);
     const ca = await readFile(paths.tls.caCert);
@@ -99,11 +154,20 @@ describe('per-VM CA and leaf (real openssl)', () => {
     expect((await httpsGet(url('copilot.example.test'), { ca, resolveTo: '127.0.0.1' })).status).toBe(503);
     expect((await httpsGet(url('localhost'), { ca })).status).toBe(503);
     expect((await httpsGet(url('127.0.0.1'), { ca })).status).toBe(503);
-    await expect(httpsGet(url('other.example.test'), { ca, resolveTo: '127.0.0.1' })).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    await expect(httpsGet(url('other.example.test'), { ca, resolveTo: '127.0.0.1' })).rejects.toMatchObject({
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
     // without the CA the certificate is not trusted
-    await expect(httpsGet(url('localhost'), { ca: await readFile(path.join(root, 'etc/slm-copilot/tls/server.crt')) })).rejects.toThrow();
+    await expect(
+      httpsGet(url('localhost'), { ca: await readFile(path.join(root, 'etc/slm-copilot/tls/server.crt')) }),
+    ).rejects.toThrow();
     // protocol versions and HTTP/2
-    const s = (flags: string[]) => $({ quiet: true, nothrow: true, timeout: '15s' })`openssl s_client -connect 127.0.0.1:${gw.httpsPort} -servername localhost ${flags} </dev/null`;
+    const s = (flags: string[]) =>
+      $({
+        quiet: true,
+        nothrow: true,
+        timeout: '15s',
+      })`openssl s_client -connect 127.0.0.1:${gw.httpsPort} -servername localhost ${flags} </dev/null`;
     expect((await s(['-tls1_1'])).exitCode).not.toBe(0);
     const tls12 = await s(['-tls1_2', '-CAfile', paths.tls.caCert, '-alpn', 'h2']);
     expect(tls12.stdout).toMatch(/Protocol *: TLSv1\.2/);
@@ -112,10 +176,19 @@ describe('per-VM CA and leaf (real openssl)', () => {
     expect((await s(['-tls1_3'])).stdout).toMatch(/TLSv1\.3/);
     // the served certificate is the leaf (fingerprint as reported)
     const peer = await new Promise<string>((resolve, reject) => {
-      const sock = connect({ port: gw.httpsPort, host: '127.0.0.1', servername: 'copilot.example.test', ca, lookup: lookupTo('127.0.0.1') }, () => {
-        resolve(sock.getPeerX509Certificate()!.fingerprint256);
-        sock.destroy();
-      });
+      const sock = connect(
+        {
+          port: gw.httpsPort,
+          host: '127.0.0.1',
+          servername: 'copilot.example.test',
+          ca,
+          lookup: lookupTo('127.0.0.1'),
+        },
+        () => {
+          resolve(sock.getPeerX509Certificate()!.fingerprint256);
+          sock.destroy();
+        },
+      );
       sock.on('error', reject);
     });
     expect(peer).toBe(ss.leafFingerprint);
@@ -126,7 +199,9 @@ describe('custom certificate', () => {
   async function pair(dir: string, name: string) {
     const key = path.join(dir, `${name}.key`);
     const crt = path.join(dir, `${name}.crt`);
-    await $({ quiet: true })`openssl req -x509 -newkey rsa:2048 -nodes -keyout ${key} -out ${crt} -days 90 -subj /CN=${name}.example.com -addext subjectAltName=DNS:${name}.example.com`;
+    await $({
+      quiet: true,
+    })`openssl req -x509 -newkey rsa:2048 -nodes -keyout ${key} -out ${crt} -days 90 -subj /CN=${name}.example.com -addext subjectAltName=DNS:${name}.example.com`;
     return { key: await readFile(key, 'utf8'), crt: await readFile(crt, 'utf8') };
   }
 
@@ -142,13 +217,21 @@ describe('custom certificate', () => {
     expect(await readFile(paths.tls.cert, 'utf8')).toBe(a.crt);
     expect(await mode(paths.tls.key)).toBe('600');
 
-    const err = await installCustomCertificate({ paths, certificatePem: b.crt, privateKeyPem: a.key }).catch((e: unknown) => e);
+    const err = await installCustomCertificate({ paths, certificatePem: b.crt, privateKeyPem: a.key }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(TaskError);
-    expect((err as TaskError).message).toBe('ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY do not match: the certificate was not issued for this private key');
+    expect((err as TaskError).message).toBe(
+      'ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY do not match: the certificate was not issued for this private key',
+    );
     expect((err as TaskError).exitCode).toBe(3);
     expect(await readFile(paths.tls.cert, 'utf8')).toBe(a.crt); // untouched
-    await expect(installCustomCertificate({ paths, certificatePem: 'not a certificate', privateKeyPem: a.key })).rejects.toThrow(/TLS_CERT is not a PEM certificate/);
-    await expect(installCustomCertificate({ paths, certificatePem: a.crt, privateKeyPem: 'nope' })).rejects.toThrow(/TLS_KEY is not an unencrypted PEM private key/);
+    await expect(
+      installCustomCertificate({ paths, certificatePem: 'not a certificate', privateKeyPem: a.key }),
+    ).rejects.toThrow(/TLS_CERT is not a PEM certificate/);
+    await expect(installCustomCertificate({ paths, certificatePem: a.crt, privateKeyPem: 'nope' })).rejects.toThrow(
+      /TLS_KEY is not an unencrypted PEM private key/,
+    );
   }, 60_000);
 
   it('prepareTls: custom installs the pair; letsencrypt without a certificate serves the self-signed leaf meanwhile', async () => {
@@ -156,7 +239,11 @@ describe('custom certificate', () => {
     const paths = appliancePaths(root);
     const a = await pair(root, 'a');
     const b64 = (s: string) => Buffer.from(s).toString('base64');
-    const custom = parseContext({ ONEAPP_COPILOT_TLS_MODE: 'custom', ONEAPP_COPILOT_TLS_CERT: b64(a.crt), ONEAPP_COPILOT_TLS_KEY: b64(a.key) });
+    const custom = parseContext({
+      ONEAPP_COPILOT_TLS_MODE: 'custom',
+      ONEAPP_COPILOT_TLS_CERT: b64(a.crt),
+      ONEAPP_COPILOT_TLS_KEY: b64(a.key),
+    });
     const planC = await prepareTls(custom, { paths, ipAddresses: [], log: quietLog });
     expect([planC.kind, planC.letsEncryptPending, planC.served.certificate]).toEqual(['custom', false, paths.tls.cert]);
     const le = parseContext({ ONEAPP_COPILOT_HOSTNAME: 'copilot.example.test' });

@@ -14,7 +14,8 @@ export const LEAF_VALIDITY_DAYS = 825;
 export const RENEW_BEFORE_DAYS = 30;
 const DAY = 86_400_000;
 
-const DNS_NAME = /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const DNS_NAME =
+  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 // ---------------------------------------------------------------------------------------------
 // SANs (pure)
@@ -28,7 +29,8 @@ export function canonicalIp(ip: string): string {
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4) {
     const b = v4[1]!.split('.').map(Number);
-    text = text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+    text =
+      text.slice(0, -v4[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
   }
   const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
   const h = head ? head.split(':') : [];
@@ -115,13 +117,17 @@ async function withTemp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 async function openssl(args: string[], what: string): Promise<string> {
   const r = await sh({ nothrow: true })`openssl ${args}`;
   if (r.exitCode !== 0) {
-    throw new TaskError(`openssl failed to ${what}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`, { exitCode: ExitCode.environment });
+    throw new TaskError(`openssl failed to ${what}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}`, {
+      exitCode: ExitCode.environment,
+    });
   }
   return r.stdout;
 }
 
 function opensslConfig(cn: string, sans: readonly string[]): string {
-  const alt = sans.map((s, i) => (s.startsWith('DNS:') ? `DNS.${i + 1} = ${s.slice(4)}` : `IP.${i + 1} = ${s.slice(3)}`));
+  const alt = sans.map((s, i) =>
+    s.startsWith('DNS:') ? `DNS.${i + 1} = ${s.slice(4)}` : `IP.${i + 1} = ${s.slice(3)}`,
+  );
   return `[req]
 distinguished_name = dn
 prompt = no
@@ -186,17 +192,42 @@ export async function ensureSelfSigned(opts: SelfSignedOptions): Promise<SelfSig
   const existingCa = await readCert(paths.tls.caCert);
   let caCreated = false;
   const caOk =
-    existingCa !== undefined && existingCa.ca && (await readKeyMatches(existingCa, paths.tls.caKey)) && daysLeft(existingCa, now) > RENEW_BEFORE_DAYS && existingCa.verify(existingCa.publicKey);
+    existingCa !== undefined &&
+    existingCa.ca &&
+    (await readKeyMatches(existingCa, paths.tls.caKey)) &&
+    daysLeft(existingCa, now) > RENEW_BEFORE_DAYS &&
+    existingCa.verify(existingCa.publicKey);
   let ca: X509Certificate;
   if (caOk) ca = existingCa;
   else {
-    if (existingCa) log.warn('the appliance CA is unusable (expired, key missing or mismatched): creating a new one; clients must trust the new CA');
+    if (existingCa)
+      log.warn(
+        'the appliance CA is unusable (expired, key missing or mismatched): creating a new one; clients must trust the new CA',
+      );
     const id = randomBytes(4).toString('hex');
     await withTemp(async (dir) => {
       const cnf = path.join(dir, 'ca.cnf');
       await writeFile(cnf, opensslConfig(`SLM-Copilot appliance CA ${id}`, []));
       const [key, crt] = [path.join(dir, 'ca.key'), path.join(dir, 'ca.crt')];
-      await openssl(['req', '-x509', '-config', cnf, '-extensions', 'ca_ext', ...P256, '-keyout', key, '-out', crt, '-days', String(CA_VALIDITY_DAYS), '-sha256'], 'create the appliance CA');
+      await openssl(
+        [
+          'req',
+          '-x509',
+          '-config',
+          cnf,
+          '-extensions',
+          'ca_ext',
+          ...P256,
+          '-keyout',
+          key,
+          '-out',
+          crt,
+          '-days',
+          String(CA_VALIDITY_DAYS),
+          '-sha256',
+        ],
+        'create the appliance CA',
+      );
       await writeFileAtomic(paths.tls.caKey, await readFile(key), { mode: 0o600 });
       await writeFileAtomic(paths.tls.caCert, await readFile(crt), { mode: 0o644 });
     });
@@ -211,7 +242,8 @@ export async function ensureSelfSigned(opts: SelfSignedOptions): Promise<SelfSig
   else if (!leaf) reason = 'no certificate';
   else if (!(await readKeyMatches(leaf, paths.tls.key))) reason = 'key missing or mismatched';
   else if (!leaf.checkIssued(ca) || !leaf.verify(ca.publicKey)) reason = 'not signed by the appliance CA';
-  else if (!sameSet(certificateSans(leaf), sans)) reason = `names changed (${certificateSans(leaf).join(', ')} -> ${sans.join(', ')})`;
+  else if (!sameSet(certificateSans(leaf), sans))
+    reason = `names changed (${certificateSans(leaf).join(', ')} -> ${sans.join(', ')})`;
   else if (daysLeft(leaf, now) < RENEW_BEFORE_DAYS) reason = `expires in ${Math.floor(daysLeft(leaf, now))} days`;
 
   if (reason) {
@@ -221,9 +253,31 @@ export async function ensureSelfSigned(opts: SelfSignedOptions): Promise<SelfSig
       await writeFile(cnf, opensslConfig(cn, sans));
       const [key, csr, crt] = [path.join(dir, 'leaf.key'), path.join(dir, 'leaf.csr'), path.join(dir, 'leaf.crt')];
       await openssl(['req', '-new', '-config', cnf, ...P256, '-keyout', key, '-out', csr], 'create the server key');
-      const serial = `0x${randomBytes(16).toString('hex').replace(/^[89a-f]/, '7')}`;
+      const serial = `0x${randomBytes(16)
+        .toString('hex')
+        .replace(/^[89a-f]/, '7')}`;
       await openssl(
-        ['x509', '-req', '-in', csr, '-CA', paths.tls.caCert, '-CAkey', paths.tls.caKey, '-set_serial', serial, '-days', String(LEAF_VALIDITY_DAYS), '-sha256', '-extfile', cnf, '-extensions', 'leaf_ext', '-out', crt],
+        [
+          'x509',
+          '-req',
+          '-in',
+          csr,
+          '-CA',
+          paths.tls.caCert,
+          '-CAkey',
+          paths.tls.caKey,
+          '-set_serial',
+          serial,
+          '-days',
+          String(LEAF_VALIDITY_DAYS),
+          '-sha256',
+          '-extfile',
+          cnf,
+          '-extensions',
+          'leaf_ext',
+          '-out',
+          crt,
+        ],
         'sign the server certificate',
       );
       // Key first: nginx only reads the pair on a (tested) reload, never in between.
@@ -275,21 +329,42 @@ export async function installCustomCertificate(opts: {
     await writeFile(crt, opts.certificatePem, { mode: 0o600 });
     await writeFile(key, opts.privateKeyPem, { mode: 0o600 });
     const certPub = await sh({ nothrow: true })`openssl x509 -in ${crt} -noout -pubkey`;
-    if (certPub.exitCode !== 0) throw fail('ONEAPP_COPILOT_TLS_CERT is not a PEM certificate (openssl cannot read it)', 'give the base64 of the PEM chain, leaf first');
+    if (certPub.exitCode !== 0)
+      throw fail(
+        'ONEAPP_COPILOT_TLS_CERT is not a PEM certificate (openssl cannot read it)',
+        'give the base64 of the PEM chain, leaf first',
+      );
     const keyPub = await sh({ nothrow: true })`openssl pkey -in ${key} -pubout -passin pass:`;
-    if (keyPub.exitCode !== 0) throw fail('ONEAPP_COPILOT_TLS_KEY is not an unencrypted PEM private key (openssl cannot read it)', 'give the base64 of the PEM key, without a passphrase');
+    if (keyPub.exitCode !== 0)
+      throw fail(
+        'ONEAPP_COPILOT_TLS_KEY is not an unencrypted PEM private key (openssl cannot read it)',
+        'give the base64 of the PEM key, without a passphrase',
+      );
     if (certPub.stdout.trim() !== keyPub.stdout.trim()) {
-      throw fail('ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY do not match: the certificate was not issued for this private key', 'give the key the certificate was issued for');
+      throw fail(
+        'ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY do not match: the certificate was not issued for this private key',
+        'give the key the certificate was issued for',
+      );
     }
     const cert = new X509Certificate(await readFile(crt));
     const warnings: string[] = [];
     const left = daysLeft(cert, now);
     if (left < 0) warnings.push(`the custom certificate expired on ${cert.validTo}`);
-    else if (left < RENEW_BEFORE_DAYS) warnings.push(`the custom certificate expires in ${Math.floor(left)} days (${cert.validTo})`);
-    if (new Date(cert.validFrom).getTime() > now.getTime()) warnings.push(`the custom certificate is not valid before ${cert.validFrom}`);
+    else if (left < RENEW_BEFORE_DAYS)
+      warnings.push(`the custom certificate expires in ${Math.floor(left)} days (${cert.validTo})`);
+    if (new Date(cert.validFrom).getTime() > now.getTime())
+      warnings.push(`the custom certificate is not valid before ${cert.validFrom}`);
     await mkdir(paths.tls.dir, { recursive: true, mode: 0o755 });
-    await writeFileAtomic(paths.tls.key, opts.privateKeyPem.endsWith('\n') ? opts.privateKeyPem : `${opts.privateKeyPem}\n`, { mode: 0o600 });
-    await writeFileAtomic(paths.tls.cert, opts.certificatePem.endsWith('\n') ? opts.certificatePem : `${opts.certificatePem}\n`, { mode: 0o644 });
+    await writeFileAtomic(
+      paths.tls.key,
+      opts.privateKeyPem.endsWith('\n') ? opts.privateKeyPem : `${opts.privateKeyPem}\n`,
+      { mode: 0o600 },
+    );
+    await writeFileAtomic(
+      paths.tls.cert,
+      opts.certificatePem.endsWith('\n') ? opts.certificatePem : `${opts.certificatePem}\n`,
+      { mode: 0o644 },
+    );
     return {
       fingerprint: cert.fingerprint256,
       notAfter: new Date(cert.validTo),
@@ -348,14 +423,15 @@ export type LetsEncryptResult =
   | { ok: false; reason: string };
 
 /** A certificate certbot already holds for `hostname`, if it is from this ACME directory and valid long enough. */
-export async function currentLetsEncrypt(opts: Pick<LetsEncryptOptions, 'hostname' | 'acmeDirectory' | 'dirs' | 'minValidDays' | 'now'>): Promise<
-  { served: ServedCertificate; cert: X509Certificate } | { reason: string }
-> {
+export async function currentLetsEncrypt(
+  opts: Pick<LetsEncryptOptions, 'hostname' | 'acmeDirectory' | 'dirs' | 'minValidDays' | 'now'>,
+): Promise<{ served: ServedCertificate; cert: X509Certificate } | { reason: string }> {
   const files = letsEncryptFiles(opts.dirs, opts.hostname);
   const cert = await readCert(files.certificate);
   if (!cert) return { reason: 'no certificate yet' };
   if (!(await readKeyMatches(cert, files.key))) return { reason: 'the key does not match' };
-  if (!certificateSans(cert).includes(`DNS:${opts.hostname.toLowerCase()}`)) return { reason: `not for ${opts.hostname}` };
+  if (!certificateSans(cert).includes(`DNS:${opts.hostname.toLowerCase()}`))
+    return { reason: `not for ${opts.hostname}` };
   const left = daysLeft(cert, opts.now);
   const min = opts.minValidDays ?? RENEW_BEFORE_DAYS;
   if (left < min) return { reason: `only ${Math.floor(left)} days left` };
@@ -376,7 +452,14 @@ export async function obtainLetsEncrypt(opts: LetsEncryptOptions): Promise<LetsE
   const existing = await currentLetsEncrypt(opts);
   if ('served' in existing) {
     log.info(`Let's Encrypt: keeping the certificate for ${opts.hostname} (valid until ${existing.cert.validTo})`);
-    return { ok: true, reused: true, served: existing.served, fingerprint: existing.cert.fingerprint256, notAfter: new Date(existing.cert.validTo), issuer: existing.cert.issuer };
+    return {
+      ok: true,
+      reused: true,
+      served: existing.served,
+      fingerprint: existing.cert.fingerprint256,
+      notAfter: new Date(existing.cert.validTo),
+      issuer: existing.cert.issuer,
+    };
   }
   if (!DNS_NAME.test(opts.hostname)) return { ok: false, reason: `not a DNS name: ${JSON.stringify(opts.hostname)}` };
   const blocked = await unreachableByWorkers(opts.webroot);
@@ -385,30 +468,70 @@ export async function obtainLetsEncrypt(opts: LetsEncryptOptions): Promise<LetsE
     log.warn(`Let's Encrypt: ${reason}; keeping the self-signed certificate`);
     return { ok: false, reason };
   }
-  log.info(`Let's Encrypt: requesting a certificate for ${opts.hostname} from ${opts.acmeDirectory} (${existing.reason})`);
+  log.info(
+    `Let's Encrypt: requesting a certificate for ${opts.hostname} from ${opts.acmeDirectory} (${existing.reason})`,
+  );
   await mkdir(opts.webroot, { recursive: true, mode: 0o755 });
-  for (const d of [opts.dirs.configDir, opts.dirs.workDir, opts.dirs.logsDir]) await mkdir(d, { recursive: true, mode: 0o755 });
+  for (const d of [opts.dirs.configDir, opts.dirs.workDir, opts.dirs.logsDir])
+    await mkdir(d, { recursive: true, mode: 0o755 });
   const args = [
-    'certonly', '--webroot', '-w', opts.webroot, '-d', opts.hostname, '--cert-name', opts.hostname,
-    '--server', opts.acmeDirectory, '--agree-tos', '--non-interactive', '--force-renewal',
-    '--config-dir', opts.dirs.configDir, '--work-dir', opts.dirs.workDir, '--logs-dir', opts.dirs.logsDir,
-    '--deploy-hook', opts.deployHook,
+    'certonly',
+    '--webroot',
+    '-w',
+    opts.webroot,
+    '-d',
+    opts.hostname,
+    '--cert-name',
+    opts.hostname,
+    '--server',
+    opts.acmeDirectory,
+    '--agree-tos',
+    '--non-interactive',
+    '--force-renewal',
+    '--config-dir',
+    opts.dirs.configDir,
+    '--work-dir',
+    opts.dirs.workDir,
+    '--logs-dir',
+    opts.dirs.logsDir,
+    '--deploy-hook',
+    opts.deployHook,
     ...(opts.email ? ['-m', opts.email, '--no-eff-email'] : ['--register-unsafely-without-email']),
   ];
   const timeoutMs = opts.timeoutMs ?? 300_000;
-  const proc = sh({ nothrow: true, env: { ...process.env, ...opts.env }, timeout: timeoutMs, timeoutSignal: 'SIGKILL' })`${opts.certbot ?? 'certbot'} ${args}`;
+  const proc = sh({
+    nothrow: true,
+    env: { ...process.env, ...opts.env },
+    timeout: timeoutMs,
+    timeoutSignal: 'SIGKILL',
+  })`${opts.certbot ?? 'certbot'} ${args}`;
   const r = await proc;
   if (r.exitCode !== 0) {
     const text = `${r.stderr}\n${r.stdout}`;
-    const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !/^(Saving debug log|Ask for help|See the logfile|- - -)/.test(l));
-    const reason = r.signal ? `certbot did not finish within ${Math.round(timeoutMs / 1000)} s` : `certbot failed (exit ${r.exitCode}): ${lines.slice(-6).join(' / ')}`;
+    const lines = text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !/^(Saving debug log|Ask for help|See the logfile|- - -)/.test(l));
+    const reason = r.signal
+      ? `certbot did not finish within ${Math.round(timeoutMs / 1000)} s`
+      : `certbot failed (exit ${r.exitCode}): ${lines.slice(-6).join(' / ')}`;
     log.warn(`Let's Encrypt: ${reason}; keeping the self-signed certificate`);
     return { ok: false, reason };
   }
   const got = await currentLetsEncrypt({ ...opts, minValidDays: 0 });
-  if (!('served' in got)) return { ok: false, reason: `certbot succeeded but the certificate is unusable: ${got.reason}` };
-  log.info(`Let's Encrypt: certificate for ${opts.hostname} issued by ${got.cert.issuer.replace(/\n/g, ', ')}, valid until ${got.cert.validTo}`);
-  return { ok: true, reused: false, served: got.served, fingerprint: got.cert.fingerprint256, notAfter: new Date(got.cert.validTo), issuer: got.cert.issuer };
+  if (!('served' in got))
+    return { ok: false, reason: `certbot succeeded but the certificate is unusable: ${got.reason}` };
+  log.info(
+    `Let's Encrypt: certificate for ${opts.hostname} issued by ${got.cert.issuer.replace(/\n/g, ', ')}, valid until ${got.cert.validTo}`,
+  );
+  return {
+    ok: true,
+    reused: false,
+    served: got.served,
+    fingerprint: got.cert.fingerprint256,
+    notAfter: new Date(got.cert.validTo),
+    issuer: got.cert.issuer,
+  };
 }
 
 /**
@@ -458,13 +581,32 @@ export async function prepareTls(
   const { paths } = opts;
   if (config.tls.mode === 'custom') {
     if (!config.tls.certificatePem || !config.tls.privateKeyPem) {
-      throw new TaskError('TLS mode custom needs ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY', { exitCode: ExitCode.invalidConfig });
+      throw new TaskError('TLS mode custom needs ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY', {
+        exitCode: ExitCode.invalidConfig,
+      });
     }
-    const custom = await installCustomCertificate({ paths, certificatePem: config.tls.certificatePem, privateKeyPem: config.tls.privateKeyPem, now: opts.now });
+    const custom = await installCustomCertificate({
+      paths,
+      certificatePem: config.tls.certificatePem,
+      privateKeyPem: config.tls.privateKeyPem,
+      now: opts.now,
+    });
     for (const w of custom.warnings) (opts.log ?? createLogger()).warn(w);
-    return { kind: 'custom', served: custom.served, fingerprint: custom.fingerprint, custom, letsEncryptPending: false };
+    return {
+      kind: 'custom',
+      served: custom.served,
+      fingerprint: custom.fingerprint,
+      custom,
+      letsEncryptPending: false,
+    };
   }
-  const selfSigned = await ensureSelfSigned({ paths, hostname: config.hostname, ipAddresses: opts.ipAddresses, log: opts.log, now: opts.now });
+  const selfSigned = await ensureSelfSigned({
+    paths,
+    hostname: config.hostname,
+    ipAddresses: opts.ipAddresses,
+    log: opts.log,
+    now: opts.now,
+  });
   if (config.tls.mode === 'letsencrypt' && config.hostname) {
     const existing = await currentLetsEncrypt({
       hostname: config.hostname,
@@ -473,11 +615,30 @@ export async function prepareTls(
       now: opts.now,
     });
     if ('served' in existing) {
-      return { kind: 'letsencrypt', served: existing.served, fingerprint: existing.cert.fingerprint256, selfSigned, letsEncryptPending: false };
+      return {
+        kind: 'letsencrypt',
+        served: existing.served,
+        fingerprint: existing.cert.fingerprint256,
+        selfSigned,
+        letsEncryptPending: false,
+      };
     }
-    return { kind: 'self-signed', served: selfSigned.served, fingerprint: selfSigned.leafFingerprint, selfSigned, letsEncryptPending: true, letsEncryptReason: existing.reason };
+    return {
+      kind: 'self-signed',
+      served: selfSigned.served,
+      fingerprint: selfSigned.leafFingerprint,
+      selfSigned,
+      letsEncryptPending: true,
+      letsEncryptReason: existing.reason,
+    };
   }
-  return { kind: 'self-signed', served: selfSigned.served, fingerprint: selfSigned.leafFingerprint, selfSigned, letsEncryptPending: false };
+  return {
+    kind: 'self-signed',
+    served: selfSigned.served,
+    fingerprint: selfSigned.leafFingerprint,
+    selfSigned,
+    letsEncryptPending: false,
+  };
 }
 
 /** True when both files of a served pair exist (nginx refuses to start otherwise). */

@@ -8,10 +8,16 @@ import { endpointOf, type ReportInputs } from './report.js';
  * pam_motd on Ubuntu and Debian) that prints a text file we render. It never shows the key.
  */
 export function bannerFiles(paths: AppliancePaths): { text: string; script: string } {
-  return { text: path.join(paths.configDir, 'motd'), script: path.join(paths.prefix || '/', 'etc/update-motd.d/60-slm-copilot') };
+  return {
+    text: path.join(paths.configDir, 'motd'),
+    script: path.join(paths.prefix || '/', 'etc/update-motd.d/60-slm-copilot'),
+  };
 }
 
-type BannerInputs = Pick<ReportInputs, 'host' | 'config' | 'paths' | 'warnings' | 'errors' | 'engine' | 'tls' | 'serving' | 'failure'>;
+type BannerInputs = Pick<
+  ReportInputs,
+  'host' | 'config' | 'paths' | 'warnings' | 'errors' | 'engine' | 'tls' | 'serving' | 'failure'
+>;
 
 /** The engine line(s): which engine serves, and when it is not the requested one, why. */
 function engineLines(inputs: BannerInputs): string[] {
@@ -19,7 +25,10 @@ function engineLines(inputs: BannerInputs): string[] {
   if (!s) return [];
   if (!s.serving) return [`  Engine   : NONE is serving (requested ${s.requested})`];
   if (!s.fallbackReason) return [`  Engine   : ${s.serving} (as requested)`];
-  return [`  Engine   : ${s.serving} — FALLBACK: ${s.requested} was requested but did not become ready`, `  Reason   : ${s.fallbackReason}`];
+  return [
+    `  Engine   : ${s.serving} — FALLBACK: ${s.requested} was requested but did not become ready`,
+    `  Reason   : ${s.fallbackReason}`,
+  ];
 }
 
 export function renderBanner(inputs: BannerInputs): FileSpec[] {
@@ -35,12 +44,18 @@ export function renderBanner(inputs: BannerInputs): FileSpec[] {
     ...(inputs.failure?.what ?? []).map((e) => `  FAILED   : ${e}`),
     ...(inputs.failure ? [`  To do    : ${inputs.failure.fix}`] : []),
     ...inputs.errors.map((e) => `  ERROR    : ${e}`),
-    ...(inputs.errors.length > 0 ? ['  The previous good configuration keeps serving; fix the context and reboot.'] : []),
+    ...(inputs.errors.length > 0
+      ? ['  The previous good configuration keeps serving; fix the context and reboot.']
+      : []),
     ...inputs.warnings.map((w) => `  WARNING  : ${w}`),
     '',
   ];
   return [
     { path: files.text, text: `${lines.join('\n')}\n`, mode: 0o644 },
-    { path: files.script, text: `#!/bin/sh\n# Rendered by SLM-Copilot (report-writer).\ncat ${files.text} 2>/dev/null || true\n`, mode: 0o755 },
+    {
+      path: files.script,
+      text: `#!/bin/sh\n# Rendered by SLM-Copilot (report-writer).\ncat ${files.text} 2>/dev/null || true\n`,
+      mode: 0o755,
+    },
   ];
 }

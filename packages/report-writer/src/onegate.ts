@@ -20,7 +20,8 @@ export async function publishToOneGate(
   }
   const args = Object.entries(data).flatMap(([k, v]) => ['--data', `${k}=${v}`]);
   const r = await sh({ nothrow: true, env, timeout: '30s' })`${onegate} vm update ${args}`;
-  if (r.exitCode !== 0) return skip(`onegate failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').at(-1) ?? ''}`, options.log);
+  if (r.exitCode !== 0)
+    return skip(`onegate failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').at(-1) ?? ''}`, options.log);
   options.log.info(`published to OneGate: ${Object.keys(data).join(', ')}`);
   return { published: true };
 }

@@ -36,7 +36,8 @@ function inputs(overrides: Partial<ReportInputs> = {}, env: Record<string, strin
 
 /** Parses the report with Python's configparser: an independent INI reader. */
 async function parseIni(text: string): Promise<Record<string, Record<string, string>>> {
-  const script = 'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
+  const script =
+    'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
   const r = await $({ input: text, quiet: true })`python3 -c ${script}`;
   return JSON.parse(r.stdout);
 }
@@ -55,14 +56,21 @@ describe('report', () => {
       health_url: 'https://192.0.2.10/readyz',
     });
     expect(ini.Engine).toMatchObject({ engine: 'localai', version: 'LocalAI v4.9.0' });
-    expect(ini.TLS).toMatchObject({ mode: 'self-signed', ca_certificate: '/etc/slm-copilot/tls/ca.crt', ca_sha256: 'AA:BB', certificate_sha256: 'CC:DD' });
+    expect(ini.TLS).toMatchObject({
+      mode: 'self-signed',
+      ca_certificate: '/etc/slm-copilot/tls/ca.crt',
+      ca_sha256: 'AA:BB',
+      certificate_sha256: 'CC:DD',
+    });
     expect(ini.Trust!.vscode).toContain('NODE_EXTRA_CA_CERTS=');
     expect(ini.Trust!.python).toContain('SSL_CERT_FILE=');
     expect(ini.Examples!.curl_models).toContain("--cacert ~/slm-copilot-ca.crt -H 'Authorization: Bearer");
   });
 
   it('its Cline and Continue snippets parse and carry the right values', async () => {
-    const files = renderReport(inputs({}, { ONEAPP_COPILOT_HTTPS_PORT: '8443', ONEAPP_COPILOT_HOSTNAME: 'copilot.example.com' }));
+    const files = renderReport(
+      inputs({}, { ONEAPP_COPILOT_HTTPS_PORT: '8443', ONEAPP_COPILOT_HOSTNAME: 'copilot.example.com' }),
+    );
     const ini = await parseIni(files[0]!.text);
     const cline = JSON.parse(ini.Cline!.settings_json!);
     expect(cline).toEqual({
@@ -89,13 +97,19 @@ describe('report', () => {
     expect(files.map((f) => f.mode)).toEqual([0o600, 0o600, 0o600]);
   });
 
-  it('lists refused variables and warnings; Let\'s Encrypt mode needs no CA file', async () => {
+  it("lists refused variables and warnings; Let's Encrypt mode needs no CA file", async () => {
     const ini = await parseIni(
       renderReport(
         inputs({
-          tls: { mode: 'letsencrypt', caCertPath: null, caFingerprintSha256: null, certFingerprintSha256: 'EE', notAfter: 'x' },
+          tls: {
+            mode: 'letsencrypt',
+            caCertPath: null,
+            caFingerprintSha256: null,
+            certFingerprintSha256: 'EE',
+            notAfter: 'x',
+          },
           errors: ['ONEAPP_COPILOT_CONTEXT_SIZE = "big": expected an integer from 2048 to 262144'],
-          warnings: ['this VM\'s CPU does not expose AVX2'],
+          warnings: ["this VM's CPU does not expose AVX2"],
         }),
       )[0]!.text,
     );
@@ -110,7 +124,9 @@ describe('report', () => {
   });
 
   it('names the requested and serving engine; no fallback says so and gives no reason', async () => {
-    const ini = await parseIni(renderReport(inputs({ serving: { requested: 'localai', serving: 'localai', fallbackReason: null } }))[0]!.text);
+    const ini = await parseIni(
+      renderReport(inputs({ serving: { requested: 'localai', serving: 'localai', fallbackReason: null } }))[0]!.text,
+    );
     expect(ini.Status!.state).toBe('ready');
     expect(ini.Engine).toMatchObject({ requested: 'localai', serving: 'localai', fallback: 'no' });
     expect(ini.Engine!.fallback_reason).toBeUndefined();
@@ -119,12 +135,26 @@ describe('report', () => {
   it('a fallback names both engines and the reason, in the report and the banner', async () => {
     const reason = 'exited: the unit failed (exit-code) after 3 restart(s)';
     const fallback = inputs({
-      engine: { name: 'llama-server', version: 'llama.cpp llama-server', threads: 2, contextPerSlot: 4096, parallelSlots: 1 },
+      engine: {
+        name: 'llama-server',
+        version: 'llama.cpp llama-server',
+        threads: 2,
+        contextPerSlot: 4096,
+        parallelSlots: 1,
+      },
       serving: { requested: 'localai', serving: 'llama-server', fallbackReason: reason },
     });
     const ini = await parseIni(renderReport(fallback)[0]!.text);
-    expect(ini.Status!.state).toBe('ready: serving with the fallback engine llama-server (localai did not become ready)');
-    expect(ini.Engine).toMatchObject({ engine: 'llama-server', requested: 'localai', serving: 'llama-server', fallback: 'yes', fallback_reason: reason });
+    expect(ini.Status!.state).toBe(
+      'ready: serving with the fallback engine llama-server (localai did not become ready)',
+    );
+    expect(ini.Engine).toMatchObject({
+      engine: 'llama-server',
+      requested: 'localai',
+      serving: 'llama-server',
+      fallback: 'yes',
+      fallback_reason: reason,
+    });
     expect(ini.Connection!.api_key).toBe(key);
     const banner = renderBanner(fallback)[0]!.text;
     expect(banner).toContain('Engine   : llama-server — FALLBACK: localai was requested but did not become ready');
@@ -135,7 +165,10 @@ describe('report', () => {
   it('a failed bootstrap still carries endpoint and key, what failed and what to do', async () => {
     const failed = inputs({
       serving: { requested: 'localai', serving: null, fallbackReason: 'exited: crash loop' },
-      failure: { what: ['localai: exited: crash loop', 'llama-server: binary missing'], fix: 'journalctl -u slm-copilot-engine' },
+      failure: {
+        what: ['localai: exited: crash loop', 'llama-server: binary missing'],
+        fix: 'journalctl -u slm-copilot-engine',
+      },
     });
     const ini = await parseIni(renderReport(failed)[0]!.text);
     expect(ini.Status).toMatchObject({
@@ -162,7 +195,9 @@ describe('report', () => {
 
 describe('login banner', () => {
   it('shows the endpoint and where the key is, never the key', () => {
-    const files = renderBanner(inputs({ errors: ['ONEAPP_COPILOT_ENGINE = "vllm": expected one of: localai, llama-server'] }));
+    const files = renderBanner(
+      inputs({ errors: ['ONEAPP_COPILOT_ENGINE = "vllm": expected one of: localai, llama-server'] }),
+    );
     const text = files[0]!.text;
     expect(files.map((f) => f.path)).toEqual(['/etc/slm-copilot/motd', '/etc/update-motd.d/60-slm-copilot']);
     expect(text).toContain('https://192.0.2.10/v1');
@@ -184,7 +219,10 @@ describe('login banner', () => {
 describe('OneGate', () => {
   const log = createLogger({ quiet: true });
   it('is skipped quietly without the onegate command or endpoint', async () => {
-    expect(await publishToOneGate({ A: 'b' }, { env: {}, onegate: '/nonexistent/onegate', log })).toEqual({ published: false, reason: 'no ONEGATE_ENDPOINT in the context' });
+    expect(await publishToOneGate({ A: 'b' }, { env: {}, onegate: '/nonexistent/onegate', log })).toEqual({
+      published: false,
+      reason: 'no ONEGATE_ENDPOINT in the context',
+    });
   });
   it('calls `onegate vm update --data K=V` (a FAKE onegate records the call)', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'onegate-'));
@@ -196,6 +234,8 @@ describe('OneGate', () => {
       { env: { ...process.env, ONEGATE_ENDPOINT: 'http://169.254.16.9:5030' }, onegate: fake, log },
     );
     expect(result).toEqual({ published: true });
-    expect((await readFile(path.join(dir, 'args'), 'utf8')).trim()).toBe('vm update --data ONEAPP_COPILOT_ENDPOINT=https://192.0.2.10/v1');
+    expect((await readFile(path.join(dir, 'args'), 'utf8')).trim()).toBe(
+      'vm update --data ONEAPP_COPILOT_ENDPOINT=https://192.0.2.10/v1',
+    );
   });
 });

@@ -56,7 +56,8 @@ export function reportState(inputs: Pick<ReportInputs, 'errors' | 'serving' | 'f
   if (inputs.failure) return 'failed: no engine became ready; the API answers 503 until one does';
   if (inputs.errors.length > 0) return 'configuration refused: serving the last good configuration';
   const s = inputs.serving;
-  if (s?.serving && s.fallbackReason) return `ready: serving with the fallback engine ${s.serving} (${s.requested} did not become ready)`;
+  if (s?.serving && s.fallbackReason)
+    return `ready: serving with the fallback engine ${s.serving} (${s.requested} did not become ready)`;
   return 'ready';
 }
 
@@ -148,7 +149,12 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
       [
         ['endpoint', `${endpoint}/v1`],
         ['api_key', inputs.apiKey],
-        ['api_key_source', inputs.generatedKeyFile ? `generated on first boot, kept in ${inputs.generatedKeyFile}` : 'ONEAPP_COPILOT_PASSWORD'],
+        [
+          'api_key_source',
+          inputs.generatedKeyFile
+            ? `generated on first boot, kept in ${inputs.generatedKeyFile}`
+            : 'ONEAPP_COPILOT_PASSWORD',
+        ],
         ['extra_api_keys', config.extraApiKeys.length],
         ['model_id', config.modelId],
         ['context_window', inputs.engine.contextPerSlot],
@@ -198,7 +204,10 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
     [
       'Continue',
       [
-        ['config_yaml', stringify(continueConfig(inputs, CA_ON_CLIENT_YAML), { collectionStyle: 'flow', lineWidth: 0 }).trim()],
+        [
+          'config_yaml',
+          stringify(continueConfig(inputs, CA_ON_CLIENT_YAML), { collectionStyle: 'flow', lineWidth: 0 }).trim(),
+        ],
         ['config_file', files.continueYaml],
       ],
     ],
@@ -206,8 +215,14 @@ export function renderReport(inputs: ReportInputs): FileSpec[] {
       'Trust',
       selfSigned
         ? [
-            ['vscode', `start VS Code from an environment with NODE_EXTRA_CA_CERTS=${caOnClient} (e.g. NODE_EXTRA_CA_CERTS=${caOnClient} code .); Cline and Continue then trust the appliance`],
-            ['continue', `set requestOptions.caBundlePath in config_yaml to the absolute path of the downloaded CA file`],
+            [
+              'vscode',
+              `start VS Code from an environment with NODE_EXTRA_CA_CERTS=${caOnClient} (e.g. NODE_EXTRA_CA_CERTS=${caOnClient} code .); Cline and Continue then trust the appliance`,
+            ],
+            [
+              'continue',
+              `set requestOptions.caBundlePath in config_yaml to the absolute path of the downloaded CA file`,
+            ],
             ['python', `SSL_CERT_FILE=${caOnClient} (httpx/openai) or REQUESTS_CA_BUNDLE=${caOnClient} (requests)`],
           ]
         : [['note', 'the certificate is publicly trusted: no CA file is needed']],

@@ -6,7 +6,6 @@ import { $ } from 'zx';
 import { makeDeb } from './test-support/deb.js';
 import { aptFromMirror, APT_MIRROR_SUBDIR, readDebs, selectDebs } from './apt.js';
 
-
 describe('aptFromMirror (installing the appliance packages from a mirror, no network)', () => {
   let work: string;
   let mirror: string;
@@ -38,7 +37,8 @@ describe('aptFromMirror (installing the appliance packages from a mirror, no net
 
   it('selects new and newer packages, never a downgrade or a reinstall (dpkg version order)', async () => {
     const debs = await readDebs(path.join(mirror, APT_MIRROR_SUBDIR));
-    const pick = async (installed: Record<string, string>) => (await selectDebs(debs, new Map(Object.entries(installed)))).map((d) => d.package);
+    const pick = async (installed: Record<string, string>) =>
+      (await selectDebs(debs, new Map(Object.entries(installed)))).map((d) => d.package);
     expect(await pick({})).toEqual(['slm-fixture-a', 'slm-fixture-b']);
     expect(await pick({ 'slm-fixture-b': '1.0-1' })).toEqual(['slm-fixture-a']);
     expect(await pick({ 'slm-fixture-b': '1.0~rc1-1' })).toEqual(['slm-fixture-a', 'slm-fixture-b']); // ~ sorts before
@@ -54,17 +54,21 @@ describe('aptFromMirror (installing the appliance packages from a mirror, no net
   }, 60_000);
 
   it('fails naming the dependency a mirror lacks (it cannot come from the network)', async () => {
-    await expect(aptFromMirror(broken, ['slm-fixture-a'], { simulate: true, installed: none })).rejects.toThrow(/slm-fixture-b/);
+    await expect(aptFromMirror(broken, ['slm-fixture-a'], { simulate: true, installed: none })).rejects.toThrow(
+      /slm-fixture-b/,
+    );
   }, 60_000);
 
   it('refuses a request the mirror has no .deb for, by name', async () => {
-    await expect(aptFromMirror(mirror, ['slm-fixture-a', 'slm-not-mirrored'], { simulate: true, installed: none })).rejects.toThrow(
-      /has no \.deb for: slm-not-mirrored/,
-    );
+    await expect(
+      aptFromMirror(mirror, ['slm-fixture-a', 'slm-not-mirrored'], { simulate: true, installed: none }),
+    ).rejects.toThrow(/has no \.deb for: slm-not-mirrored/);
   });
 
   it('does nothing when every requested package is installed', async () => {
-    const r = await aptFromMirror(path.join(work, 'no-such-mirror'), ['slm-fixture-a'], { installed: new Map([['slm-fixture-a', '0.1']]) });
+    const r = await aptFromMirror(path.join(work, 'no-such-mirror'), ['slm-fixture-a'], {
+      installed: new Map([['slm-fixture-a', '0.1']]),
+    });
     expect(r).toEqual({ missing: [], debs: [], output: '' });
   });
 });

@@ -49,7 +49,8 @@ export async function readDebs(dir: string): Promise<DebInfo[]> {
   for (const n of names) {
     const file = path.join(dir, n);
     const r = await sh({ nothrow: true })`dpkg-deb -f ${file} Package Version Architecture`;
-    if (r.exitCode !== 0) throw new TaskError(`${file} is not a readable .deb: ${r.stderr.trim()}`, { exitCode: ExitCode.integrity });
+    if (r.exitCode !== 0)
+      throw new TaskError(`${file} is not a readable .deb: ${r.stderr.trim()}`, { exitCode: ExitCode.integrity });
     const field = (k: string) => new RegExp(`^${k}: (.+)$`, 'm').exec(r.stdout)?.[1]?.trim() ?? '';
     out.push({ file, package: field('Package'), version: field('Version'), architecture: field('Architecture') });
   }
@@ -79,7 +80,11 @@ export async function selectDebs(debs: readonly DebInfo[], installed: ReadonlyMa
  * the given .debs; a dependency the mirror lacks fails the install naming it. Already-installed requested
  * packages are left alone (no-op when nothing is missing).
  */
-export async function aptFromMirror(mirrorDir: string, packages: readonly string[], options: AptFromMirrorOptions = {}): Promise<AptFromMirrorResult> {
+export async function aptFromMirror(
+  mirrorDir: string,
+  packages: readonly string[],
+  options: AptFromMirrorOptions = {},
+): Promise<AptFromMirrorResult> {
   const installed = options.installed ?? (await installedPackages());
   const missing = packages.filter((p) => !installed.has(p));
   if (missing.length === 0) {
@@ -90,16 +95,28 @@ export async function aptFromMirror(mirrorDir: string, packages: readonly string
   const available = await readDebs(dir);
   const lacking = missing.filter((p) => !available.some((d) => d.package === p));
   if (lacking.length > 0) {
-    throw new TaskError(`the mirror's ${dir} has no .deb for: ${lacking.join(' ')} (${available.length} .deb files there)`, {
-      exitCode: ExitCode.environment,
-      hint: 'fill the mirror on a connected machine with the `mirror` command (it downloads the packages and their dependencies)',
-    });
+    throw new TaskError(
+      `the mirror's ${dir} has no .deb for: ${lacking.join(' ')} (${available.length} .deb files there)`,
+      {
+        exitCode: ExitCode.environment,
+        hint: 'fill the mirror on a connected machine with the `mirror` command (it downloads the packages and their dependencies)',
+      },
+    );
   }
   const debs = (await selectDebs(available, installed)).map((d) => d.file);
   const args = [
-    'install', '-y', '-q', '--no-install-recommends', '--no-download',
+    'install',
+    '-y',
+    '-q',
+    '--no-install-recommends',
+    '--no-download',
     // no sources: apt sees the installed packages and these files only
-    '-o', 'Dir::Etc::SourceList=/dev/null', '-o', 'Dir::Etc::SourceParts=/dev/null', '-o', 'Dir::State::Lists=/nonexistent-slm-lists',
+    '-o',
+    'Dir::Etc::SourceList=/dev/null',
+    '-o',
+    'Dir::Etc::SourceParts=/dev/null',
+    '-o',
+    'Dir::State::Lists=/nonexistent-slm-lists',
     ...(options.simulate ? ['-s'] : []),
     ...debs,
   ];
@@ -107,10 +124,13 @@ export async function aptFromMirror(mirrorDir: string, packages: readonly string
   const run = async () => {
     const r = await sh({ nothrow: true, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get ${args}`;
     if (r.exitCode !== 0) {
-      throw new TaskError(`${what} failed (exit ${r.exitCode}):\n${(r.stdout + r.stderr).trim().split('\n').slice(-12).join('\n')}`, {
-        exitCode: ExitCode.environment,
-        hint: 'a dependency is missing from the mirror: refill it with the `mirror` command for this release',
-      });
+      throw new TaskError(
+        `${what} failed (exit ${r.exitCode}):\n${(r.stdout + r.stderr).trim().split('\n').slice(-12).join('\n')}`,
+        {
+          exitCode: ExitCode.environment,
+          hint: 'a dependency is missing from the mirror: refill it with the `mirror` command for this release',
+        },
+      );
     }
     return r.stdout;
   };

@@ -29,7 +29,9 @@ export function helpText(spec: CommandSpec<Options>, optionHelp: Record<string, 
     const flag = `${def.short ? `-${def.short}, ` : '    '}--${name}${(def.type as string) === 'string' ? ' <value>' : ''}`;
     const help =
       optionHelp[name] ??
-      ({ help: 'show this help', quiet: 'only warnings and errors', verbose: 'debug output' } as Record<string, string>)[name] ??
+      (
+        { help: 'show this help', quiet: 'only warnings and errors', verbose: 'debug output' } as Record<string, string>
+      )[name] ??
       '';
     lines.push(`  ${flag.padEnd(30)} ${help}`);
   }

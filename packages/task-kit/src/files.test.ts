@@ -54,14 +54,21 @@ describe('applyFileSet', () => {
     ];
     expect(changedPaths(await applyFileSet(root, set))).toEqual(['/etc/x/one', '/etc/x/secret']);
     expect(changedPaths(await applyFileSet(root, set))).toEqual([]);
-    expect(changedPaths(await applyFileSet(root, [{ path: '/etc/x/one', text: '2\n' }, set[1]!]))).toEqual(['/etc/x/one']);
+    expect(changedPaths(await applyFileSet(root, [{ path: '/etc/x/one', text: '2\n' }, set[1]!]))).toEqual([
+      '/etc/x/one',
+    ]);
     expect(await readFile(underRoot(root, '/etc/x/one'), 'utf8')).toBe('2\n');
   });
 
   it('refuses relative paths and duplicates', async () => {
     const root = await tempRoot();
     await expect(applyFileSet(root, [{ path: 'etc/x', text: '' }])).rejects.toThrow(/absolute/);
-    await expect(applyFileSet(root, [{ path: '/a', text: '' }, { path: '/a', text: '' }])).rejects.toThrow(/twice/);
+    await expect(
+      applyFileSet(root, [
+        { path: '/a', text: '' },
+        { path: '/a', text: '' },
+      ]),
+    ).rejects.toThrow(/twice/);
   });
 });
 
@@ -75,7 +82,8 @@ describe('ensureDir', () => {
     } finally {
       process.umask(old);
     }
-    for (const d of ['a', 'a/b', 'a/b/c', 'x', 'x/y']) expect((await stat(path.join(root, d))).mode & 0o777).toBe(0o755);
+    for (const d of ['a', 'a/b', 'a/b/c', 'x', 'x/y'])
+      expect((await stat(path.join(root, d))).mode & 0o777).toBe(0o755);
     await ensureDir(path.join(root, 'secret'), 0o700);
     expect((await stat(path.join(root, 'secret'))).mode & 0o777).toBe(0o700);
   });

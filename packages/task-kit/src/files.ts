@@ -80,7 +80,11 @@ async function resolveOwner(owner: string): Promise<{ uid: number; gid: number }
  * A reader never sees a half-written file, and an unchanged file is not touched at all
  * (so its mtime stays and `configure` can tell nothing changed).
  */
-export async function writeFileAtomic(file: string, text: string | Buffer, options: { mode?: number; owner?: string } = {}): Promise<WriteResult> {
+export async function writeFileAtomic(
+  file: string,
+  text: string | Buffer,
+  options: { mode?: number; owner?: string } = {},
+): Promise<WriteResult> {
   const mode = options.mode ?? 0o644;
   const data = typeof text === 'string' ? Buffer.from(text) : text;
   const dir = path.dirname(file);

@@ -6,8 +6,18 @@ const cpu = (n: number, core: number, flags: string) =>
 
 describe('host facts', () => {
   it('counts physical cores, not hyperthreads', () => {
-    const text = [cpu(0, 0, 'fpu avx avx2'), cpu(1, 1, 'fpu avx avx2'), cpu(2, 0, 'fpu avx avx2'), cpu(3, 1, 'fpu avx avx2')].join('\n');
-    expect(parseCpuinfo(text)).toEqual({ cpuFlags: ['fpu', 'avx', 'avx2'], physicalCores: 2, logicalCpus: 4, cpuModel: 'Test CPU' });
+    const text = [
+      cpu(0, 0, 'fpu avx avx2'),
+      cpu(1, 1, 'fpu avx avx2'),
+      cpu(2, 0, 'fpu avx avx2'),
+      cpu(3, 1, 'fpu avx avx2'),
+    ].join('\n');
+    expect(parseCpuinfo(text)).toEqual({
+      cpuFlags: ['fpu', 'avx', 'avx2'],
+      physicalCores: 2,
+      logicalCpus: 4,
+      cpuModel: 'Test CPU',
+    });
   });
   it('treats each vCPU as a core when the VM exposes no topology', () => {
     const text = 'processor\t: 0\nflags\t: sse2\n\nprocessor\t: 1\nflags\t: sse2\n';

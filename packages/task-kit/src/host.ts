@@ -44,7 +44,8 @@ export async function gatherHostFacts(): Promise<HostFacts> {
   const [cpuinfo, meminfo] = await Promise.all([readFile('/proc/cpuinfo', 'utf8'), readFile('/proc/meminfo', 'utf8')]);
   const ips: string[] = [];
   for (const list of Object.values(networkInterfaces())) {
-    for (const a of list ?? []) if (!a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80'))) ips.push(a.address);
+    for (const a of list ?? [])
+      if (!a.internal && !(a.family === 'IPv6' && a.address.startsWith('fe80'))) ips.push(a.address);
   }
   ips.sort((a, b) => Number(a.includes(':')) - Number(b.includes(':')));
   return { ...parseCpuinfo(cpuinfo), ...parseMeminfo(meminfo), hostname: hostname(), ipAddresses: ips };

@@ -22,7 +22,10 @@ export async function withLock<T>(lockFile: string, fn: () => Promise<T>, opts: 
   const timeoutMs = opts.timeoutMs ?? 60 * 60 * 1000;
   await mkdir(dirname(lockFile), { recursive: true });
   const started = performance.now();
-  const holder = $({ quiet: true, nothrow: true })`exec flock --exclusive --no-fork --wait ${String(Math.ceil(timeoutMs / 1000))} ${lockFile} cat`;
+  const holder = $({
+    quiet: true,
+    nothrow: true,
+  })`exec flock --exclusive --no-fork --wait ${String(Math.ceil(timeoutMs / 1000))} ${lockFile} cat`;
   const acquired = new Promise<void>((resolve, reject) => {
     let out = '';
     const onData = (d: Buffer) => {
@@ -34,12 +37,21 @@ export async function withLock<T>(lockFile: string, fn: () => Promise<T>, opts: 
     };
     holder.stdout.on('data', onData);
     holder.then(
-      (o) => reject(new TaskError(`could not lock ${lockFile} within ${formatDuration(timeoutMs)} (flock exit ${o.exitCode}): ${o.stderr.trim()}`, { exitCode: ExitCode.environment })),
+      (o) =>
+        reject(
+          new TaskError(
+            `could not lock ${lockFile} within ${formatDuration(timeoutMs)} (flock exit ${o.exitCode}): ${o.stderr.trim()}`,
+            { exitCode: ExitCode.environment },
+          ),
+        ),
       reject,
     );
   });
   holder.stdin.write('locked\n');
-  const note = setTimeout(() => opts.log?.info(`waiting for ${lockFile}${opts.what ? ` (${opts.what})` : ''}, held by another process…`), 1500);
+  const note = setTimeout(
+    () => opts.log?.info(`waiting for ${lockFile}${opts.what ? ` (${opts.what})` : ''}, held by another process…`),
+    1500,
+  );
   try {
     await acquired;
   } finally {

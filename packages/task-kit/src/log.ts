@@ -65,8 +65,7 @@ export function createLogger(options: LoggerOptions = {}, secrets: Set<string> =
     addSecret: (s) => {
       if (s) secrets.add(s);
     },
-    child: (scope) =>
-      createLogger({ ...options, scope: options.scope ? `${options.scope}/${scope}` : scope }, secrets),
+    child: (scope) => createLogger({ ...options, scope: options.scope ? `${options.scope}/${scope}` : scope }, secrets),
     async phase(name, fn) {
       const started = performance.now();
       write('info', `${name}…`);

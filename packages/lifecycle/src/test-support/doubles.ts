@@ -6,11 +6,21 @@ import type { ServiceControl } from '../services.js';
 /** Test double for systemd (named as such): records what the lifecycle asks for; nothing runs. */
 export class RecordingServices implements ServiceControl {
   calls: string[] = [];
-  async daemonReload() { this.calls.push('daemon-reload'); }
-  async restart(unit: string) { this.calls.push(`restart ${unit}`); }
-  async ensureStarted(unit: string) { this.calls.push(`start ${unit}`); }
-  async reload(unit: string) { this.calls.push(`reload ${unit}`); }
-  async isActive() { return false; }
+  async daemonReload() {
+    this.calls.push('daemon-reload');
+  }
+  async restart(unit: string) {
+    this.calls.push(`restart ${unit}`);
+  }
+  async ensureStarted(unit: string) {
+    this.calls.push(`start ${unit}`);
+  }
+  async reload(unit: string) {
+    this.calls.push(`reload ${unit}`);
+  }
+  async isActive() {
+    return false;
+  }
 }
 
 /** A 2-core, 8 GiB host with AVX2 (the facts a configure run is given instead of reading this machine). */

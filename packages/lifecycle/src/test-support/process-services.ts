@@ -37,7 +37,12 @@ export class ProcessServices implements ServiceControl {
   /** Everything the engine processes printed (stderr and stdout). */
   engineOutput = '';
   private child: ChildProcess | null = null;
-  private state: Omit<UnitStatus, 'pids'> = { activeState: 'inactive', subState: 'dead', result: 'success', restarts: 0 };
+  private state: Omit<UnitStatus, 'pids'> = {
+    activeState: 'inactive',
+    subState: 'dead',
+    result: 'success',
+    restarts: 0,
+  };
   private generation = 0;
   private nginx: NginxProcess | null = null;
 
@@ -94,7 +99,10 @@ export class ProcessServices implements ServiceControl {
   /** Type=exec: the start fails when the binary cannot be executed; afterwards failures restart it. */
   private async spawnEngine(unit: string, generation: number): Promise<void> {
     const { argv, env } = await this.command(unit);
-    const child = spawn(argv[0]!, argv.slice(1), { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { PATH: process.env.PATH, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout!.on('data', (d: Buffer) => (this.engineOutput += d.toString()));
     child.stderr!.on('data', (d: Buffer) => (this.engineOutput += d.toString()));
     await new Promise<void>((resolve, reject) => {

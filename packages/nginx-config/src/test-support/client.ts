@@ -16,7 +16,11 @@ export { lookupTo };
 
 /** A fresh agent (no keep-alive: a new TCP + TLS handshake per request). */
 export function trustAgent(trust: TlsTrust): Agent {
-  return new Agent({ ca: trust.ca, keepAlive: false, ...(trust.resolveTo ? { lookup: lookupTo(trust.resolveTo) } : {}) });
+  return new Agent({
+    ca: trust.ca,
+    keepAlive: false,
+    ...(trust.resolveTo ? { lookup: lookupTo(trust.resolveTo) } : {}),
+  });
 }
 
 export interface HttpResult {
@@ -34,12 +38,23 @@ export interface RequestOptions extends TlsTrust {
 
 export function httpsGet(url: string, opts: RequestOptions): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: trustAgent(opts), timeout: opts.timeoutMs ?? 15_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = httpsRequest(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        agent: trustAgent(opts),
+        timeout: opts.timeoutMs ?? 15_000,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 15_000} ms: ${url}`)));
     req.on('error', reject);
     if (opts.body !== undefined) req.end(opts.body);
@@ -59,20 +74,29 @@ export function sseTiming(url: string, opts: RequestOptions): Promise<SseTiming>
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const arrivals: number[] = [];
-    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: trustAgent(opts), timeout: opts.timeoutMs ?? 30_000 }, (res: IncomingMessage) => {
-      let buf = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          if (buf.slice(0, i).startsWith('data:')) arrivals.push(performance.now() - t0);
-          buf = buf.slice(i + 2);
-        }
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, arrivals, endMs: performance.now() - t0 }));
-      res.on('error', reject);
-    });
+    const req = httpsRequest(
+      url,
+      {
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        agent: trustAgent(opts),
+        timeout: opts.timeoutMs ?? 30_000,
+      },
+      (res: IncomingMessage) => {
+        let buf = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          buf += chunk;
+          let i: number;
+          while ((i = buf.indexOf('\n\n')) >= 0) {
+            if (buf.slice(0, i).startsWith('data:')) arrivals.push(performance.now() - t0);
+            buf = buf.slice(i + 2);
+          }
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, arrivals, endMs: performance.now() - t0 }));
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
     req.on('error', reject);
     req.end(opts.body);
@@ -84,7 +108,9 @@ export function sseTiming(url: string, opts: RequestOptions): Promise<SseTiming>
  * the host name (against the SANs) are verified as usual.
  */
 export function trustingFetch(trust: TlsTrust): typeof fetch {
-  return fetchOver((url, options, onResponse) => httpsRequest(url, { ...options, agent: trustAgent(trust) }, onResponse));
+  return fetchOver((url, options, onResponse) =>
+    httpsRequest(url, { ...options, agent: trustAgent(trust) }, onResponse),
+  );
 }
 
 /** The same as {@link sseTiming} over HTTP/2 (ALPN h2), as browsers and curl use it. */
@@ -93,9 +119,16 @@ export function sseTimingH2(url: string, opts: RequestOptions): Promise<SseTimin
     const u = new URL(url);
     const t0 = performance.now();
     const arrivals: number[] = [];
-    const session = http2Connect(u.origin, { ca: opts.ca, ...(opts.resolveTo ? { lookup: lookupTo(opts.resolveTo) } : {}) });
+    const session = http2Connect(u.origin, {
+      ca: opts.ca,
+      ...(opts.resolveTo ? { lookup: lookupTo(opts.resolveTo) } : {}),
+    });
     session.on('error', reject);
-    const req = session.request({ ':method': opts.method ?? 'GET', ':path': `${u.pathname}${u.search}`, ...opts.headers });
+    const req = session.request({
+      ':method': opts.method ?? 'GET',
+      ':path': `${u.pathname}${u.search}`,
+      ...opts.headers,
+    });
     let status = 0;
     let buf = '';
     req.setEncoding('utf8');

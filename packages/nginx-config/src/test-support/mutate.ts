@@ -7,10 +7,15 @@ export function mutation(suffix: string, from: string | RegExp, to: string): (fi
     let hit = false;
     const out = files.map((f) => {
       if (!f.path.endsWith(suffix)) return f;
-      const text = f.text.replace(from instanceof RegExp ? new RegExp(from.source, from.flags.includes('g') ? from.flags : `${from.flags}g`) : from, () => {
-        hit = true;
-        return to;
-      });
+      const text = f.text.replace(
+        from instanceof RegExp
+          ? new RegExp(from.source, from.flags.includes('g') ? from.flags : `${from.flags}g`)
+          : from,
+        () => {
+          hit = true;
+          return to;
+        },
+      );
       return { ...f, text };
     });
     if (!hit) throw new Error(`mutation did not apply: ${String(from)} not found in *${suffix}`);
@@ -24,7 +29,11 @@ export const MUTATIONS = {
   /** nginx buffers the engine's responses. */
   bufferingOn: mutation('proxy.conf', 'proxy_buffering off;', 'proxy_buffering on;'),
   /** Preflights are no longer answered by nginx. */
-  preflightRemoved: mutation('slm-copilot.conf', /    if \(\$request_method = OPTIONS\) \{\n        return 204;\n    \}\n/, ''),
+  preflightRemoved: mutation(
+    'slm-copilot.conf',
+    /    if \(\$request_method = OPTIONS\) \{\n        return 204;\n    \}\n/,
+    '',
+  ),
   /** No request rate limit. */
   rateLimitRemoved: mutation('slm-copilot.conf', /^\s*limit_req zone=slm_copilot_req[^\n]*\n/m, ''),
   /** No body size limit. */
@@ -34,7 +43,11 @@ export const MUTATIONS = {
   /** A log format that records the Authorization header and the query string. */
   keysLogged: mutation('slm-copilot.conf', '"path":"$uri"', '"path":"$request_uri","auth":"$http_authorization"'),
   /** No retry when the engine drops a kept-alive connection before answering. */
-  noUpstreamRetry: mutation('proxy.conf', /proxy_next_upstream error non_idempotent;\nproxy_next_upstream_tries 2;/, 'proxy_next_upstream off;'),
+  noUpstreamRetry: mutation(
+    'proxy.conf',
+    /proxy_next_upstream error non_idempotent;\nproxy_next_upstream_tries 2;/,
+    'proxy_next_upstream off;',
+  ),
   /** Query-string keys no longer refused. */
   queryKeysAccepted: mutation('slm-copilot.conf', /    if \(\$slm_key_in_query\) \{\n[^\n]*\n    \}\n/, ''),
 };

@@ -72,7 +72,10 @@ export interface StartGatewayOptions {
   env?: Record<string, string>;
   render?: Partial<GatewayRenderOptions>;
   /** Changes the rendered files before they are written (mutation checks). */
-  mutate?: (files: FileSet, ctx: { paths: AppliancePaths; httpsPort: number; httpPort: number; tls: { certificate: string; key: string } }) => FileSet;
+  mutate?: (
+    files: FileSet,
+    ctx: { paths: AppliancePaths; httpsPort: number; httpPort: number; tls: { certificate: string; key: string } },
+  ) => FileSet;
   enginePort?: number;
   /** Certificate and key to serve; default: a throwaway self-signed pair. */
   tls?: { certificate: string; key: string };
@@ -91,7 +94,9 @@ async function throwawayCert(dir: string): Promise<{ certificate: string; key: s
   await mkdir(dir, { recursive: true });
   const certificate = path.join(dir, 'throwaway.crt');
   const key = path.join(dir, 'throwaway.key');
-  await $({ quiet: true })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${key} -out ${certificate} -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1`;
+  await $({
+    quiet: true,
+  })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${key} -out ${certificate} -days 2 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1`;
   return { certificate, key };
 }
 

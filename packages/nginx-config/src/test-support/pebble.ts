@@ -18,9 +18,23 @@ export interface Pebble {
   stop(): Promise<void>;
 }
 
-const quiet = { debug() {}, info() {}, warn() {}, error() {}, addSecret() {}, child() { return quiet; }, phase: <T>(_: string, fn: () => Promise<T>) => fn() };
+const quiet = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  addSecret() {},
+  child() {
+    return quiet;
+  },
+  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
+};
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; out: () => string; done: Promise<void> } {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): { proc: ChildProcess; out: () => string; done: Promise<void> } {
   const proc = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -43,7 +57,13 @@ export async function startPebble(opts: { dir: string; httpPort: number }): Prom
   // Pebble's HTTPS certificate: a throwaway CA + leaf for 127.0.0.1/localhost (our own code, other root).
   const tlsPaths = appliancePaths(path.join(opts.dir, 'pebble-tls'));
   const tls = await ensureSelfSigned({ paths: tlsPaths, hostname: null, ipAddresses: [], log: quiet });
-  const [acmePort, mgmtPort, dnsPort, dnsMgmtPort, tlsPort] = [await freePort(), await freePort(), await freePort(), await freePort(), await freePort()];
+  const [acmePort, mgmtPort, dnsPort, dnsMgmtPort, tlsPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
   const config = path.join(opts.dir, 'pebble-config.json');
   await writeFile(
     config,
@@ -61,10 +81,25 @@ export async function startPebble(opts: { dir: string; httpPort: number }): Prom
     }),
   );
   const dns = run('pebble-challtestsrv', [
-    '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '', '-dns01', `127.0.0.1:${dnsPort}`,
-    '-http01', '', '-https01', '', '-tlsalpn01', '', '-management', `127.0.0.1:${dnsMgmtPort}`,
+    '-defaultIPv4',
+    '127.0.0.1',
+    '-defaultIPv6',
+    '',
+    '-dns01',
+    `127.0.0.1:${dnsPort}`,
+    '-http01',
+    '',
+    '-https01',
+    '',
+    '-tlsalpn01',
+    '',
+    '-management',
+    `127.0.0.1:${dnsMgmtPort}`,
   ]);
-  const pebble = run('pebble', ['-config', config, '-dnsserver', `127.0.0.1:${dnsPort}`], { PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0' });
+  const pebble = run('pebble', ['-config', config, '-dnsserver', `127.0.0.1:${dnsPort}`], {
+    PEBBLE_VA_NOSLEEP: '1',
+    PEBBLE_WFE_NONCEREJECT: '0',
+  });
   const ca = await readFile(tlsPaths.tls.caCert, 'utf8');
   const directory = `https://127.0.0.1:${acmePort}/dir`;
   const stop = async () => {

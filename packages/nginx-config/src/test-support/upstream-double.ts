@@ -60,7 +60,9 @@ export async function startUpstreamDouble(opts: { port?: number; sse?: SlowSseOp
       }
       if (url.startsWith('/health') || url.startsWith('/backend/monitor')) {
         res.writeHead(ready ? 200 : 503, { 'Content-Type': 'application/json' });
-        res.end(ready ? '{"status":"ok"}' : '{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}');
+        res.end(
+          ready ? '{"status":"ok"}' : '{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}',
+        );
         return;
       }
       if (url.startsWith('/metrics')) {

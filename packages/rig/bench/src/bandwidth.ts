@@ -36,7 +36,11 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-export async function measureReadBandwidth(opts: { workers: number; bytesPerWorker: number; passes: number }): Promise<BandwidthResult> {
+export async function measureReadBandwidth(opts: {
+  workers: number;
+  bytesPerWorker: number;
+  passes: number;
+}): Promise<BandwidthResult> {
   const sab = new SharedArrayBuffer(4);
   const go = new Int32Array(sab);
   const workers = Array.from(

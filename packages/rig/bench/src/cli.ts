@@ -8,14 +8,16 @@ const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : und
 const int = (v: unknown, name: string): number | undefined => {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0) throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
   return n;
 };
 
 const code = await runCommand(
   {
     name: 'slm-bench',
-    summary: 'benchmark SLM-Copilot: gateway vs bare engine, bandwidth bound, TTFT overhead, prompt cache, threads, model download',
+    summary:
+      'benchmark SLM-Copilot: gateway vs bare engine, bandwidth bound, TTFT overhead, prompt cache, threads, model download',
     usage: 'slm-bench [--quick] [--url URL --key KEY [--ca FILE]] [--json out.json] [--markdown out.md]',
     options: {
       quick: { type: 'boolean', default: false },
@@ -80,14 +82,16 @@ Examples:
     model: 'GGUF file: the test-bed model instead of the generated one; with --url, a local copy of the served model',
     'llama-server': 'llama-server binary (default: the test bed build)',
     'llama-bench': 'llama-bench binary (default: the test bed build)',
-    variant: 'test-bed llama.cpp build: host (static, AVX-512; default when the CPU has it) or dispatch (the shipped one)',
+    variant:
+      'test-bed llama.cpp build: host (static, AVX-512; default when the CPU has it) or dispatch (the shipped one)',
     threads: 'ONEAPP_COPILOT_THREADS for the render (default 0 = physical cores)',
     'fetch-size-mb': 'size of the figure-6 file (default 1536, quick 64)',
     tune: 'run the engine flag variants (default: on in a full test-bed run)',
     'no-tune': 'skip the engine flag variants',
     'tune-only': 'test bed: only the engine flag variants, no figures',
     'tune-pairs': 'variant/rendered request pairs per variant (default 3; quick 1)',
-    'tune-variants': 'comma-separated variant names or flags to run (e.g. "-fa on,--mlock"); the A/A control always runs',
+    'tune-variants':
+      'comma-separated variant names or flags to run (e.g. "-fa on,--mlock"); the A/A control always runs',
     'skip-fetch': 'skip figure 6',
     json: 'write the full report as JSON here',
     markdown: 'write the table as markdown here',
@@ -95,9 +99,11 @@ Examples:
   process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')),
   async ({ values, log }) => {
     const engine = str(values.engine) ?? 'auto';
-    if (!['auto', 'llama-server', 'localai'].includes(engine)) throw new UsageError(`--engine must be auto, llama-server or localai, got "${engine}"`);
+    if (!['auto', 'llama-server', 'localai'].includes(engine))
+      throw new UsageError(`--engine must be auto, llama-server or localai, got "${engine}"`);
     const variant = str(values.variant);
-    if (variant && variant !== 'host' && variant !== 'dispatch') throw new UsageError(`--variant must be host or dispatch, got "${variant}"`);
+    if (variant && variant !== 'host' && variant !== 'dispatch')
+      throw new UsageError(`--variant must be host or dispatch, got "${variant}"`);
     if (values.key && !values.url) throw new UsageError('--key needs --url');
     const opts: BenchOptions = {
       quick: Boolean(values.quick),
@@ -116,7 +122,10 @@ Examples:
       skipFetch: Boolean(values['skip-fetch']),
       tuneOnly: Boolean(values['tune-only']),
       tunePairs: int(values['tune-pairs'], 'tune-pairs'),
-      tuneVariants: str(values['tune-variants'])?.split(',').map((x) => x.trim()).filter(Boolean),
+      tuneVariants: str(values['tune-variants'])
+        ?.split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
       log: (m) => log.info(m),
     };
     const report = await runBench(opts);

@@ -21,7 +21,12 @@ export interface Endpoint {
 export { lookupTo };
 
 /** Sends one request on a NEW connection (no keep-alive): TCP, and for https a full TLS handshake. */
-export function freshRequest(ep: Endpoint, url: string, init: { method?: string; headers?: RequestOptions['headers'] }, onResponse: (res: IncomingMessage) => void): ClientRequest {
+export function freshRequest(
+  ep: Endpoint,
+  url: string,
+  init: { method?: string; headers?: RequestOptions['headers'] },
+  onResponse: (res: IncomingMessage) => void,
+): ClientRequest {
   const u = new URL(url);
   const lookup = ep.resolveTo ? { lookup: lookupTo(ep.resolveTo) } : {};
   if (u.protocol === 'https:') {
@@ -37,7 +42,13 @@ export function endpointFetch(ep: Endpoint): typeof fetch {
 }
 
 export function openaiClient(ep: Endpoint): OpenAI {
-  return new OpenAI({ baseURL: `${ep.baseUrl}/v1`, apiKey: ep.key || 'none', fetch: endpointFetch(ep), maxRetries: 0, timeout: 60 * 60_000 });
+  return new OpenAI({
+    baseURL: `${ep.baseUrl}/v1`,
+    apiKey: ep.key || 'none',
+    fetch: endpointFetch(ep),
+    maxRetries: 0,
+    timeout: 60 * 60_000,
+  });
 }
 
 /** llama-server's `timings` object (sent with the last streamed chunk). */
@@ -117,7 +128,9 @@ export async function streamChat(
     contentChunks: chunks,
     completionTokens,
     promptTokens: usage?.prompt_tokens ?? 0,
-    cachedTokens: (usage as { prompt_tokens_details?: { cached_tokens?: number } } | undefined)?.prompt_tokens_details?.cached_tokens ?? null,
+    cachedTokens:
+      (usage as { prompt_tokens_details?: { cached_tokens?: number } } | undefined)?.prompt_tokens_details
+        ?.cached_tokens ?? null,
     genTokensPerSecond: last > first ? after / ((last - first) / 1000) : NaN,
     text,
     timings,
@@ -162,7 +175,10 @@ export function rawTtft(ep: Endpoint, body: string): Promise<number> {
 /** GET a JSON document (null on any failure). */
 export async function getJson(ep: Endpoint, path: string): Promise<{ status: number; body: unknown } | null> {
   try {
-    const r = await endpointFetch(ep)(`${ep.baseUrl}${path}`, { headers: ep.key ? { Authorization: `Bearer ${ep.key}` } : {}, signal: AbortSignal.timeout(15_000) });
+    const r = await endpointFetch(ep)(`${ep.baseUrl}${path}`, {
+      headers: ep.key ? { Authorization: `Bearer ${ep.key}` } : {},
+      signal: AbortSignal.timeout(15_000),
+    });
     const text = await r.text();
     let body: unknown = text;
     try {
@@ -176,7 +192,11 @@ export async function getJson(ep: Endpoint, path: string): Promise<{ status: num
   }
 }
 
-export async function postJson(ep: Endpoint, path: string, payload: unknown): Promise<{ status: number; body: unknown }> {
+export async function postJson(
+  ep: Endpoint,
+  path: string,
+  payload: unknown,
+): Promise<{ status: number; body: unknown }> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json' };
   if (ep.key) headers.Authorization = `Bearer ${ep.key}`;
   const r = await endpointFetch(ep)(`${ep.baseUrl}${path}`, { method: 'POST', headers, body: JSON.stringify(payload) });
@@ -196,14 +216,25 @@ export type EngineKind = 'llama-server' | 'localai' | 'unknown';
  */
 export async function detectEngine(ep: Endpoint): Promise<{ kind: EngineKind; detail: string }> {
   const props = await getJson(ep, '/props');
-  if (props?.status === 200 && typeof props.body === 'object' && props.body && ('build_info' in props.body || 'default_generation_settings' in props.body)) {
-    return { kind: 'llama-server', detail: `llama-server ${String((props.body as { build_info?: string }).build_info ?? '')}`.trim() };
+  if (
+    props?.status === 200 &&
+    typeof props.body === 'object' &&
+    props.body &&
+    ('build_info' in props.body || 'default_generation_settings' in props.body)
+  ) {
+    return {
+      kind: 'llama-server',
+      detail: `llama-server ${String((props.body as { build_info?: string }).build_info ?? '')}`.trim(),
+    };
   }
   const version = await getJson(ep, '/version');
   if (version?.status === 200 && typeof version.body === 'object' && version.body && 'version' in version.body) {
     return { kind: 'localai', detail: `LocalAI ${String((version.body as { version: string }).version)}` };
   }
-  return { kind: 'unknown', detail: `neither /props (llama-server) nor /version (LocalAI) answered (${props?.status ?? 'no answer'}, ${version?.status ?? 'no answer'})` };
+  return {
+    kind: 'unknown',
+    detail: `neither /props (llama-server) nor /version (LocalAI) answered (${props?.status ?? 'no answer'}, ${version?.status ?? 'no answer'})`,
+  };
 }
 
 /** /v1/models: the first model id, and llama-server's meta (size in bytes, parameters) if given. */

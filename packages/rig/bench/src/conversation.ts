@@ -3,7 +3,18 @@
 import type { ChatMessage, Endpoint } from './client.js';
 import { postJson } from './client.js';
 
-const TOOLS = ['execute_command', 'read_file', 'write_to_file', 'replace_in_file', 'search_files', 'list_files', 'list_code_definition_names', 'ask_followup_question', 'attempt_completion', 'new_task'];
+const TOOLS = [
+  'execute_command',
+  'read_file',
+  'write_to_file',
+  'replace_in_file',
+  'search_files',
+  'list_files',
+  'list_code_definition_names',
+  'ask_followup_question',
+  'attempt_completion',
+  'new_task',
+];
 const RULES = [
   'Your current working directory is the project root; you cannot cd into a different directory to complete a task.',
   'Do not use the ~ character or $HOME to refer to the home directory.',
@@ -36,7 +47,11 @@ function paragraph(i: number): string {
 }
 
 /** Text of about `targetTokens` tokens, calibrated with the engine's `/tokenize` when it has one. */
-export async function clineSystemPrompt(ep: Endpoint, targetTokens: number, nonce: string): Promise<{ text: string; tokens: number | null }> {
+export async function clineSystemPrompt(
+  ep: Endpoint,
+  targetTokens: number,
+  nonce: string,
+): Promise<{ text: string; tokens: number | null }> {
   const head = `[session ${nonce}] You are Cline, a highly skilled software engineer with extensive knowledge in many programming languages, frameworks, design patterns and best practices.\n\n====\n\nTOOL USE\n\nYou have access to a set of tools that are executed upon the user's approval.\n\n# Tools\n\n`;
   const count = async (text: string): Promise<number | null> => {
     try {
@@ -53,7 +68,8 @@ export async function clineSystemPrompt(ep: Endpoint, targetTokens: number, nonc
   const n = Math.max(1, Math.round(targetTokens / perParagraph));
   let text = head;
   for (let i = 0; i < n; i++) text += paragraph(i);
-  text += '\n====\n\nSYSTEM INFORMATION\n\nOperating System: Linux 6.1\nDefault Shell: /bin/bash\nCurrent Working Directory: /home/dev/project\n';
+  text +=
+    '\n====\n\nSYSTEM INFORMATION\n\nOperating System: Linux 6.1\nDefault Shell: /bin/bash\nCurrent Working Directory: /home/dev/project\n';
   return { text, tokens: await count(text) };
 }
 
@@ -71,10 +87,16 @@ export function firstTurn(system: string): ChatMessage[] {
 
 /** Turn 2: the assistant's answer to turn 1, then a tool result (a small file) as the next user message. */
 export function secondTurn(turn1: ChatMessage[], assistantText: string): ChatMessage[] {
-  const file = Array.from({ length: 8 }, (_, i) => `${i + 1} | export const option${i} = process.env.OPTION_${i} ?? 'default-${i}';`).join('\n');
+  const file = Array.from(
+    { length: 8 },
+    (_, i) => `${i + 1} | export const option${i} = process.env.OPTION_${i} ?? 'default-${i}';`,
+  ).join('\n');
   return [
     ...turn1,
     { role: 'assistant', content: assistantText },
-    { role: 'user', content: `[read_file for 'src/config.ts'] Result:\n${file}\n<environment_details>\n# Current Mode\nACT MODE\n</environment_details>` },
+    {
+      role: 'user',
+      content: `[read_file for 'src/config.ts'] Result:\n${file}\n<environment_details>\n# Current Mode\nACT MODE\n</environment_details>`,
+    },
   ];
 }

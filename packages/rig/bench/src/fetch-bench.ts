@@ -45,14 +45,28 @@ export function parseFetchBench(stdout: string, sizeMb: number): FetchBenchResul
   }
   const wget = rowsMs['wget -c, then sha256sum'];
   const ours = rowsMs['fetchModel (hash stream)'];
-  if (wget === undefined || ours === undefined) throw new Error(`fetch-vs-wget printed no result table:\n${stdout.slice(-1500)}`);
+  if (wget === undefined || ours === undefined)
+    throw new Error(`fetch-vs-wget printed no result table:\n${stdout.slice(-1500)}`);
   return { sizeMb, rowsMs, wgetThenSha256sumMs: wget, fetchModelMs: ours, ratio: ours / wget, output: stdout };
 }
 
-export async function runFetchBench(opts: { sizeMb: number; dir?: string; log?: (s: string) => void }): Promise<FetchBenchResult> {
+export async function runFetchBench(opts: {
+  sizeMb: number;
+  dir?: string;
+  log?: (s: string) => void;
+}): Promise<FetchBenchResult> {
   const pkg = modelFetchBenchDir();
   if (!pkg) throw new Error("model-fetch's bench/fetch-vs-wget.ts is not beside this package (run from the workspace)");
-  const args = ['--conditions=source', '--import', 'tsx', path.join(pkg, 'bench/fetch-vs-wget.ts'), '--size-mb', String(opts.sizeMb), '--runs', '1'];
+  const args = [
+    '--conditions=source',
+    '--import',
+    'tsx',
+    path.join(pkg, 'bench/fetch-vs-wget.ts'),
+    '--size-mb',
+    String(opts.sizeMb),
+    '--runs',
+    '1',
+  ];
   if (opts.dir) args.push('--dir', opts.dir);
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: pkg, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -61,7 +75,9 @@ export async function runFetchBench(opts: { sizeMb: number; dir?: string; log?: 
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => {
       err += d.toString();
-      for (const l of d.toString().split('\n')) if (l.trim() && !/MaxListenersExceededWarning|--trace-warnings/.test(l)) opts.log?.(`  [model-fetch bench] ${l.trim()}`);
+      for (const l of d.toString().split('\n'))
+        if (l.trim() && !/MaxListenersExceededWarning|--trace-warnings/.test(l))
+          opts.log?.(`  [model-fetch bench] ${l.trim()}`);
     });
     child.on('error', reject);
     child.on('close', (code) => {

@@ -34,7 +34,10 @@ export async function runLlamaBench(binary: string, model: string, args: string[
   const t0 = performance.now();
   const r = await $({ quiet: true, nothrow: true })`${binary} ${all}`;
   const ms = performance.now() - t0;
-  if (r.exitCode !== 0) throw new Error(`llama-bench ${all.join(' ')} exited ${r.exitCode}:\n${r.stderr.split('\n').slice(-15).join('\n')}`);
+  if (r.exitCode !== 0)
+    throw new Error(
+      `llama-bench ${all.join(' ')} exited ${r.exitCode}:\n${r.stderr.split('\n').slice(-15).join('\n')}`,
+    );
   let rows: LlamaBenchRow[];
   try {
     rows = JSON.parse(r.stdout) as LlamaBenchRow[];
@@ -46,14 +49,18 @@ export async function runLlamaBench(binary: string, model: string, args: string[
 
 /** Generation tokens/s (the tg row) of a run with `-p 0 -n N`, or the row matching `threads`. */
 export function tgRate(run: LlamaBenchRun, threads?: number): number {
-  const row = run.rows.find((r) => r.n_gen > 0 && r.n_prompt === 0 && (threads === undefined || r.n_threads === threads));
+  const row = run.rows.find(
+    (r) => r.n_gen > 0 && r.n_prompt === 0 && (threads === undefined || r.n_threads === threads),
+  );
   if (!row) throw new Error(`llama-bench: no generation row${threads !== undefined ? ` for ${threads} threads` : ''}`);
   return row.avg_ts;
 }
 
 /** Prompt tokens/s (the pp row). */
 export function ppRate(run: LlamaBenchRun, threads?: number): number {
-  const row = run.rows.find((r) => r.n_prompt > 0 && r.n_gen === 0 && (threads === undefined || r.n_threads === threads));
+  const row = run.rows.find(
+    (r) => r.n_prompt > 0 && r.n_gen === 0 && (threads === undefined || r.n_threads === threads),
+  );
   if (!row) throw new Error(`llama-bench: no prompt row${threads !== undefined ? ` for ${threads} threads` : ''}`);
   return row.avg_ts;
 }

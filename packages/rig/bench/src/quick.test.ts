@@ -7,7 +7,17 @@ import { formatTable } from './report.js';
 import { runBench, type BenchReport } from './run.js';
 
 const VARIANT = (process.env.SLM_COPILOT_TESTBED_LLAMA_VARIANT ?? 'dispatch') as LlamaVariant;
-const REQUIRED = ['gateway-vs-llama-bench', 'bandwidth-efficiency', 'read-bandwidth', 'ttft-overhead', 'prompt-cache-on', 'prompt-cache-off', 'thread-sweep', 'fetch-vs-wget', 'dispatch-vs-native'];
+const REQUIRED = [
+  'gateway-vs-llama-bench',
+  'bandwidth-efficiency',
+  'read-bandwidth',
+  'ttft-overhead',
+  'prompt-cache-on',
+  'prompt-cache-off',
+  'thread-sweep',
+  'fetch-vs-wget',
+  'dispatch-vs-native',
+];
 
 describe('slm-bench --quick on the test bed', () => {
   it('produces every figure as a finite number', async () => {

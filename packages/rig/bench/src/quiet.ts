@@ -30,7 +30,11 @@ function readProcStat(pid: string): ProcStat | null {
     // comm may contain spaces and parentheses: fields start after the LAST ')'.
     const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // f[0]=state f[1]=ppid … f[11]=utime f[12]=stime f[13]=cutime f[14]=cstime
-    return { pid: Number(pid), ppid: Number(f[1]), jiffies: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+    return {
+      pid: Number(pid),
+      ppid: Number(f[1]),
+      jiffies: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+    };
   } catch {
     return null; // exited meanwhile
   }
@@ -109,7 +113,13 @@ export interface QuietReport {
   /** Before anything of ours started: a few seconds of sampling. */
   before: CpuWindow;
   /** The whole run. */
-  during: { seconds: number; othersCoresMean: number; othersCoresMax: number; load1Max: number; stealCoresMean: number };
+  during: {
+    seconds: number;
+    othersCoresMean: number;
+    othersCoresMax: number;
+    load1Max: number;
+    stealCoresMean: number;
+  };
   phases: PhaseLoad[];
   quiet: boolean;
   /** One line for the table, e.g. "machine NOT quiet: load 5.3, other processes used 1.6 of 2 cores". */
@@ -160,7 +170,13 @@ export class QuietMonitor {
   stop(): QuietReport {
     if (this.timer) clearInterval(this.timer);
     this.samples.push({ c: readCounters(), phase: this.phase });
-    const before = this.beforeWindow ?? { seconds: 0, othersCores: 0, oursCores: 0, stealCores: 0, load1: readCounters().load1 };
+    const before = this.beforeWindow ?? {
+      seconds: 0,
+      othersCores: 0,
+      oursCores: 0,
+      stealCores: 0,
+      load1: readCounters().load1,
+    };
     const windows: Array<{ w: CpuWindow; phase: string }> = [];
     for (let i = 1; i < this.samples.length; i++) {
       const w = windowBetween(this.samples[i - 1]!.c, this.samples[i]!.c, this.nCpu);
@@ -189,12 +205,19 @@ export class QuietMonitor {
         load1Max: Math.max(0, ...ws.map((w) => w.load1)),
       });
     }
-    const thresholds = { othersCoresMean: 0.1 * this.nCpu, othersCoresMax: 0.25 * this.nCpu, load1Before: 0.5 * this.nCpu };
+    const thresholds = {
+      othersCoresMean: 0.1 * this.nCpu,
+      othersCoresMax: 0.25 * this.nCpu,
+      load1Before: 0.5 * this.nCpu,
+    };
     const reasons: string[] = [];
     if (before.load1 > thresholds.load1Before) reasons.push(`load average ${before.load1.toFixed(2)} before the start`);
     if (Math.max(before.othersCores, during.othersCoresMean) > thresholds.othersCoresMean)
-      reasons.push(`other processes used ${Math.max(before.othersCores, during.othersCoresMean).toFixed(2)} of ${this.nCpu} cores on average`);
-    else if (during.othersCoresMax > thresholds.othersCoresMax) reasons.push(`other processes peaked at ${during.othersCoresMax.toFixed(2)} of ${this.nCpu} cores`);
+      reasons.push(
+        `other processes used ${Math.max(before.othersCores, during.othersCoresMean).toFixed(2)} of ${this.nCpu} cores on average`,
+      );
+    else if (during.othersCoresMax > thresholds.othersCoresMax)
+      reasons.push(`other processes peaked at ${during.othersCoresMax.toFixed(2)} of ${this.nCpu} cores`);
     const quiet = reasons.length === 0;
     const load = `load ${before.load1.toFixed(2)} before, up to ${during.load1Max.toFixed(2)} during`;
     const verdict = quiet

@@ -8,7 +8,8 @@ const num = (f: Figure): string => {
   return `${v.toFixed(digits)}${f.unit === '×' ? '×' : ` ${f.unit}`}`;
 };
 
-const loadCell = (f: Figure, cpus: number) => (f.load ? `${f.load.othersCoresMean.toFixed(2)}/${cpus} cores, load ≤ ${f.load.load1Max.toFixed(1)}` : '');
+const loadCell = (f: Figure, cpus: number) =>
+  f.load ? `${f.load.othersCoresMean.toFixed(2)}/${cpus} cores, load ≤ ${f.load.load1Max.toFixed(1)}` : '';
 
 function header(r: BenchReport): string[] {
   const m = r.machine;
@@ -21,11 +22,21 @@ function header(r: BenchReport): string[] {
 }
 
 export function formatTable(r: BenchReport): string {
-  const rows = r.figures.map((f) => [f.n, f.title, num(f), f.skipped ? `skipped: ${f.skipped}` : f.detail + (f.verdict ? ` → ${f.verdict}` : ''), loadCell(f, r.quiet.cpus)]);
+  const rows = r.figures.map((f) => [
+    f.n,
+    f.title,
+    num(f),
+    f.skipped ? `skipped: ${f.skipped}` : f.detail + (f.verdict ? ` → ${f.verdict}` : ''),
+    loadCell(f, r.quiet.cpus),
+  ]);
   const heads = ['#', 'figure', 'value', 'measurements', "others' CPU"];
   const w = [0, 1, 2].map((i) => Math.max(heads[i]!.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `${cells[0]!.padEnd(w[0]!)}  ${cells[1]!.padEnd(w[1]!)}  ${cells[2]!.padStart(w[2]!)}  ${cells[4] ? `[${cells[4]}] ` : ''}${cells[3]}`;
-  const out = [...header(r), ...(rows.length ? ['', line([heads[0]!, heads[1]!, heads[2]!, heads[3]!, '']), ...rows.map(line)] : [])];
+  const line = (cells: string[]) =>
+    `${cells[0]!.padEnd(w[0]!)}  ${cells[1]!.padEnd(w[1]!)}  ${cells[2]!.padStart(w[2]!)}  ${cells[4] ? `[${cells[4]}] ` : ''}${cells[3]}`;
+  const out = [
+    ...header(r),
+    ...(rows.length ? ['', line([heads[0]!, heads[1]!, heads[2]!, heads[3]!, '']), ...rows.map(line)] : []),
+  ];
   if (r.tuning) {
     const t = r.tuning;
     out.push(
@@ -54,9 +65,12 @@ export function formatMarkdown(r: BenchReport): string {
     `- ${esc(h[2]!)}`,
     `- ${r.quiet.quiet ? '' : '⚠ '}${esc(h[3]!)}`,
     '',
-    ...(r.figures.length ? ["| # | figure | value | measurements | others' CPU during it |", '|---|---|---:|---|---|'] : []),
+    ...(r.figures.length
+      ? ["| # | figure | value | measurements | others' CPU during it |", '|---|---|---:|---|---|']
+      : []),
     ...r.figures.map(
-      (f) => `| ${f.n} | ${esc(f.title)} | ${num(f)} | ${esc(f.skipped ? `skipped: ${f.skipped}` : f.detail + (f.verdict ? ` → **${f.verdict}**` : ''))} | ${loadCell(f, r.quiet.cpus)} |`,
+      (f) =>
+        `| ${f.n} | ${esc(f.title)} | ${num(f)} | ${esc(f.skipped ? `skipped: ${f.skipped}` : f.detail + (f.verdict ? ` → **${f.verdict}**` : ''))} | ${loadCell(f, r.quiet.cpus)} |`,
     ),
   ];
   if (r.tuning) {
@@ -68,7 +82,8 @@ export function formatMarkdown(r: BenchReport): string {
       "| variant | flags | generation × rendered | prompt × rendered | ready (s) | others' CPU | verdict |",
       '|---|---|---:|---:|---:|---:|---|',
       ...t.variants.map(
-        (v) => `| ${v.name} | \`${v.change}\` | ${fmt(v.tgRatio, 2)} | ${fmt(v.ppRatio, 2)} | ${(v.loadMs / 1000).toFixed(1)} (rendered ${(t.baselineLoadMs / 1000).toFixed(1)}) | ${fmt(v.othersCoresMean, 2)} | ${esc(v.note)} |`,
+        (v) =>
+          `| ${v.name} | \`${v.change}\` | ${fmt(v.tgRatio, 2)} | ${fmt(v.ppRatio, 2)} | ${(v.loadMs / 1000).toFixed(1)} (rendered ${(t.baselineLoadMs / 1000).toFixed(1)}) | ${fmt(v.othersCoresMean, 2)} | ${esc(v.note)} |`,
       ),
     );
   }

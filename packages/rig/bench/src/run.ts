@@ -91,7 +91,16 @@ export interface TuningResult {
   genTokens: number;
   promptTokens: number;
   baselineLoadMs: number;
-  variants: Array<TuningVariant & { tgRatio: number; ppRatio: number; tgMedian: number; ppMedian: number; othersCoresMean: number; note: string }>;
+  variants: Array<
+    TuningVariant & {
+      tgRatio: number;
+      ppRatio: number;
+      tgMedian: number;
+      ppMedian: number;
+      othersCoresMean: number;
+      note: string;
+    }
+  >;
 }
 
 export interface BenchReport {
@@ -112,7 +121,14 @@ export interface BenchReport {
     proactiveReclaim: string;
     avx512: boolean;
   };
-  engine: { kind: EngineKind; detail: string; variant?: LlamaVariant; threads: number; args?: string[]; forced: boolean };
+  engine: {
+    kind: EngineKind;
+    detail: string;
+    variant?: LlamaVariant;
+    threads: number;
+    args?: string[];
+    forced: boolean;
+  };
   endpoint: { url: string; model: string };
   model: { path: string | null; name: string; bytes: number | null; bytesPerToken: number | null; bytesSource: string };
   quiet: QuietReport;
@@ -163,8 +179,28 @@ interface Params {
   tunePairs: number;
 }
 
-const QUICK: Params = { genTokens: 24, rounds: 2, promptTokensBench: 32, ttftRounds: 6, systemTokens: 1024, bwBytes: 256 * 2 ** 20, bwPasses: 4, fetchSizeMb: 64, tunePairs: 1 };
-const FULL: Params = { genTokens: 48, rounds: 3, promptTokensBench: 128, ttftRounds: 30, systemTokens: 8192, bwBytes: 1024 * 2 ** 20, bwPasses: 8, fetchSizeMb: 1536, tunePairs: 3 };
+const QUICK: Params = {
+  genTokens: 24,
+  rounds: 2,
+  promptTokensBench: 32,
+  ttftRounds: 6,
+  systemTokens: 1024,
+  bwBytes: 256 * 2 ** 20,
+  bwPasses: 4,
+  fetchSizeMb: 64,
+  tunePairs: 1,
+};
+const FULL: Params = {
+  genTokens: 48,
+  rounds: 3,
+  promptTokensBench: 128,
+  ttftRounds: 30,
+  systemTokens: 8192,
+  bwBytes: 1024 * 2 ** 20,
+  bwPasses: 8,
+  fetchSizeMb: 1536,
+  tunePairs: 3,
+};
 
 const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
 const tps = (x: number) => `${fmt(x, x < 10 ? 2 : 1)} tok/s`;
@@ -210,7 +246,9 @@ function damonReclaim(): string {
         const action = read(`${ctx}/schemes/${sc}/action`);
         if (action !== 'pageout') continue;
         const minAge = Number(read(`${ctx}/schemes/${sc}/access_pattern/age/min`));
-        found.push(`DAMON pageout of memory idle ≥ ${Number.isFinite(minAge * aggrUs) ? Math.round((minAge * aggrUs) / 1e6) : '?'} s`);
+        found.push(
+          `DAMON pageout of memory idle ≥ ${Number.isFinite(minAge * aggrUs) ? Math.round((minAge * aggrUs) / 1e6) : '?'} s`,
+        );
       }
     }
   }
@@ -234,7 +272,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
   const monitor = new QuietMonitor();
   log(`sampling the machine for ${opts.quick ? 2 : 5} s before starting …`);
   const before = await monitor.start(opts.quick ? 2000 : 5000);
-  log(`before: load ${before.load1.toFixed(2)}, other processes ${before.othersCores.toFixed(2)} of ${monitor.nCpu} cores`);
+  log(
+    `before: load ${before.load1.toFixed(2)}, other processes ${before.othersCores.toFixed(2)} of ${monitor.nCpu} cores`,
+  );
   const host = await gatherHostFacts();
   const notes: string[] = [];
   const figures: Figure[] = [];
@@ -274,7 +314,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       llamaServerBin ??= llama.llamaServer;
       llamaBenchBin ??= llama.llamaBench;
       if (!modelPath) {
-        const m = opts.quick ? await ensureTinyModel({ llama, log: (s) => log(s) }) : await ensureDevstralShapedModel({ llama, log: (s) => log(s) });
+        const m = opts.quick
+          ? await ensureTinyModel({ llama, log: (s) => log(s) })
+          : await ensureDevstralShapedModel({ llama, log: (s) => log(s) });
         modelPath = m.path;
         modelSha = m.sha256;
       }
@@ -293,7 +335,13 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       cleanups.push(() => server!.stop());
       gateway = await startBenchGateway({ root, enginePort, paths: engine.paths });
       cleanups.push(() => gateway!.stop());
-      ep = { baseUrl: gateway.baseUrl, key: BENCH_KEY, ca: gateway.caPem, resolveTo: '127.0.0.1', model: engine.config.modelId };
+      ep = {
+        baseUrl: gateway.baseUrl,
+        key: BENCH_KEY,
+        ca: gateway.caPem,
+        resolveTo: '127.0.0.1',
+        model: engine.config.modelId,
+      };
       direct = { baseUrl: server.baseUrl, key: '', model: engine.config.modelId };
       log(`gateway ${gateway.baseUrl} (TLS with the generated CA ${gateway.caFile}) → llama-server ${server.baseUrl}`);
     } else {
@@ -307,7 +355,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const onVm = isLoopback(url);
       modelPath ??= onVm ? applianceModel() : undefined;
       if (onVm) {
-        llamaServerBin ??= existsSync('/opt/llama.cpp/bin/llama-server') ? '/opt/llama.cpp/bin/llama-server' : undefined;
+        llamaServerBin ??= existsSync('/opt/llama.cpp/bin/llama-server')
+          ? '/opt/llama.cpp/bin/llama-server'
+          : undefined;
         llamaBenchBin ??= existsSync('/opt/llama.cpp/bin/llama-bench') ? '/opt/llama.cpp/bin/llama-bench' : undefined;
       }
       const eu = opts.engineUrl ?? (onVm ? 'http://127.0.0.1:8080' : undefined);
@@ -318,7 +368,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     }
     const detected = await detectEngine(ep);
     kind = forced ? (opts.engine as EngineKind) : detected.kind;
-    kindDetail = forced ? `${opts.engine} (forced by --engine; the endpoint says: ${detected.detail})` : detected.detail;
+    kindDetail = forced
+      ? `${opts.engine} (forced by --engine; the endpoint says: ${detected.detail})`
+      : detected.detail;
     log(`engine behind the endpoint: ${kindDetail}`);
 
     // Model bytes read per generated token.
@@ -331,7 +383,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       bytesSource = `GGUF tensor table of ${path.basename(modelPath)}: ${fmt(wb.tensorBytes / 1e9, 3)} GB of tensors${wb.tiedOutput ? ' (output tied to the embeddings: all read per token)' : `, minus the ${fmt(wb.tokenEmbeddingBytes / 1e9, 3)} GB token-embedding matrix (one row read per token)`}`;
     }
     const client = openaiClient(ep);
-    const shortPrompt = () => [{ role: 'user' as const, content: `Write a long story about a lighthouse keeper. (${nonce()})` }];
+    const shortPrompt = () => [
+      { role: 'user' as const, content: `Write a long story about a lighthouse keeper. (${nonce()})` },
+    ];
     log('warm-up request through the endpoint …');
     await streamChat(client, ep.model, shortPrompt(), { maxTokens: 4 });
 
@@ -341,7 +395,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     if (canBandwidth) {
       mark('bandwidth');
       bw = await measureReadBandwidth({ workers: threads, bytesPerWorker: P.bwBytes, passes: P.bwPasses });
-      log(`read bandwidth: best ${fmt(bw.bestGBps, 1)} GB/s, median ${fmt(bw.medianGBps, 1)} GB/s (${threads} workers × ${bw.bytesPerWorker / 2 ** 20} MiB)`);
+      log(
+        `read bandwidth: best ${fmt(bw.bestGBps, 1)} GB/s, median ${fmt(bw.medianGBps, 1)} GB/s (${threads} workers × ${bw.bytesPerWorker / 2 ** 20} MiB)`,
+      );
       figures.push({
         n: '2a',
         id: 'read-bandwidth',
@@ -367,17 +423,30 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       if (haveBench) {
         for (const t of order) {
           const c0 = readCounters();
-          const run = await runLlamaBench(llamaBenchBin!, modelPath!, ['-t', String(t), '-p', String(P.promptTokensBench), '-n', String(P.genTokens), '-r', '1']);
+          const run = await runLlamaBench(llamaBenchBin!, modelPath!, [
+            '-t',
+            String(t),
+            '-p',
+            String(P.promptTokensBench),
+            '-n',
+            String(P.genTokens),
+            '-r',
+            '1',
+          ]);
           const others = windowBetween(c0, readCounters(), monitor.nCpu).othersCores;
           (tg[t] ??= []).push(tgRate(run, t));
           (pp[t] ??= []).push(ppRate(run, t));
           (tgOthers[t] ??= []).push(round(others, 2));
-          log(`  round ${r + 1}: llama-bench -t ${t}: tg ${tps(tgRate(run, t))}, pp ${tps(ppRate(run, t))}; others ${fmt(others)} cores`);
+          log(
+            `  round ${r + 1}: llama-bench -t ${t}: tg ${tps(tgRate(run, t))}, pp ${tps(ppRate(run, t))}; others ${fmt(others)} cores`,
+          );
         }
       }
       const s = await streamChat(client, ep.model, shortPrompt(), { maxTokens: P.genTokens });
       gw.push(s);
-      log(`  round ${r + 1}: through the endpoint: ${tps(s.genTokensPerSecond)} (${s.completionTokens} tokens, TTFT ${fmt(s.ttftMs, 0)} ms)${s.timings?.predicted_per_second ? `; engine says ${tps(s.timings.predicted_per_second)}` : ''}`);
+      log(
+        `  round ${r + 1}: through the endpoint: ${tps(s.genTokensPerSecond)} (${s.completionTokens} tokens, TTFT ${fmt(s.ttftMs, 0)} ms)${s.timings?.predicted_per_second ? `; engine says ${tps(s.timings.predicted_per_second)}` : ''}`,
+      );
     }
     const gwRate = median(gw.map((s) => s.genTokensPerSecond));
     const engineSays = median(gw.map((s) => s.timings?.predicted_per_second ?? NaN));
@@ -390,7 +459,14 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         value: round(gwRate / base),
         unit: '×',
         detail: `${tps(gwRate)} (openai client, stream, ${testbed ? 'TLS + key + SSE via nginx' : ep.baseUrl}) ÷ ${tps(base)} (llama-bench -t ${threads} -n ${P.genTokens}); medians of ${P.rounds} interleaved rounds`,
-        data: { gatewayTokS: gw.map((s) => s.genTokensPerSecond), engineReportedTokS: gw.map((s) => s.timings?.predicted_per_second ?? null), llamaBenchTgTokS: tg[threads], threads, genTokens: P.genTokens, phase: 'generation' },
+        data: {
+          gatewayTokS: gw.map((s) => s.genTokensPerSecond),
+          engineReportedTokS: gw.map((s) => s.timings?.predicted_per_second ?? null),
+          llamaBenchTgTokS: tg[threads],
+          threads,
+          genTokens: P.genTokens,
+          phase: 'generation',
+        },
       });
     } else if (Number.isFinite(engineSays)) {
       figures.push({
@@ -400,10 +476,20 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         value: round(gwRate / engineSays),
         unit: '×',
         detail: `${tps(gwRate)} at the client ÷ ${tps(engineSays)} (llama-server's timings.predicted_per_second in the same streams; no llama-bench on this machine)`,
-        data: { gatewayTokS: gw.map((s) => s.genTokensPerSecond), engineReportedTokS: gw.map((s) => s.timings?.predicted_per_second ?? null), phase: 'generation' },
+        data: {
+          gatewayTokS: gw.map((s) => s.genTokensPerSecond),
+          engineReportedTokS: gw.map((s) => s.timings?.predicted_per_second ?? null),
+          phase: 'generation',
+        },
       });
     } else {
-      skip('1', 'gateway-vs-llama-bench', 'generation through the gateway ÷ bare llama-bench tg', '×', 'no llama-bench and model file here, and the engine sends no timings (LocalAI)');
+      skip(
+        '1',
+        'gateway-vs-llama-bench',
+        'generation through the gateway ÷ bare llama-bench tg',
+        '×',
+        'no llama-bench and model file here, and the engine sends no timings (LocalAI)',
+      );
     }
 
     if (bw && bytesPerToken) {
@@ -415,10 +501,26 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         value: round(gwRate / bound),
         unit: '×',
         detail: `${tps(gwRate)} ÷ ${tps(bound)} (= ${fmt(bw.bestGBps, 1)} GB/s ÷ ${fmt(bytesPerToken / 1e9, 3)} GB read per token)${haveBench ? `; bare llama-bench: ${fmt(median(tg[threads]!) / bound)}` : ''}`,
-        data: { gatewayTokS: gwRate, boundTokS: bound, bytesPerToken, bandwidthGBps: bw.bestGBps, llamaBenchRatio: haveBench ? median(tg[threads]!) / bound : null, bytesSource, phase: 'generation' },
+        data: {
+          gatewayTokS: gwRate,
+          boundTokS: bound,
+          bytesPerToken,
+          bandwidthGBps: bw.bestGBps,
+          llamaBenchRatio: haveBench ? median(tg[threads]!) / bound : null,
+          bytesSource,
+          phase: 'generation',
+        },
       });
     } else {
-      skip('2', 'bandwidth-efficiency', 'generation ÷ memory-bandwidth bound', '×', !bw ? 'the bench does not run on the engine’s machine (bandwidth would be this machine’s)' : 'no local GGUF file to read the tensor bytes from (--model)');
+      skip(
+        '2',
+        'bandwidth-efficiency',
+        'generation ÷ memory-bandwidth bound',
+        '×',
+        !bw
+          ? 'the bench does not run on the engine’s machine (bandwidth would be this machine’s)'
+          : 'no local GGUF file to read the tensor bytes from (--model)',
+      );
     }
 
     if (haveBench) {
@@ -430,11 +532,18 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const ok = ratio >= 0.95;
       // The same verdict from the samples taken while other processes used at most a quarter of the CPUs.
       const quietLimit = 0.25 * monitor.nCpu;
-      const quietMed = Object.fromEntries(Object.entries(tg).map(([t, xs]) => [t, median(xs.filter((_, i) => (tgOthers[Number(t)]?.[i] ?? Infinity) <= quietLimit))]));
+      const quietMed = Object.fromEntries(
+        Object.entries(tg).map(([t, xs]) => [
+          t,
+          median(xs.filter((_, i) => (tgOthers[Number(t)]?.[i] ?? Infinity) <= quietLimit)),
+        ]),
+      );
       const quietAll = Object.values(quietMed).every((v) => Number.isFinite(v));
       const quietBest = quietAll ? Math.max(...Object.values(quietMed)) : NaN;
       const quietNote = quietAll
-        ? `; on the samples taken while others used ≤ ${fmt(quietLimit)} cores: ${Object.entries(quietMed).map(([t, v]) => `${t}t ${tps(v)}`).join(', ')} → default ÷ best ${fmt(quietMed[threads]! / quietBest)}`
+        ? `; on the samples taken while others used ≤ ${fmt(quietLimit)} cores: ${Object.entries(quietMed)
+            .map(([t, v]) => `${t}t ${tps(v)}`)
+            .join(', ')} → default ÷ best ${fmt(quietMed[threads]! / quietBest)}`
         : `; no thread count has a sample taken while others used ≤ ${fmt(quietLimit)} cores`;
       figures.push({
         n: '5',
@@ -445,17 +554,42 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         verdict: ok
           ? `OK: the default ${threads} thread(s) ${bestT === threads ? 'is the best' : `is within ${fmt((1 - ratio) * 100, 1)} % of the best (${bestT})`}`
           : `NOT OK: the default ${threads} thread(s) is ${fmt((1 - ratio) * 100, 1)} % below the best (${bestT} threads)`,
-        detail: `tg ${Object.entries(med).map(([t, v]) => `${t}t ${tps(v)}`).join(', ')}; pp ${Object.entries(pp).map(([t, v]) => `${t}t ${tps(median(v))}`).join(', ')}${quietNote}`,
-        data: { tgMedian: med, tg, pp, tgOthersCores: tgOthers, quietSampleTgMedian: quietAll ? quietMed : null, defaultThreads: threads, bestThreads: bestT, physicalCores: host.physicalCores, phase: 'generation' },
+        detail: `tg ${Object.entries(med)
+          .map(([t, v]) => `${t}t ${tps(v)}`)
+          .join(', ')}; pp ${Object.entries(pp)
+          .map(([t, v]) => `${t}t ${tps(median(v))}`)
+          .join(', ')}${quietNote}`,
+        data: {
+          tgMedian: med,
+          tg,
+          pp,
+          tgOthersCores: tgOthers,
+          quietSampleTgMedian: quietAll ? quietMed : null,
+          defaultThreads: threads,
+          bestThreads: bestT,
+          physicalCores: host.physicalCores,
+          phase: 'generation',
+        },
       });
     } else {
-      skip('5', 'thread-sweep', 'thread sweep: default ÷ best', '×', 'needs llama-bench and the model file on this machine (--llama-bench, --model)');
+      skip(
+        '5',
+        'thread-sweep',
+        'thread sweep: default ÷ best',
+        '×',
+        'needs llama-bench and the model file on this machine (--llama-bench, --model)',
+      );
     }
 
     // ---------------------------------------------------------------- 3: TTFT overhead
     if (direct) {
       mark('ttft');
-      const body = JSON.stringify({ model: ep.model, messages: [{ role: 'user', content: 'Write one word.' }], max_tokens: 2, stream: true });
+      const body = JSON.stringify({
+        model: ep.model,
+        messages: [{ role: 'user', content: 'Write one word.' }],
+        max_tokens: 2,
+        stream: true,
+      });
       const d: number[] = [];
       const g: number[] = [];
       try {
@@ -487,10 +621,22 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
           data: { gatewayMs: g, directMs: d, pairedMedianMs: paired, ratio: median(g) / median(d), phase: 'ttft' },
         });
       } catch (e) {
-        skip('3', 'ttft-overhead', 'TTFT through the gateway minus direct', 'ms', `the engine at ${direct.baseUrl} did not answer: ${(e as Error).message}`);
+        skip(
+          '3',
+          'ttft-overhead',
+          'TTFT through the gateway minus direct',
+          'ms',
+          `the engine at ${direct.baseUrl} did not answer: ${(e as Error).message}`,
+        );
       }
     } else {
-      skip('3', 'ttft-overhead', 'TTFT through the gateway minus direct', 'ms', 'the engine’s own port is not reachable from here (give --engine-url when running on the VM)');
+      skip(
+        '3',
+        'ttft-overhead',
+        'TTFT through the gateway minus direct',
+        'ms',
+        'the engine’s own port is not reachable from here (give --engine-url when running on the VM)',
+      );
     }
 
     // ---------------------------------------------------------------- 4: prompt cache
@@ -500,7 +646,9 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const t1msgs = firstTurn(sys.text);
       const t1 = await streamChat(client, ep.model, t1msgs, { maxTokens: 12, extra });
       const t2 = await streamChat(client, ep.model, secondTurn(t1msgs, t1.text), { maxTokens: 4, extra });
-      log(`  ${label}: turn 1 TTFT ${fmt(t1.ttftMs, 0)} ms (${t1.promptTokens} prompt tokens), turn 2 TTFT ${fmt(t2.ttftMs, 0)} ms (${t2.promptTokens} prompt tokens, ${t2.cachedTokens ?? '?'} cached)`);
+      log(
+        `  ${label}: turn 1 TTFT ${fmt(t1.ttftMs, 0)} ms (${t1.promptTokens} prompt tokens), turn 2 TTFT ${fmt(t2.ttftMs, 0)} ms (${t2.promptTokens} prompt tokens, ${t2.cachedTokens ?? '?'} cached)`,
+      );
       return { t1, t2, ratio: t2.ttftMs / t1.ttftMs, systemTokens: sys.tokens };
     };
     const on = await conversation('appliance settings (cache on)');
@@ -534,10 +682,22 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         value: round(off.ratio),
         unit: '×',
         detail: `${fmt(off.t2.ttftMs, 0)} ms ÷ ${fmt(off.t1.ttftMs, 0)} ms (${offHow}); the cache makes turn 2 ${fmt(off.t2.ttftMs / on.t2.ttftMs, 1)}× faster`,
-        data: { turn1: strip(off.t1), turn2: strip(off.t2), how: offHow, cacheSpeedupTurn2: off.t2.ttftMs / on.t2.ttftMs, phase: 'prompt-cache' },
+        data: {
+          turn1: strip(off.t1),
+          turn2: strip(off.t2),
+          how: offHow,
+          cacheSpeedupTurn2: off.t2.ttftMs / on.t2.ttftMs,
+          phase: 'prompt-cache',
+        },
       });
     } else {
-      skip('4b', 'prompt-cache-off', 'prompt cache off: turn-2 ÷ turn-1 TTFT', '×', 'LocalAI has no per-request switch for its prompt cache and the bench does not restart a remote engine');
+      skip(
+        '4b',
+        'prompt-cache-off',
+        'prompt cache off: turn-2 ÷ turn-1 TTFT',
+        '×',
+        'LocalAI has no per-request switch for its prompt cache and the bench does not restart a remote engine',
+      );
     }
 
     // ---------------------------------------------------------------- 7: LocalAI vs llama-server on the same VM
@@ -547,7 +707,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
         const cmpRoot = await tempRoot();
         try {
           const port = await freePort();
-          const cmp = await renderApplianceEngine({ root: cmpRoot, model: modelPath, enginePort: port, overrides: opts.threads !== undefined ? { ONEAPP_COPILOT_THREADS: String(opts.threads) } : {} });
+          const cmp = await renderApplianceEngine({
+            root: cmpRoot,
+            model: modelPath,
+            enginePort: port,
+            overrides: opts.threads !== undefined ? { ONEAPP_COPILOT_THREADS: String(opts.threads) } : {},
+          });
           const ls = await startEngine(llamaServerBin, cmp.args, port);
           try {
             const lsEp: Endpoint = { baseUrl: ls.baseUrl, key: '', model: cmp.config.modelId };
@@ -556,8 +721,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
             const a: number[] = [];
             const b: number[] = [];
             for (let r = 0; r < P.rounds; r++) {
-              a.push((await streamChat(client, ep.model, shortPrompt(), { maxTokens: P.genTokens })).genTokensPerSecond);
-              b.push((await streamChat(lsClient, lsEp.model, shortPrompt(), { maxTokens: P.genTokens })).genTokensPerSecond);
+              a.push(
+                (await streamChat(client, ep.model, shortPrompt(), { maxTokens: P.genTokens })).genTokensPerSecond,
+              );
+              b.push(
+                (await streamChat(lsClient, lsEp.model, shortPrompt(), { maxTokens: P.genTokens })).genTokensPerSecond,
+              );
             }
             figures.push({
               n: '7',
@@ -575,7 +744,13 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
           removeRoot(cmpRoot);
         }
       } else {
-        skip('7', 'localai-vs-llama-server', 'LocalAI ÷ llama-server on the same machine', '×', 'needs a llama-server binary (--llama-server) and the model file (--model) on this machine');
+        skip(
+          '7',
+          'localai-vs-llama-server',
+          'LocalAI ÷ llama-server on the same machine',
+          '×',
+          'needs a llama-server binary (--llama-server) and the model file (--model) on this machine',
+        );
       }
     }
 
@@ -595,7 +770,16 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     let tuning: TuningResult | undefined;
     if ((opts.tune ?? (!opts.quick && testbed)) && testbed && engine && llamaServerBin) {
       mark('tuning');
-      tuning = await tuneEngine({ binary: llamaServerBin, engine, pairs: opts.tunePairs ?? P.tunePairs, genTokens: opts.quick ? 16 : 32, promptTokens: opts.quick ? 64 : 192, nCpu: monitor.nCpu, only: opts.tuneVariants, log });
+      tuning = await tuneEngine({
+        binary: llamaServerBin,
+        engine,
+        pairs: opts.tunePairs ?? P.tunePairs,
+        genTokens: opts.quick ? 16 : 32,
+        promptTokens: opts.quick ? 64 : 192,
+        nCpu: monitor.nCpu,
+        only: opts.tuneVariants,
+        log,
+      });
     }
 
     // ---------------------------------------------------------------- 6: model-fetch vs wget
@@ -624,13 +808,21 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       const phase = f.data.phase as string | undefined;
       const p = quiet.phases.find((x) => x.phase === phase);
       if (p) f.load = { othersCoresMean: round(p.othersCoresMean, 2), load1Max: round(p.load1Max, 2) };
-      if (f.id === 'thread-sweep' && f.verdict?.startsWith('NOT OK') && p && p.othersCoresMean > quiet.thresholds.othersCoresMean) {
+      if (
+        f.id === 'thread-sweep' &&
+        f.verdict?.startsWith('NOT OK') &&
+        p &&
+        p.othersCoresMean > quiet.thresholds.othersCoresMean
+      ) {
         f.verdict += ` — measured while other processes used ${fmt(p.othersCoresMean)} of ${quiet.cpus} cores, which hurts the larger thread counts most; repeat on a quiet machine before acting on it`;
       }
     }
     figures.sort((a, b) => a.n.localeCompare(b.n, 'en', { numeric: true }));
     if (!quiet.quiet) notes.push(quiet.verdict);
-    if (opts.engine === 'localai' && testbed) notes.push('--engine localai on the test bed: the endpoint is really llama-server; this only exercises the LocalAI code path (LocalAI cannot run on this machine)');
+    if (opts.engine === 'localai' && testbed)
+      notes.push(
+        '--engine localai on the test bed: the endpoint is really llama-server; this only exercises the LocalAI code path (LocalAI cannot run on this machine)',
+      );
     return {
       tool: 'slm-bench',
       date: new Date().toISOString(),
@@ -640,7 +832,13 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
       machine: machineFacts(host),
       engine: { kind, detail: kindDetail, variant, threads, args: engine?.args, forced },
       endpoint: { url: ep.baseUrl, model: ep.model },
-      model: { path: modelPath ?? null, name: modelPath ? path.basename(modelPath) : ep.model, bytes: wb?.fileBytes ?? null, bytesPerToken, bytesSource },
+      model: {
+        path: modelPath ?? null,
+        name: modelPath ? path.basename(modelPath) : ep.model,
+        bytes: wb?.fileBytes ?? null,
+        bytesPerToken,
+        bytesSource,
+      },
       quiet,
       figures,
       tuning,
@@ -666,7 +864,9 @@ async function runTuneOnly(opts: BenchOptions): Promise<BenchReport> {
   let modelPath = opts.model;
   let sha: string | undefined;
   if (!modelPath) {
-    const m = opts.quick ? await ensureTinyModel({ llama, log: (x) => log(x) }) : await ensureDevstralShapedModel({ llama, log: (x) => log(x) });
+    const m = opts.quick
+      ? await ensureTinyModel({ llama, log: (x) => log(x) })
+      : await ensureDevstralShapedModel({ llama, log: (x) => log(x) });
     modelPath = m.path;
     sha = m.sha256;
   }
@@ -700,9 +900,22 @@ async function runTuneOnly(opts: BenchOptions): Promise<BenchReport> {
       mode: 'testbed',
       durationSeconds: round((performance.now() - t0) / 1000, 1),
       machine: machineFacts(host),
-      engine: { kind: 'llama-server', detail: `llama-server (${llama.release})`, variant, threads: engine.plan.threads, args: engine.args, forced: false },
+      engine: {
+        kind: 'llama-server',
+        detail: `llama-server (${llama.release})`,
+        variant,
+        threads: engine.plan.threads,
+        args: engine.args,
+        forced: false,
+      },
       endpoint: { url: '(none: --tune-only)', model: engine.config.modelId },
-      model: { path: modelPath, name: path.basename(modelPath), bytes: wb.fileBytes, bytesPerToken: wb.bytesPerToken, bytesSource: 'GGUF tensor table' },
+      model: {
+        path: modelPath,
+        name: path.basename(modelPath),
+        bytes: wb.fileBytes,
+        bytesPerToken: wb.bytesPerToken,
+        bytesSource: 'GGUF tensor table',
+      },
       quiet,
       figures: [],
       tuning,
@@ -756,20 +969,50 @@ async function tuneEngine(opts: {
     { name: 'ubatch 1024', change: '-ub 1024', args: withFlag(base, '--ubatch-size', '1024', ['-ub']) },
     { name: 'poll 0', change: '--poll 0', args: withFlag(base, '--poll', '0') },
     ...(opts.nCpu !== t
-      ? [{ name: 'threads-batch = logical CPUs', change: `--threads-batch ${opts.nCpu}`, args: withFlag(base, '--threads-batch', String(opts.nCpu), ['-tb']) }]
+      ? [
+          {
+            name: 'threads-batch = logical CPUs',
+            change: `--threads-batch ${opts.nCpu}`,
+            args: withFlag(base, '--threads-batch', String(opts.nCpu), ['-tb']),
+          },
+        ]
       : []),
     ...(t > 1
-      ? [{ name: `threads ${t - 1}`, change: `--threads ${t - 1} --threads-batch ${t - 1}`, args: withFlag(withFlag(base, '--threads', String(t - 1), ['-t']), '--threads-batch', String(t - 1), ['-tb']) }]
+      ? [
+          {
+            name: `threads ${t - 1}`,
+            change: `--threads ${t - 1} --threads-batch ${t - 1}`,
+            args: withFlag(withFlag(base, '--threads', String(t - 1), ['-t']), '--threads-batch', String(t - 1), [
+              '-tb',
+            ]),
+          },
+        ]
       : []),
   ];
-  const variants = opts.only?.length ? all.filter((v, i) => i === 0 || opts.only!.some((o) => v.name === o || v.change === o)) : all;
+  const variants = opts.only?.length
+    ? all.filter((v, i) => i === 0 || opts.only!.some((o) => v.name === o || v.change === o))
+    : all;
   if (opts.only?.length && variants.length - 1 < opts.only.length) {
-    throw new Error(`unknown --tune-variants entry; known: ${all.slice(1).map((v) => `"${v.name}"`).join(', ')}`);
+    throw new Error(
+      `unknown --tune-variants entry; known: ${all
+        .slice(1)
+        .map((v) => `"${v.name}"`)
+        .join(', ')}`,
+    );
   }
   const filler = 'The quick brown fox jumps over the lazy dog while the lighthouse keeper counts ships. ';
   const measure = async (ep: Endpoint) => {
-    const gen = await postJson(ep, '/completion', { prompt: `Once upon a time (${nonce()})`, n_predict: opts.genTokens, cache_prompt: false, temperature: 0 });
-    const pr = await postJson(ep, '/completion', { prompt: `(${nonce()}) ${filler.repeat(Math.ceil(opts.promptTokens / 18))}`, n_predict: 1, cache_prompt: false });
+    const gen = await postJson(ep, '/completion', {
+      prompt: `Once upon a time (${nonce()})`,
+      n_predict: opts.genTokens,
+      cache_prompt: false,
+      temperature: 0,
+    });
+    const pr = await postJson(ep, '/completion', {
+      prompt: `(${nonce()}) ${filler.repeat(Math.ceil(opts.promptTokens / 18))}`,
+      n_predict: 1,
+      cache_prompt: false,
+    });
     return {
       tg: (gen.body as { timings?: { predicted_per_second?: number } }).timings?.predicted_per_second ?? NaN,
       pp: (pr.body as { timings?: { prompt_per_second?: number } }).timings?.prompt_per_second ?? NaN,
@@ -800,9 +1043,13 @@ async function tuneEngine(opts: {
           const [mv, mb] = first === ep ? [m1, m2] : [m2, m1];
           const others = windowBetween(a, readCounters(), opts.nCpu).othersCores;
           row.pairs.push({ tg: mv.tg, tgBaseline: mb.tg, pp: mv.pp, ppBaseline: mb.pp, othersCores: round(others, 2) });
-          log(`  ${v.name.padEnd(30)} pair ${i + 1}: tg ${tps(mv.tg)} vs ${tps(mb.tg)} (${fmt(mv.tg / mb.tg)}×), pp ${tps(mv.pp)} vs ${tps(mb.pp)} (${fmt(mv.pp / mb.pp)}×); others ${fmt(others)} cores`);
+          log(
+            `  ${v.name.padEnd(30)} pair ${i + 1}: tg ${tps(mv.tg)} vs ${tps(mb.tg)} (${fmt(mv.tg / mb.tg)}×), pp ${tps(mv.pp)} vs ${tps(mb.pp)} (${fmt(mv.pp / mb.pp)}×); others ${fmt(others)} cores`,
+          );
         }
-        log(`  ${v.name}: ready in ${fmt(row.loadMs / 1000, 1)} s (the rendered baseline: ${fmt(baseLoadMs / 1000, 1)} s)`);
+        log(
+          `  ${v.name}: ready in ${fmt(row.loadMs / 1000, 1)} s (the rendered baseline: ${fmt(baseLoadMs / 1000, 1)} s)`,
+        );
       } catch (e) {
         row.error = (e as Error).message.split('\n').slice(0, 3).join(' ');
         log(`  ${v.name}: failed: ${row.error}`);
@@ -830,11 +1077,18 @@ async function tuneEngine(opts: {
         if (part.startsWith('prompt')) return v.ppRatio > ppHi || v.ppRatio < ppLo;
         return true;
       });
-      if (parts.length === 0 && v.note !== 'within noise' && !v.note.startsWith('one pair')) v.note = `within the A/A control's spread (${v.note})`;
+      if (parts.length === 0 && v.note !== 'within noise' && !v.note.startsWith('one pair'))
+        v.note = `within the A/A control's spread (${v.note})`;
       else if (parts.length) v.note = parts.join('; ');
     }
   }
-  return { pairs: opts.pairs, genTokens: opts.genTokens, promptTokens: opts.promptTokens, baselineLoadMs: round(baseLoadMs, 0), variants: out };
+  return {
+    pairs: opts.pairs,
+    genTokens: opts.genTokens,
+    promptTokens: opts.promptTokens,
+    baselineLoadMs: round(baseLoadMs, 0),
+    variants: out,
+  };
 }
 
 /** Paired ratios: a variant is better/worse only when every pair agrees (beyond ±5 %) and the median moves more than 10 %. */
@@ -851,7 +1105,8 @@ function summarise(row: TuningVariant): TuningResult['variants'][number] {
     ? `failed: ${row.error}`
     : row.name.startsWith('control')
       ? `A/A control: the method's own bias and noise (generation ${fmt(median(tgR))}×, prompt ${fmt(median(ppR))}×)`
-    : [verdict(tgR, 'generation'), verdict(ppR, 'prompt')].filter(Boolean).join('; ') || (row.pairs.length < 2 ? 'one pair: no verdict' : 'within noise');
+      : [verdict(tgR, 'generation'), verdict(ppR, 'prompt')].filter(Boolean).join('; ') ||
+        (row.pairs.length < 2 ? 'one pair: no verdict' : 'within noise');
   return {
     ...row,
     loadMs: round(row.loadMs, 0),

@@ -6,7 +6,13 @@ import { mkdir, mkdtemp, readFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { appliancePaths, parseContext, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
-import { loadChatTemplate, modelFactsFromManifest, renderEngine, type EnginePlan, type EngineRender } from '@slm-copilot/localai-install';
+import {
+  loadChatTemplate,
+  modelFactsFromManifest,
+  renderEngine,
+  type EnginePlan,
+  type EngineRender,
+} from '@slm-copilot/localai-install';
 import { buildManifest } from '@slm-copilot/model-fetch';
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
 import { applyFileSet, createLogger, gatherHostFacts, type HostFacts } from '@slm-copilot/task-kit';
@@ -61,18 +67,27 @@ export async function renderApplianceEngine(opts: {
   enginePort: number;
   overrides?: Record<string, string>;
 }): Promise<ApplianceEngine> {
-  const config = parseContext({ ONEAPP_COPILOT_PASSWORD: BENCH_KEY, ...opts.overrides, ONEAPP_COPILOT_ENGINE: 'llama-server' });
+  const config = parseContext({
+    ONEAPP_COPILOT_PASSWORD: BENCH_KEY,
+    ...opts.overrides,
+    ONEAPP_COPILOT_ENGINE: 'llama-server',
+  });
   const base = appliancePaths(opts.root);
   const paths: AppliancePaths = { ...base, engine: { ...base.engine, port: opts.enginePort } };
   const manifest = await buildManifest(opts.model, opts.sha256 ? { sha256: opts.sha256 } : {});
   const model = modelFactsFromManifest(manifest);
   const host = await gatherHostFacts();
   const render = renderEngine({ config, model, host, paths, chatTemplate: await chatTemplate() });
-  await applyFileSet('/', render.files.filter((f) => f.path === paths.engine.chatTemplate));
+  await applyFileSet(
+    '/',
+    render.files.filter((f) => f.path === paths.engine.chatTemplate),
+  );
   await mkdir(paths.modelsDir, { recursive: true });
-  await symlink(path.resolve(opts.model), path.join(paths.modelsDir, model.fileName)).catch((e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EEXIST') throw e;
-  });
+  await symlink(path.resolve(opts.model), path.join(paths.modelsDir, model.fileName)).catch(
+    (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EEXIST') throw e;
+    },
+  );
   const unit = render.files.find((f) => f.path.endsWith(render.unit));
   const line = unit?.text.split('\n').find((l) => l.startsWith('ExecStart='));
   if (!line) throw new Error('the rendered engine unit has no ExecStart');
@@ -133,7 +148,11 @@ export interface BenchGateway {
  * rendered site (renderGateway) with the context's defaults — except the per-key rate limit, raised
  * to 100000/min so the benchmark's bursts are not refused (the limit_req code path stays on).
  */
-export async function startBenchGateway(opts: { root: string; enginePort: number; paths: AppliancePaths }): Promise<BenchGateway> {
+export async function startBenchGateway(opts: {
+  root: string;
+  enginePort: number;
+  paths: AppliancePaths;
+}): Promise<BenchGateway> {
   const { root, paths } = opts;
   const [httpsPort, httpPort] = [await freePort(), await freePort()];
   const config = parseContext({

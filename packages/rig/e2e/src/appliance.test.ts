@@ -60,10 +60,15 @@ async function waitReady(timeoutMs: number): Promise<number> {
   const started = performance.now();
   for (;;) {
     try {
-      const state = await vm.ssh('systemctl show -p ActiveState --value slm-copilot-context; cat /etc/one-appliance/status', { nothrow: true });
+      const state = await vm.ssh(
+        'systemctl show -p ActiveState --value slm-copilot-context; cat /etc/one-appliance/status',
+        { nothrow: true },
+      );
       const [unit, status] = state.stdout.trim().split('\n');
       // active (oneshot, RemainAfterExit) or failed = it ran in THIS boot; inactive = not yet started
-      const finished = (unit === 'active' || unit === 'failed') && /^(bootstrap_success|bootstrap_failure|configure_failure)$/.test(status ?? '');
+      const finished =
+        (unit === 'active' || unit === 'failed') &&
+        /^(bootstrap_success|bootstrap_failure|configure_failure)$/.test(status ?? '');
       if (finished) {
         caPem = (await vm.ssh('cat /etc/slm-copilot/tls/ca.crt')).stdout;
         const r = await httpsGet(url('/readyz'), trust());
@@ -73,7 +78,10 @@ async function waitReady(timeoutMs: number): Promise<number> {
       // not up yet
     }
     if (performance.now() - started > timeoutMs) {
-      const status = await vm.ssh('cat /etc/one-appliance/status; tail -n 40 /var/log/one-appliance/*.log; systemctl --no-pager status slm-copilot-engine nginx slm-copilot-context | tail -n 40', { nothrow: true });
+      const status = await vm.ssh(
+        'cat /etc/one-appliance/status; tail -n 40 /var/log/one-appliance/*.log; systemctl --no-pager status slm-copilot-engine nginx slm-copilot-context | tail -n 40',
+        { nothrow: true },
+      );
       throw new Error(`not ready within ${formatDuration(timeoutMs)}\n${status.stdout}${status.stderr}`);
     }
     await new Promise((r) => setTimeout(r, 3000));
@@ -82,12 +90,17 @@ async function waitReady(timeoutMs: number): Promise<number> {
 
 async function report(): Promise<Record<string, Record<string, string>>> {
   const text = (await vm.ssh('cat /etc/one-appliance/config')).stdout;
-  const script = 'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
+  const script =
+    'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
   return JSON.parse((await $({ input: text, quiet: true })`python3 -c ${script}`).stdout);
 }
 
 async function fingerprints() {
-  return (await vm.ssh('sha256sum /etc/slm-copilot/tls/server.crt /etc/slm-copilot/tls/ca.crt /var/lib/slm-copilot/api-key /etc/systemd/system/slm-copilot-engine.service /etc/nginx/conf.d/slm-copilot.conf')).stdout;
+  return (
+    await vm.ssh(
+      'sha256sum /etc/slm-copilot/tls/server.crt /etc/slm-copilot/tls/ca.crt /var/lib/slm-copilot/api-key /etc/systemd/system/slm-copilot-engine.service /etc/nginx/conf.d/slm-copilot.conf',
+    )
+  ).stdout;
 }
 
 beforeAll(async () => {
@@ -102,152 +115,219 @@ afterAll(async () => {
 }, 5 * MIN);
 
 describe('[slow] the appliance image, booted', () => {
-  it('build:image --profile test (default engine) makes one QCOW2: both engines planned, real checksums, clean-up done', async () => {
-    const started = performance.now();
-    const env = readBuildEnv({
-      file: path.join(work, 'no.env'),
-      // only the cache of this run (the build makes it the cache of every package it calls, the SSH key's too)
-      env: process.env.SLM_COPILOT_CACHE ? { SLM_COPILOT_CACHE: process.env.SLM_COPILOT_CACHE } : {},
-      flags: { profile: 'test', contextSize: 4096, outputDir: path.join(work, 'output') },
-    });
-    built = await buildApplianceImage(env, log, { ...defaultDeps(), buildKeyDir: path.join(work, 'build-key') });
-    figures['image build'] = formatDuration(performance.now() - started);
-    figures['packer phases'] = built.packer.phases.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ');
-    // one recipe: both engines in the plan; LocalAI is the stand-in only because it cannot be downloaded here
-    expect(built.plan).toMatchObject({ profile: 'test', engineDefault: 'localai', localai: { kind: 'stand-in' } });
-    expect(built.plan.llamaServer.file).toMatch(/^llama-server-.*dispatch\.tar\.xz$/);
-    expect(built.plan.mirrors).toEqual(['/var/tmp/slm-copilot-build/mirror']);
-    // the artifacts reached the build VM through the staged mirror disk
-    expect(built.packer.mirrorDisk?.files).toEqual(expect.arrayContaining([built.plan.llamaServer.file, built.plan.model.file]));
-    expect(built.packer.output).toContain('slm-cleanup: done');
-    const market = parseYaml(await readFile(built.marketplaceFile, 'utf8'));
-    const sha = (await $({ quiet: true })`sha256sum ${built.image.file}`).stdout.split(' ')[0];
-    const md5 = (await $({ quiet: true })`md5sum ${built.image.file}`).stdout.split(' ')[0];
-    expect(market.images[0].checksum).toEqual({ md5, sha256: sha });
-    expect(market.opennebula_template.cpu_model).toEqual({ model: 'host-passthrough' });
-    expect(market.opennebula_template.user_inputs.oneapp_copilot_context_size).toMatch(/\|4096$/);
-    const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${built.image.file}`).stdout);
-    expect(info.format).toBe('qcow2');
-    expect(info['backing-filename']).toBeUndefined(); // standalone: convert flattened the backing chain
-  }, 90 * MIN);
+  it(
+    'build:image --profile test (default engine) makes one QCOW2: both engines planned, real checksums, clean-up done',
+    async () => {
+      const started = performance.now();
+      const env = readBuildEnv({
+        file: path.join(work, 'no.env'),
+        // only the cache of this run (the build makes it the cache of every package it calls, the SSH key's too)
+        env: process.env.SLM_COPILOT_CACHE ? { SLM_COPILOT_CACHE: process.env.SLM_COPILOT_CACHE } : {},
+        flags: { profile: 'test', contextSize: 4096, outputDir: path.join(work, 'output') },
+      });
+      built = await buildApplianceImage(env, log, { ...defaultDeps(), buildKeyDir: path.join(work, 'build-key') });
+      figures['image build'] = formatDuration(performance.now() - started);
+      figures['packer phases'] = built.packer.phases.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ');
+      // one recipe: both engines in the plan; LocalAI is the stand-in only because it cannot be downloaded here
+      expect(built.plan).toMatchObject({ profile: 'test', engineDefault: 'localai', localai: { kind: 'stand-in' } });
+      expect(built.plan.llamaServer.file).toMatch(/^llama-server-.*dispatch\.tar\.xz$/);
+      expect(built.plan.mirrors).toEqual(['/var/tmp/slm-copilot-build/mirror']);
+      // the artifacts reached the build VM through the staged mirror disk
+      expect(built.packer.mirrorDisk?.files).toEqual(
+        expect.arrayContaining([built.plan.llamaServer.file, built.plan.model.file]),
+      );
+      expect(built.packer.output).toContain('slm-cleanup: done');
+      const market = parseYaml(await readFile(built.marketplaceFile, 'utf8'));
+      const sha = (await $({ quiet: true })`sha256sum ${built.image.file}`).stdout.split(' ')[0];
+      const md5 = (await $({ quiet: true })`md5sum ${built.image.file}`).stdout.split(' ')[0];
+      expect(market.images[0].checksum).toEqual({ md5, sha256: sha });
+      expect(market.opennebula_template.cpu_model).toEqual({ model: 'host-passthrough' });
+      expect(market.opennebula_template.user_inputs.oneapp_copilot_context_size).toMatch(/\|4096$/);
+      const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${built.image.file}`).stdout);
+      expect(info.format).toBe('qcow2');
+      expect(info['backing-filename']).toBeUndefined(); // standalone: convert flattened the backing chain
+    },
+    90 * MIN,
+  );
 
-  it('first boot, default engine: the LocalAI stand-in fails, llama-server serves (AVX2 variant under TCG), the report says so and shows the key', async () => {
-    const cd = await contextCd('first', baseContext);
-    vm = await bootVm({ image: built.image.file, cdrom: cd, forwards: { 443: 0 }, memoryMb: 3072, cpus: 2, log, maxLifetimeMs: 80 * MIN });
-    figures['boot to SSH'] = formatDuration(await vm.waitForSsh(20 * MIN));
-    figures['boot to ready'] = formatDuration(await waitReady(20 * MIN));
+  it(
+    'first boot, default engine: the LocalAI stand-in fails, llama-server serves (AVX2 variant under TCG), the report says so and shows the key',
+    async () => {
+      const cd = await contextCd('first', baseContext);
+      vm = await bootVm({
+        image: built.image.file,
+        cdrom: cd,
+        forwards: { 443: 0 },
+        memoryMb: 3072,
+        cpus: 2,
+        log,
+        maxLifetimeMs: 80 * MIN,
+      });
+      figures['boot to SSH'] = formatDuration(await vm.waitForSsh(20 * MIN));
+      figures['boot to ready'] = formatDuration(await waitReady(20 * MIN));
 
-    const ini = await report();
-    expect(ini.Connection).toMatchObject({ endpoint: `https://${HOSTNAME}/v1`, model_id: 'devstral-small-2', context_window: '4096' });
-    // the fallback, named with its reason in the report, the banner and the stage log
-    expect(ini.Engine).toMatchObject({ requested: 'localai', serving: 'llama-server', fallback: 'yes' });
-    expect(ini.Engine!.fallback_reason).toMatch(/^(exited|start failed|binary missing or not executable): /);
-    figures['fallback reason'] = ini.Engine!.fallback_reason!;
-    expect(ini.Status!.state).toMatch(/^ready: serving with the fallback engine llama-server/);
-    expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/FALLBACK/);
-    expect((await vm.ssh('cat /var/log/one-appliance/*.log')).stdout).toMatch(/engine localai did not become ready .*falling back to llama-server/);
-    // the stand-in is named as one in the image
-    expect((await vm.ssh('head -n 5 /opt/local-ai/bin/local-ai')).stdout).toMatch(/STAND-IN, not LocalAI/);
-    // one dispatching llama-server: under TCG (AVX2, no AVX-512) its loader picks the haswell variant
-    expect(ini.Engine!.cpu_variant).toBe('haswell');
-    const pid = (await vm.ssh('systemctl show -p MainPID --value slm-copilot-engine')).stdout.trim();
-    const maps = (await vm.ssh(`grep -o 'libggml-cpu-[a-z0-9_]*\\.so' /proc/${pid}/maps | sort -u`)).stdout.trim();
-    expect(maps).toBe('libggml-cpu-haswell.so');
-    expect(ini.TLS!.mode).toBe('self-signed');
-    const apiKey = ini.Connection!.api_key!;
-    expect(apiKey).toMatch(/^sk-[A-Za-z0-9]{40}$/);
-    expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
-    expect((await vm.ssh('stat -c %a /etc/one-appliance/config')).stdout.trim()).toBe('600');
+      const ini = await report();
+      expect(ini.Connection).toMatchObject({
+        endpoint: `https://${HOSTNAME}/v1`,
+        model_id: 'devstral-small-2',
+        context_window: '4096',
+      });
+      // the fallback, named with its reason in the report, the banner and the stage log
+      expect(ini.Engine).toMatchObject({ requested: 'localai', serving: 'llama-server', fallback: 'yes' });
+      expect(ini.Engine!.fallback_reason).toMatch(/^(exited|start failed|binary missing or not executable): /);
+      figures['fallback reason'] = ini.Engine!.fallback_reason!;
+      expect(ini.Status!.state).toMatch(/^ready: serving with the fallback engine llama-server/);
+      expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/FALLBACK/);
+      expect((await vm.ssh('cat /var/log/one-appliance/*.log')).stdout).toMatch(
+        /engine localai did not become ready .*falling back to llama-server/,
+      );
+      // the stand-in is named as one in the image
+      expect((await vm.ssh('head -n 5 /opt/local-ai/bin/local-ai')).stdout).toMatch(/STAND-IN, not LocalAI/);
+      // one dispatching llama-server: under TCG (AVX2, no AVX-512) its loader picks the haswell variant
+      expect(ini.Engine!.cpu_variant).toBe('haswell');
+      const pid = (await vm.ssh('systemctl show -p MainPID --value slm-copilot-engine')).stdout.trim();
+      const maps = (await vm.ssh(`grep -o 'libggml-cpu-[a-z0-9_]*\\.so' /proc/${pid}/maps | sort -u`)).stdout.trim();
+      expect(maps).toBe('libggml-cpu-haswell.so');
+      expect(ini.TLS!.mode).toBe('self-signed');
+      const apiKey = ini.Connection!.api_key!;
+      expect(apiKey).toMatch(/^sk-[A-Za-z0-9]{40}$/);
+      expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
+      expect((await vm.ssh('stat -c %a /etc/one-appliance/config')).stdout.trim()).toBe('600');
 
-    const noKey = await httpsGet(url('/v1/models'), trust());
-    expect(noKey.status).toBe(401);
+      const noKey = await httpsGet(url('/v1/models'), trust());
+      expect(noKey.status).toBe(401);
 
-    const client = new OpenAI({ baseURL: url('/v1'), apiKey, maxRetries: 0, fetch: trustingFetch(trust()) });
-    const stream = await client.chat.completions.create({
-      model: 'devstral-small-2',
-      stream: true,
-      stream_options: { include_usage: true },
-      max_tokens: 8,
-      messages: [{ role: 'user', content: 'Say hello' }],
-    });
-    let chunks = 0;
-    let usage = 0;
-    for await (const chunk of stream) {
-      chunks++;
-      usage = chunk.usage?.completion_tokens ?? usage;
-    }
-    expect(chunks).toBeGreaterThan(1);
-    expect(usage).toBeGreaterThan(0);
-  }, 60 * MIN);
+      const client = new OpenAI({ baseURL: url('/v1'), apiKey, maxRetries: 0, fetch: trustingFetch(trust()) });
+      const stream = await client.chat.completions.create({
+        model: 'devstral-small-2',
+        stream: true,
+        stream_options: { include_usage: true },
+        max_tokens: 8,
+        messages: [{ role: 'user', content: 'Say hello' }],
+      });
+      let chunks = 0;
+      let usage = 0;
+      for await (const chunk of stream) {
+        chunks++;
+        usage = chunk.usage?.completion_tokens ?? usage;
+      }
+      expect(chunks).toBeGreaterThan(1);
+      expect(usage).toBeGreaterThan(0);
+    },
+    60 * MIN,
+  );
 
-  it('the Packer pipeline left a clean image: loopback-only forwards, no staging, build key gone, no password or history, fresh identity, CONTEXT CD read verbatim', async () => {
-    const listening = (await $({ quiet: true })`ss -Hltnp`).stdout.split('\n').filter((l) => l.includes(`pid=${vm.pid},`));
-    expect(listening.length).toBeGreaterThan(0);
-    for (const l of listening) expect(l).toMatch(/\s127\.0\.0\.1:\d+\s/);
-    expect((await vm.ssh('test -e /var/tmp/slm-copilot-build', { nothrow: true })).exitCode).not.toBe(0);
-    expect((await vm.ssh('blkid -L CONTEXT')).stdout.trim()).toBe('/dev/sr0');
-    const onCd = await vm.ssh('mkdir -p /mnt/ctx && mount -o ro LABEL=CONTEXT /mnt/ctx && cat /mnt/ctx/context.sh; umount /mnt/ctx');
-    expect(onCd.stdout).toBe(renderContextSh(baseContext, { sshPublicKey: key.publicKey })); // the tricky value verbatim, never run
-    const authorized = (await vm.ssh('cat /root/.ssh/authorized_keys')).stdout;
-    expect(authorized).toContain(key.publicKey);
-    expect(authorized).not.toContain(built.packer.buildPublicKey.split(' ')[1]);
-    const buildKey = { privateKeyFile: built.packer.buildPrivateKeyFile!, publicKey: built.packer.buildPublicKey };
-    const withBuildKey = await vm.ssh('true', { nothrow: true, timeoutMs: 60_000, key: buildKey });
-    expect(withBuildKey.exitCode).toBe(255);
-    expect(withBuildKey.stderr).toMatch(/Permission denied/);
-    expect((await vm.ssh('getent shadow root | cut -d: -f2')).stdout.trim()).toBe('*');
-    expect((await vm.ssh('test -e /root/.bash_history', { nothrow: true })).exitCode).not.toBe(0);
-    const hostKey = (await vm.ssh('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1];
-    expect(hostKey).toMatch(/^SHA256:/);
-    expect(hostKey).not.toBe(built.packer.buildHostKey);
-    expect((await vm.ssh('cat /etc/machine-id')).stdout.trim()).toMatch(/^[0-9a-f]{32}$/);
-  }, 10 * MIN);
+  it(
+    'the Packer pipeline left a clean image: loopback-only forwards, no staging, build key gone, no password or history, fresh identity, CONTEXT CD read verbatim',
+    async () => {
+      const listening = (await $({ quiet: true })`ss -Hltnp`).stdout
+        .split('\n')
+        .filter((l) => l.includes(`pid=${vm.pid},`));
+      expect(listening.length).toBeGreaterThan(0);
+      for (const l of listening) expect(l).toMatch(/\s127\.0\.0\.1:\d+\s/);
+      expect((await vm.ssh('test -e /var/tmp/slm-copilot-build', { nothrow: true })).exitCode).not.toBe(0);
+      expect((await vm.ssh('blkid -L CONTEXT')).stdout.trim()).toBe('/dev/sr0');
+      const onCd = await vm.ssh(
+        'mkdir -p /mnt/ctx && mount -o ro LABEL=CONTEXT /mnt/ctx && cat /mnt/ctx/context.sh; umount /mnt/ctx',
+      );
+      expect(onCd.stdout).toBe(renderContextSh(baseContext, { sshPublicKey: key.publicKey })); // the tricky value verbatim, never run
+      const authorized = (await vm.ssh('cat /root/.ssh/authorized_keys')).stdout;
+      expect(authorized).toContain(key.publicKey);
+      expect(authorized).not.toContain(built.packer.buildPublicKey.split(' ')[1]);
+      const buildKey = { privateKeyFile: built.packer.buildPrivateKeyFile!, publicKey: built.packer.buildPublicKey };
+      const withBuildKey = await vm.ssh('true', { nothrow: true, timeoutMs: 60_000, key: buildKey });
+      expect(withBuildKey.exitCode).toBe(255);
+      expect(withBuildKey.stderr).toMatch(/Permission denied/);
+      expect((await vm.ssh('getent shadow root | cut -d: -f2')).stdout.trim()).toBe('*');
+      expect((await vm.ssh('test -e /root/.bash_history', { nothrow: true })).exitCode).not.toBe(0);
+      const hostKey = (await vm.ssh('ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub')).stdout.split(' ')[1];
+      expect(hostKey).toMatch(/^SHA256:/);
+      expect(hostKey).not.toBe(built.packer.buildHostKey);
+      expect((await vm.ssh('cat /etc/machine-id')).stdout.trim()).toMatch(/^[0-9a-f]{32}$/);
+    },
+    10 * MIN,
+  );
 
-  it('reboot: reconfigure is idempotent (same key, certificate and rendered files)', async () => {
-    const before = await fingerprints();
-    figures['reboot to SSH'] = formatDuration(await vm.reboot(20 * MIN));
-    figures['reboot to ready'] = formatDuration(await waitReady(20 * MIN));
-    expect(await fingerprints()).toBe(before);
-    expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
-  }, 45 * MIN);
+  it(
+    'reboot: reconfigure is idempotent (same key, certificate and rendered files)',
+    async () => {
+      const before = await fingerprints();
+      figures['reboot to SSH'] = formatDuration(await vm.reboot(20 * MIN));
+      figures['reboot to ready'] = formatDuration(await waitReady(20 * MIN));
+      expect(await fingerprints()).toBe(before);
+      expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('bootstrap_success');
+    },
+    45 * MIN,
+  );
 
-  it('a new CD with ONEAPP_COPILOT_ENGINE=llama-server and a bigger context: served by the chosen engine, no fallback', async () => {
-    await vm.restart({ cdrom: await contextCd('llama', { ...baseContext, ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_CONTEXT_SIZE: '8192' }) });
-    await vm.waitForSsh(20 * MIN);
-    await waitReady(20 * MIN);
-    const ini = await report();
-    expect(ini.Connection!.context_window).toBe('8192');
-    expect(ini.Engine).toMatchObject({ requested: 'llama-server', serving: 'llama-server', fallback: 'no' });
-    expect(ini.Engine!.fallback_reason).toBeUndefined();
-    expect(ini.Status!.state).toBe('ready');
-    expect((await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout).toMatch(/--ctx-size 8192 /);
-  }, 45 * MIN);
+  it(
+    'a new CD with ONEAPP_COPILOT_ENGINE=llama-server and a bigger context: served by the chosen engine, no fallback',
+    async () => {
+      await vm.restart({
+        cdrom: await contextCd('llama', {
+          ...baseContext,
+          ONEAPP_COPILOT_ENGINE: 'llama-server',
+          ONEAPP_COPILOT_CONTEXT_SIZE: '8192',
+        }),
+      });
+      await vm.waitForSsh(20 * MIN);
+      await waitReady(20 * MIN);
+      const ini = await report();
+      expect(ini.Connection!.context_window).toBe('8192');
+      expect(ini.Engine).toMatchObject({ requested: 'llama-server', serving: 'llama-server', fallback: 'no' });
+      expect(ini.Engine!.fallback_reason).toBeUndefined();
+      expect(ini.Status!.state).toBe('ready');
+      expect((await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout).toMatch(/--ctx-size 8192 /);
+    },
+    45 * MIN,
+  );
 
-  it('a bad value is refused and reported while the service keeps serving the last good configuration', async () => {
-    await vm.restart({ cdrom: await contextCd('bad', { ...baseContext, ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_CONTEXT_SIZE: 'lots' }) });
-    await vm.waitForSsh(20 * MIN);
-    await waitReady(20 * MIN); // still serving: the units are enabled with the last good files
-    const ini = await report();
-    expect(ini.Status!.error_1).toMatch(/ONEAPP_COPILOT_CONTEXT_SIZE = "lots": expected an integer/);
-    expect(ini.Connection!.context_window).toBe('8192');
-    expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('configure_failure');
-    expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/);
-    const models = await httpsGet(url('/v1/models'), { ...trust(), headers: { authorization: `Bearer ${ini.Connection!.api_key}` } });
-    expect(models.status).toBe(200);
-  }, 45 * MIN);
+  it(
+    'a bad value is refused and reported while the service keeps serving the last good configuration',
+    async () => {
+      await vm.restart({
+        cdrom: await contextCd('bad', {
+          ...baseContext,
+          ONEAPP_COPILOT_ENGINE: 'llama-server',
+          ONEAPP_COPILOT_CONTEXT_SIZE: 'lots',
+        }),
+      });
+      await vm.waitForSsh(20 * MIN);
+      await waitReady(20 * MIN); // still serving: the units are enabled with the last good files
+      const ini = await report();
+      expect(ini.Status!.error_1).toMatch(/ONEAPP_COPILOT_CONTEXT_SIZE = "lots": expected an integer/);
+      expect(ini.Connection!.context_window).toBe('8192');
+      expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('configure_failure');
+      expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/);
+      const models = await httpsGet(url('/v1/models'), {
+        ...trust(),
+        headers: { authorization: `Bearer ${ini.Connection!.api_key}` },
+      });
+      expect(models.status).toBe(200);
+    },
+    45 * MIN,
+  );
 
-  it('systemd-analyze security in the VM: the engine unit and nginx (with our drop-in) are rated 2.5 or better', async () => {
-    for (const unit of ['slm-copilot-engine.service', 'nginx.service']) {
-      const out = await vm.ssh(`systemd-analyze security ${unit} --no-pager | tail -n 1`, { nothrow: true });
-      const exposure = Number(new RegExp(`exposure level for ${unit.replace('.', '\\.')}: ([\\d.]+)`).exec(out.stdout)?.[1]);
-      figures[`${unit} exposure (in VM)`] = String(exposure);
-      expect(exposure, `${unit}: ${out.stdout}${out.stderr}`).toBeLessThanOrEqual(2.5);
-    }
-    // The drop-in is in force on the running nginx, not just on disk.
-    const show = await vm.ssh('systemctl show nginx.service -p DropInPaths -p CapabilityBoundingSet -p ProtectSystem -p ActiveState');
-    expect(show.stdout).toMatch(/DropInPaths=.*slm-copilot-hardening\.conf/);
-    expect(show.stdout).toMatch(/ProtectSystem=strict/);
-    expect(show.stdout).toMatch(/ActiveState=active/);
-    expect(show.stdout).not.toMatch(/cap_sys_admin/);
-  }, 10 * MIN);
+  it(
+    'systemd-analyze security in the VM: the engine unit and nginx (with our drop-in) are rated 2.5 or better',
+    async () => {
+      for (const unit of ['slm-copilot-engine.service', 'nginx.service']) {
+        const out = await vm.ssh(`systemd-analyze security ${unit} --no-pager | tail -n 1`, { nothrow: true });
+        const exposure = Number(
+          new RegExp(`exposure level for ${unit.replace('.', '\\.')}: ([\\d.]+)`).exec(out.stdout)?.[1],
+        );
+        figures[`${unit} exposure (in VM)`] = String(exposure);
+        expect(exposure, `${unit}: ${out.stdout}${out.stderr}`).toBeLessThanOrEqual(2.5);
+      }
+      // The drop-in is in force on the running nginx, not just on disk.
+      const show = await vm.ssh(
+        'systemctl show nginx.service -p DropInPaths -p CapabilityBoundingSet -p ProtectSystem -p ActiveState',
+      );
+      expect(show.stdout).toMatch(/DropInPaths=.*slm-copilot-hardening\.conf/);
+      expect(show.stdout).toMatch(/ProtectSystem=strict/);
+      expect(show.stdout).toMatch(/ActiveState=active/);
+      expect(show.stdout).not.toMatch(/cap_sys_admin/);
+    },
+    10 * MIN,
+  );
 });

@@ -6,7 +6,13 @@ import { removeTempRoots } from '@slm-copilot/nginx-config/test-support/nginx';
 import { MUTATIONS } from '@slm-copilot/nginx-config/test-support/mutate';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TRIES, TRY_HEADER, type MatrixContext, type Try } from './test-support/auth-matrix.js';
-import { canCreateNetns, createNetns, startNsUpstreamDouble, type Netns, type NsUpstreamDouble } from './test-support/netns.js';
+import {
+  canCreateNetns,
+  createNetns,
+  startNsUpstreamDouble,
+  type Netns,
+  type NsUpstreamDouble,
+} from './test-support/netns.js';
 import { HOST, MAIN_KEY, startNsGateway, type NsGateway } from './test-support/ns-gateway.js';
 import { tcpProbe } from './test-support/raw-https.js';
 
@@ -53,7 +59,8 @@ async function runMatrix(ctx: MatrixContext, tries: readonly Try[]): Promise<Out
 function verdict(t: Try, o: Outcome): string | null {
   const wantReached = t.engine === 'proxied' ? 1 : 0;
   if (o.status !== t.expect) return `${t.id}: status ${o.status}, expected ${t.expect} (${t.what})`;
-  if (o.reached !== wantReached) return `${t.id}: reached the engine ${o.reached}×, expected ${wantReached}× (${t.what})`;
+  if (o.reached !== wantReached)
+    return `${t.id}: reached the engine ${o.reached}×, expected ${wantReached}× (${t.what})`;
   // Every error nginx makes is an OpenAI-shaped JSON body (HEAD has none).
   if (t.expect >= 400 && !t.id.startsWith('head-')) {
     let shape: unknown;
@@ -62,7 +69,8 @@ function verdict(t: Try, o: Outcome): string | null {
     } catch {
       shape = undefined;
     }
-    if (typeof shape !== 'string') return `${t.id}: ${o.status} without an OpenAI-shaped JSON error body: ${JSON.stringify(o.body.slice(0, 120))}`;
+    if (typeof shape !== 'string')
+      return `${t.id}: ${o.status} without an OpenAI-shaped JSON error body: ${JSON.stringify(o.body.slice(0, 120))}`;
   }
   return null;
 }
@@ -73,7 +81,9 @@ beforeAll(async () => {
   ns = await createNetns();
   double = await startNsUpstreamDouble(ns, ENGINE_PORT);
   gateways.push(await startNsGateway(ns, { tag: 'matrix', enginePort: ENGINE_PORT }));
-  gateways.push(await startNsGateway(ns, { tag: 'metrics-off', enginePort: ENGINE_PORT, env: { ONEAPP_COPILOT_METRICS: 'NO' } }));
+  gateways.push(
+    await startNsGateway(ns, { tag: 'metrics-off', enginePort: ENGINE_PORT, env: { ONEAPP_COPILOT_METRICS: 'NO' } }),
+  );
 }, 120_000);
 
 afterAll(async () => {
@@ -96,7 +106,10 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
     expect(await tcpProbe(ns!.nsAddress, ENGINE_PORT)).toBe('ECONNREFUSED');
     // …and it does listen on the namespace's loopback (so the refusal above is the bind address, not a dead engine).
     const { $ } = await import('zx');
-    const inside = await $({ nothrow: true, quiet: true })`${ns!.exec} ${process.execPath} -e ${`require('net').connect(${ENGINE_PORT},'127.0.0.1').on('connect',()=>{console.log('open');process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(1)})`}`;
+    const inside = await $({
+      nothrow: true,
+      quiet: true,
+    })`${ns!.exec} ${process.execPath} -e ${`require('net').connect(${ENGINE_PORT},'127.0.0.1').on('connect',()=>{console.log('open');process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(1)})`}`;
     expect(inside.stdout.trim()).toBe('open');
     // The host's own loopback is another machine's: nothing there either.
     expect(await tcpProbe('127.0.0.1', ENGINE_PORT)).not.toBe('open');
@@ -107,7 +120,9 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
     const outcomes = await runMatrix(await matrixContext(gateways[0]!, gateways[1]!), TRIES);
     const failures = TRIES.map((t, i) => verdict(t, outcomes[i]!)).filter((f): f is string => f !== null);
     const passes = TRIES.length - failures.length;
-    console.log(`auth matrix: ${TRIES.length} tries, ${passes} passed\n${outcomes.map((o) => `  ${o.id.padEnd(28)} ${String(o.status).padEnd(4)} engine×${o.reached}`).join('\n')}`);
+    console.log(
+      `auth matrix: ${TRIES.length} tries, ${passes} passed\n${outcomes.map((o) => `  ${o.id.padEnd(28)} ${String(o.status).padEnd(4)} engine×${o.reached}`).join('\n')}`,
+    );
     expect(failures).toEqual([]);
     // Across the whole run the engine saw: the allowed tries (tagged, without the client's credentials)
     // and nginx's own readiness probes (/health, no client header at all) — nothing else.
@@ -132,11 +147,20 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
     // Each one is registered for afterAll as soon as it runs: a failure starting the second must not orphan the first.
     const mutantMain = await startNsGateway(ns!, { tag: 'mutant', enginePort: port, mutate: MUTATIONS.authRemoved });
     gateways.push(mutantMain);
-    const mutantOff = await startNsGateway(ns!, { tag: 'mutant-off', enginePort: port, env: { ONEAPP_COPILOT_METRICS: 'NO' }, mutate: MUTATIONS.authRemoved });
+    const mutantOff = await startNsGateway(ns!, {
+      tag: 'mutant-off',
+      enginePort: port,
+      env: { ONEAPP_COPILOT_METRICS: 'NO' },
+      mutate: MUTATIONS.authRemoved,
+    });
     gateways.push(mutantOff);
     const outcomes = await runMatrix(await matrixContext(mutantMain, mutantOff), TRIES);
-    const changed = TRIES.map((t, i) => ({ t, o: outcomes[i]!, v: verdict(t, outcomes[i]!) })).filter((x) => x.v !== null);
-    console.log(`mutation (auth removed): ${changed.length} of ${TRIES.length} tries change outcome\n${changed.map((c) => `  ${c.v}`).join('\n')}`);
+    const changed = TRIES.map((t, i) => ({ t, o: outcomes[i]!, v: verdict(t, outcomes[i]!) })).filter(
+      (x) => x.v !== null,
+    );
+    console.log(
+      `mutation (auth removed): ${changed.length} of ${TRIES.length} tries change outcome\n${changed.map((c) => `  ${c.v}`).join('\n')}`,
+    );
     expect(changed.length).toBeGreaterThan(0);
     // The plain "no key" try is among them, and it reached the engine.
     expect(changed.find((c) => c.t.id === 'no-key')?.o).toMatchObject({ status: 200, reached: 1 });

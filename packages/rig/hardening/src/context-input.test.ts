@@ -29,13 +29,25 @@ const GOOD = {
 };
 
 // What the operator reads may change on a refusal (that is where the refusal is reported); nothing else.
-const REPORTING = ['etc/one-appliance/config', 'etc/slm-copilot/clients/cline-settings.json', 'etc/slm-copilot/clients/continue-config.yaml', 'etc/slm-copilot/motd', 'etc/update-motd.d/60-slm-copilot'];
+const REPORTING = [
+  'etc/one-appliance/config',
+  'etc/slm-copilot/clients/cline-settings.json',
+  'etc/slm-copilot/clients/continue-config.yaml',
+  'etc/slm-copilot/motd',
+  'etc/update-motd.d/60-slm-copilot',
+];
 
 async function snapshot(dir: string, out = new Map<string, string>()): Promise<Map<string, string>> {
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) await snapshot(p, out);
-    else if (e.isFile()) out.set(p, createHash('sha256').update(await readFile(p)).digest('hex'));
+    else if (e.isFile())
+      out.set(
+        p,
+        createHash('sha256')
+          .update(await readFile(p))
+          .digest('hex'),
+      );
   }
   return out;
 }
@@ -56,7 +68,8 @@ describe('bad context input', () => {
     for (const v of variables) {
       const list = BAD_VALUES[v.name] ?? [];
       const kinds = new Set<BadKind>(list.map((c) => c.kind));
-      if (list.length < 3 || !kinds.has('type') || !kinds.has('range') || !kinds.has('injection')) missing.push(`${v.name} (${list.length} cases, kinds: ${[...kinds].join(',') || 'none'})`);
+      if (list.length < 3 || !kinds.has('type') || !kinds.has('range') || !kinds.has('injection'))
+        missing.push(`${v.name} (${list.length} cases, kinds: ${[...kinds].join(',') || 'none'})`);
     }
     expect(missing, 'add cases to src/test-support/bad-values.ts').toEqual([]);
     // …and no cases for variables the schema no longer has.
@@ -78,9 +91,13 @@ describe('bad context input', () => {
             continue;
           }
           const named = e.problems.map((p) => p.variable);
-          if (named.join() !== v.name) wrong.push(`${v.name} = ${JSON.stringify(c.value.slice(0, 60))} (${c.kind}): problems name ${named.join(', ')}`);
+          if (named.join() !== v.name)
+            wrong.push(
+              `${v.name} = ${JSON.stringify(c.value.slice(0, 60))} (${c.kind}): problems name ${named.join(', ')}`,
+            );
           if (!e.message.includes(v.name)) wrong.push(`${v.name}: the message does not name it`);
-          if (v.secret && c.value.length >= 12 && e.message.includes(c.value)) wrong.push(`${v.name}: the secret value is echoed`);
+          if (v.secret && c.value.length >= 12 && e.message.includes(c.value))
+            wrong.push(`${v.name}: the secret value is echoed`);
         }
       }
     }
@@ -94,8 +111,14 @@ describe('bad context input', () => {
       const good = { ...GOOD, ONEAPP_COPILOT_ENGINE: engine };
       await configure(a.options(good));
       const paths = appliancePaths(a.root);
-      const rendered = [paths.nginx.siteFile, path.join(paths.nginx.snippetsDir, 'api-keys.conf'), path.join(paths.systemdDir, 'slm-copilot-engine.service'), paths.engine.chatTemplate];
-      if (engine === 'localai') rendered.push(path.join(paths.configDir, 'engine.env'), path.join(paths.modelsDir, 'devstral-small-2.yaml'));
+      const rendered = [
+        paths.nginx.siteFile,
+        path.join(paths.nginx.snippetsDir, 'api-keys.conf'),
+        path.join(paths.systemdDir, 'slm-copilot-engine.service'),
+        paths.engine.chatTemplate,
+      ];
+      if (engine === 'localai')
+        rendered.push(path.join(paths.configDir, 'engine.env'), path.join(paths.modelsDir, 'devstral-small-2.yaml'));
       const before = await snapshot(a.root);
       for (const f of rendered) expect(before.has(f), f).toBe(true);
       const wrong: string[] = [];
@@ -108,23 +131,34 @@ describe('bad context input', () => {
             () => null,
             (e: unknown) => e,
           );
-          if (!(error instanceof ContextError)) wrong.push(`${v.name} (${c.kind}) ${JSON.stringify(c.value.slice(0, 40))}: ${error === null ? 'configure succeeded' : String(error)}`);
+          if (!(error instanceof ContextError))
+            wrong.push(
+              `${v.name} (${c.kind}) ${JSON.stringify(c.value.slice(0, 40))}: ${error === null ? 'configure succeeded' : String(error)}`,
+            );
           else if (!error.problems.some((p) => p.variable === v.name)) wrong.push(`${v.name}: refused, but not named`);
           const after = await snapshot(a.root);
-          const changed = [...new Set([...before.keys(), ...after.keys()])].filter((p) => before.get(p) !== after.get(p)).map((p) => path.relative(a.root, p));
+          const changed = [...new Set([...before.keys(), ...after.keys()])]
+            .filter((p) => before.get(p) !== after.get(p))
+            .map((p) => path.relative(a.root, p));
           const unexpected = changed.filter((p) => !REPORTING.includes(p));
           if (unexpected.length) wrong.push(`${v.name} (${c.kind}) changed ${unexpected.join(', ')}`);
         }
       }
       // The refusal is reported where the operator looks.
       expect(await readFile(paths.reportFile, 'utf8')).toMatch(/ONEAPP_COPILOT_BASIC_AUTH/);
-      console.log(`configure (${engine}): ${n} bad contexts refused, ${before.size} files byte-identical except the report/banner`);
+      console.log(
+        `configure (${engine}): ${n} bad contexts refused, ${before.size} files byte-identical except the report/banner`,
+      );
       expect(wrong).toEqual([]);
       // Control (the comparison can fail): a GOOD change does rewrite rendered files.
       await configure(a.options({ ...good, ONEAPP_COPILOT_CONTEXT_SIZE: '8192', ONEAPP_COPILOT_RATE_LIMIT: '7' }));
       const changedByGood = [...(await snapshot(a.root))].filter(([p, h]) => before.get(p) !== h).map(([p]) => p);
       expect(changedByGood).toContain(paths.nginx.siteFile);
-      expect(changedByGood).toContain(engine === 'llama-server' ? path.join(paths.systemdDir, 'slm-copilot-engine.service') : path.join(paths.configDir, 'engine.env'));
+      expect(changedByGood).toContain(
+        engine === 'llama-server'
+          ? path.join(paths.systemdDir, 'slm-copilot-engine.service')
+          : path.join(paths.configDir, 'engine.env'),
+      );
     }, 240_000);
   }
 });
@@ -133,7 +167,24 @@ describe('bad context input', () => {
 // Property: what parseContext accepts renders safely.
 
 /** Every character class an injection could use: all printable ASCII, controls, and some Unicode. */
-const SPECIALS = [...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).filter((c) => !/[A-Za-z0-9]/.test(c)), '\t', '\n', '\r', '\v', '\f', '\0', '\x1b', '\x7f', 'é', '\u00a0', '\u2028', '\u202e', '😀', 'ı', 'K'];
+const SPECIALS = [
+  ...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)).filter((c) => !/[A-Za-z0-9]/.test(c)),
+  '\t',
+  '\n',
+  '\r',
+  '\v',
+  '\f',
+  '\0',
+  '\x1b',
+  '\x7f',
+  'é',
+  '\u00a0',
+  '\u2028',
+  '\u202e',
+  '😀',
+  'ı',
+  'K',
+];
 
 function prng(seed: number): () => number {
   let a = seed >>> 0;
@@ -148,33 +199,96 @@ function prng(seed: number): () => number {
 
 /** A valid example per string variable, and the neutral value of the same shape used as the baseline. */
 const EXAMPLES: Record<string, { example: string; neutral: (accepted: Config) => Record<string, string> }> = {
-  ONEAPP_COPILOT_PASSWORD: { example: 'sk-Abc.def~ghi+jkl/mno=pqr-0123', neutral: () => ({ ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123' }) },
-  ONEAPP_COPILOT_EXTRA_API_KEYS: { example: 'sk-extra.one~0123456789,sk-extra+two/0123456789=', neutral: (c) => ({ ONEAPP_COPILOT_EXTRA_API_KEYS: c.extraApiKeys.map((_, i) => `sk-neutral-extra-${i}-0123456789`).join(',') }) },
-  ONEAPP_COPILOT_MODEL_ID: { example: 'devstral-small-2.Q4_K_M', neutral: () => ({ ONEAPP_COPILOT_MODEL_ID: 'neutral-model' }) },
-  ONEAPP_COPILOT_HOSTNAME: { example: 'copilot.example.com', neutral: () => ({ ONEAPP_COPILOT_HOSTNAME: 'neutral.example.com' }) },
-  ONEAPP_COPILOT_LETSENCRYPT_EMAIL: { example: 'ops+copilot@example.com', neutral: () => ({ ONEAPP_COPILOT_LETSENCRYPT_EMAIL: 'neutral@example.com' }) },
-  ONEAPP_COPILOT_ACME_DIRECTORY: { example: 'https://acme.example.com:14000/dir', neutral: () => ({ ONEAPP_COPILOT_ACME_DIRECTORY: 'https://neutral.example.com/dir' }) },
+  ONEAPP_COPILOT_PASSWORD: {
+    example: 'sk-Abc.def~ghi+jkl/mno=pqr-0123',
+    neutral: () => ({ ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123' }),
+  },
+  ONEAPP_COPILOT_EXTRA_API_KEYS: {
+    example: 'sk-extra.one~0123456789,sk-extra+two/0123456789=',
+    neutral: (c) => ({
+      ONEAPP_COPILOT_EXTRA_API_KEYS: c.extraApiKeys.map((_, i) => `sk-neutral-extra-${i}-0123456789`).join(','),
+    }),
+  },
+  ONEAPP_COPILOT_MODEL_ID: {
+    example: 'devstral-small-2.Q4_K_M',
+    neutral: () => ({ ONEAPP_COPILOT_MODEL_ID: 'neutral-model' }),
+  },
+  ONEAPP_COPILOT_HOSTNAME: {
+    example: 'copilot.example.com',
+    neutral: () => ({ ONEAPP_COPILOT_HOSTNAME: 'neutral.example.com' }),
+  },
+  ONEAPP_COPILOT_LETSENCRYPT_EMAIL: {
+    example: 'ops+copilot@example.com',
+    neutral: () => ({ ONEAPP_COPILOT_LETSENCRYPT_EMAIL: 'neutral@example.com' }),
+  },
+  ONEAPP_COPILOT_ACME_DIRECTORY: {
+    example: 'https://acme.example.com:14000/dir',
+    neutral: () => ({ ONEAPP_COPILOT_ACME_DIRECTORY: 'https://neutral.example.com/dir' }),
+  },
   ONEAPP_COPILOT_CORS_ORIGINS: {
     example: 'https://ide.example.com:8443,http://localhost:3000',
-    neutral: (c) => ({ ONEAPP_COPILOT_CORS_ORIGINS: c.corsOrigins.map((o, i) => (o === '*' ? '*' : `https://neutral${i}.example.com`)).join(',') }),
+    neutral: (c) => ({
+      ONEAPP_COPILOT_CORS_ORIGINS: c.corsOrigins
+        .map((o, i) => (o === '*' ? '*' : `https://neutral${i}.example.com`))
+        .join(','),
+    }),
   },
-  ONEAPP_COPILOT_TLS_CERT: { example: Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64'), neutral: () => ({}) },
-  ONEAPP_COPILOT_TLS_KEY: { example: Buffer.from('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n').toString('base64'), neutral: () => ({}) },
+  ONEAPP_COPILOT_TLS_CERT: {
+    example: Buffer.from('-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n').toString('base64'),
+    neutral: () => ({}),
+  },
+  ONEAPP_COPILOT_TLS_KEY: {
+    example: Buffer.from('-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n').toString('base64'),
+    neutral: () => ({}),
+  },
 };
 
-const facts: ModelFacts = { fileName: 'tiny.gguf', bytes: 2_000_000, architecture: 'mistral3', contextLength: 32768, blockCount: 2, headCountKv: 1, keyLength: 64, valueLength: 64 };
+const facts: ModelFacts = {
+  fileName: 'tiny.gguf',
+  bytes: 2_000_000,
+  architecture: 'mistral3',
+  contextLength: 32768,
+  blockCount: 2,
+  headCountKv: 1,
+  keyLength: 64,
+  valueLength: 64,
+};
 
 interface Rendered {
   nginx: FileSet;
   engine: FileSet;
 }
 
-function renderAll(config: Config, root: string, tls: { certificate: string; key: string }, template: string): Rendered {
+function renderAll(
+  config: Config,
+  root: string,
+  tls: { certificate: string; key: string },
+  template: string,
+): Rendered {
   const paths = appliancePaths(root);
-  const nginx = renderGateway(config, { paths, keys: { main: config.apiKey!, extra: config.extraApiKeys }, tls, httpPort: 9080, listenAddresses: ['127.0.0.1'], keyFileOwner: null });
+  const nginx = renderGateway(config, {
+    paths,
+    keys: { main: config.apiKey!, extra: config.extraApiKeys },
+    tls,
+    httpPort: 9080,
+    listenAddresses: ['127.0.0.1'],
+    keyFileOwner: null,
+  });
   const engine = [
-    ...renderEngine({ config: { ...config, engine: 'llama-server' }, model: facts, host, paths, chatTemplate: template }).files,
-    ...renderEngine({ config: { ...config, engine: 'localai' }, model: facts, host, paths, chatTemplate: template }).files.filter((f) => !f.path.endsWith('.jinja')),
+    ...renderEngine({
+      config: { ...config, engine: 'llama-server' },
+      model: facts,
+      host,
+      paths,
+      chatTemplate: template,
+    }).files,
+    ...renderEngine({
+      config: { ...config, engine: 'localai' },
+      model: facts,
+      host,
+      paths,
+      chatTemplate: template,
+    }).files.filter((f) => !f.path.endsWith('.jinja')),
   ];
   return { nginx, engine };
 }
@@ -186,11 +300,27 @@ function structure(r: Rendered): Record<string, string> {
   const out: Record<string, string> = {};
   // Keyed by position (the LocalAI model YAML's file name is the model id).
   r.nginx.forEach((f, i) => {
-    if (!f.path.endsWith('.json')) out[`nginx${i}:${path.basename(f.path)}`] = `;${count(f.text, ';')} {${count(f.text, '{')} }${count(f.text, '}')} lines${f.text.split('\n').length}`;
+    if (!f.path.endsWith('.json'))
+      out[`nginx${i}:${path.basename(f.path)}`] =
+        `;${count(f.text, ';')} {${count(f.text, '{')} }${count(f.text, '}')} lines${f.text.split('\n').length}`;
   });
   for (const [i, f] of r.engine.entries()) {
     if (f.path.endsWith('.jinja')) continue;
-    const keys = f.text.split('\n').map((l) => (/^([A-Za-z_][\w.-]*)\s*[=:]/.exec(l)?.[1] ?? (l.trim() === '' ? '' : l.startsWith('#') ? '#' : l.startsWith('[') ? l : l.startsWith('  ') || l.startsWith('- ') ? '·' : '?')));
+    const keys = f.text
+      .split('\n')
+      .map(
+        (l) =>
+          /^([A-Za-z_][\w.-]*)\s*[=:]/.exec(l)?.[1] ??
+          (l.trim() === ''
+            ? ''
+            : l.startsWith('#')
+              ? '#'
+              : l.startsWith('[')
+                ? l
+                : l.startsWith('  ') || l.startsWith('- ')
+                  ? '·'
+                  : '?'),
+      );
     out[`engine${i}${path.extname(f.path)}`] = keys.join('|');
   }
   return out;
@@ -212,7 +342,8 @@ describe('property: any string parseContext accepts renders without extra direct
     conf = path.join(root, 'etc/nginx/nginx.conf');
     await mkdir(path.join(root, 'etc/nginx/conf.d'), { recursive: true });
     await writeFile(conf, mainConf(root, paths));
-    for (const d of ['run/nginx/body', 'var/log/nginx', 'var/lib/slm-copilot-acme']) await mkdir(path.join(root, d), { recursive: true });
+    for (const d of ['run/nginx/body', 'var/log/nginx', 'var/lib/slm-copilot-acme'])
+      await mkdir(path.join(root, d), { recursive: true });
   });
 
   const nginxT = async (files: FileSet): Promise<string | null> => {
@@ -223,7 +354,7 @@ describe('property: any string parseContext accepts renders without extra direct
 
   it(`random strings with every special character (seed ${seed}): accepted ones keep the structure and pass nginx -t`, async () => {
     const rand = prng(seed);
-    const pick = <T,>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const base = { ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123' };
     const problems: string[] = [];
     const stats: string[] = [];
@@ -243,7 +374,12 @@ describe('property: any string parseContext accepts renders without extra direct
           const i = Math.floor(rand() * (s.length + 1));
           const c = rand() < 0.6 ? pick(SPECIALS) : String.fromCharCode(32 + Math.floor(rand() * 95));
           const op = rand();
-          s = op < 0.5 ? s.slice(0, i) + c + s.slice(i) : op < 0.8 ? s.slice(0, i) + c + s.slice(i + 1) : s.slice(0, i) + s.slice(i + 1);
+          s =
+            op < 0.5
+              ? s.slice(0, i) + c + s.slice(i)
+              : op < 0.8
+                ? s.slice(0, i) + c + s.slice(i + 1)
+                : s.slice(0, i) + s.slice(i + 1);
         }
         candidates.push(s);
       }
@@ -262,13 +398,17 @@ describe('property: any string parseContext accepts renders without extra direct
           r = renderAll(config, root, tls, template);
         } catch (e) {
           // The renderer's own guard refusing is safe, but the schema should not have accepted it.
-          problems.push(`${name} ${JSON.stringify(value)}: accepted by parseContext but the renderer refused: ${(e as Error).message}`);
+          problems.push(
+            `${name} ${JSON.stringify(value)}: accepted by parseContext but the renderer refused: ${(e as Error).message}`,
+          );
           continue;
         }
         const baseline = renderAll(parseContext({ ...base, ...neutral(config) }), root, tls, template);
         const got = structure(r);
         const want = structure(baseline);
-        for (const k of Object.keys(want)) if (got[k] !== want[k]) problems.push(`${name} ${JSON.stringify(value)}: ${k} changed structure: ${got[k]} vs ${want[k]}`);
+        for (const k of Object.keys(want))
+          if (got[k] !== want[k])
+            problems.push(`${name} ${JSON.stringify(value)}: ${k} changed structure: ${got[k]} vs ${want[k]}`);
         const score = [...value].filter((c) => !/[A-Za-z0-9]/.test(c)).length;
         forNginxT.push({ name, value, files: r.nginx, score });
       }
@@ -282,17 +422,25 @@ describe('property: any string parseContext accepts renders without extra direct
       const why = await nginxT(s.files);
       if (why) problems.push(`${s.name} ${JSON.stringify(s.value)}: nginx -t refused: ${why}`);
     }
-    console.log(`property: accepted/tried per variable: ${stats.join(', ')}; nginx -t on ${sample.length} accepted values`);
+    console.log(
+      `property: accepted/tried per variable: ${stats.join(', ')}; nginx -t on ${sample.length} accepted values`,
+    );
     expect(problems.slice(0, 20)).toEqual([]);
     expect(forNginxT.length).toBeGreaterThan(50);
   }, 240_000);
 
   it('mutation: an unguarded substitution of an injected value is caught by the same checks', async () => {
-    const config = parseContext({ ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123', ONEAPP_COPILOT_MODEL_ID: 'neutral-model' });
+    const config = parseContext({
+      ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123',
+      ONEAPP_COPILOT_MODEL_ID: 'neutral-model',
+    });
     const good = renderAll(config, root, tls, template);
     // What a renderer without the guard would produce for MODEL_ID = `x; } server { listen 9; location / { return 200 "pwned"; } #`
     const injected = 'x; } server { listen 9; location / { return 200 "pwned"; } #';
-    const broken: Rendered = { nginx: good.nginx.map((f) => ({ ...f, text: f.text.split('neutral-model').join(injected) })), engine: good.engine.map((f) => ({ ...f, text: f.text.split('neutral-model').join(injected) })) };
+    const broken: Rendered = {
+      nginx: good.nginx.map((f) => ({ ...f, text: f.text.split('neutral-model').join(injected) })),
+      engine: good.engine.map((f) => ({ ...f, text: f.text.split('neutral-model').join(injected) })),
+    };
     const diff = Object.entries(structure(broken)).filter(([k, v]) => structure(good)[k] !== v);
     expect(diff.length).toBeGreaterThan(0);
     expect(await nginxT(broken.nginx)).not.toBeNull();

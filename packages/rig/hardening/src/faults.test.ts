@@ -7,14 +7,36 @@ import { mkdir, open, readFile, rm, stat, truncate, writeFile } from 'node:fs/pr
 import path from 'node:path';
 import { appliancePaths } from '@slm-copilot/context-schema';
 import { configure } from '@slm-copilot/lifecycle';
-import { buildManifest, fetchModel, sampleOffsets, sha256OfFile, verifyFull, verifySampled, SAMPLE_BYTES } from '@slm-copilot/model-fetch';
+import {
+  buildManifest,
+  fetchModel,
+  sampleOffsets,
+  sha256OfFile,
+  verifyFull,
+  verifySampled,
+  SAMPLE_BYTES,
+} from '@slm-copilot/model-fetch';
 import { ensureSelfSigned, installGateway } from '@slm-copilot/nginx-config';
 import { httpsGet, trustingFetch } from '@slm-copilot/nginx-config/test-support/client';
 import { mutation } from '@slm-copilot/nginx-config/test-support/mutate';
-import { freePort, removeTempRoots, startGateway, tempRoot, type Gateway } from '@slm-copilot/nginx-config/test-support/nginx';
+import {
+  freePort,
+  removeTempRoots,
+  startGateway,
+  tempRoot,
+  type Gateway,
+} from '@slm-copilot/nginx-config/test-support/nginx';
 import { ggufHeader } from '@slm-copilot/model-fetch/test-support';
 import { ExitCode, TaskError } from '@slm-copilot/task-kit';
-import { ensureLlamaBuild, ensureTinyModel, startLlamaServer, startMirror, type GgufModel, type LlamaBuild, type LlamaServer } from '@slm-copilot/testbed';
+import {
+  ensureLlamaBuild,
+  ensureTinyModel,
+  startLlamaServer,
+  startMirror,
+  type GgufModel,
+  type LlamaBuild,
+  type LlamaServer,
+} from '@slm-copilot/testbed';
 import OpenAI from 'openai';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -47,7 +69,10 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
       args: ['-m', model.path, '--jinja', '-c', '8192', '--alias', MODEL_ID, '-t', '1', '--parallel', '1'],
     });
   };
-  const readyz = () => httpsGet(`https://${HOST}:${gw.httpsPort}/readyz`, { ca, resolveTo: '127.0.0.1', timeoutMs: 10_000 }).then((r) => r.status);
+  const readyz = () =>
+    httpsGet(`https://${HOST}:${gw.httpsPort}/readyz`, { ca, resolveTo: '127.0.0.1', timeoutMs: 10_000 }).then(
+      (r) => r.status,
+    );
 
   beforeAll(async () => {
     const root = await tempRoot('faults-kill');
@@ -61,7 +86,12 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
       trustFile: paths.tls.caCert,
       enginePort,
       keys: { main: KEY, extra: [] },
-      env: { ONEAPP_COPILOT_PASSWORD: KEY, ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_HOSTNAME: HOST, ONEAPP_COPILOT_TLS_MODE: 'self-signed' },
+      env: {
+        ONEAPP_COPILOT_PASSWORD: KEY,
+        ONEAPP_COPILOT_ENGINE: 'llama-server',
+        ONEAPP_COPILOT_HOSTNAME: HOST,
+        ONEAPP_COPILOT_TLS_MODE: 'self-signed',
+      },
     });
     await startEngine();
   }, 120_000);
@@ -72,9 +102,20 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
   }, 30_000);
 
   it('the openai client gets an error (never a stream that looks complete); /readyz 503 → 200 after the restart', async () => {
-    const client = new OpenAI({ baseURL: `https://${HOST}:${gw.httpsPort}/v1`, apiKey: KEY, maxRetries: 0, timeout: 60_000, fetch: trustingFetch({ ca, resolveTo: '127.0.0.1' }) });
+    const client = new OpenAI({
+      baseURL: `https://${HOST}:${gw.httpsPort}/v1`,
+      apiKey: KEY,
+      maxRetries: 0,
+      timeout: 60_000,
+      fetch: trustingFetch({ ca, resolveTo: '127.0.0.1' }),
+    });
     expect(await readyz()).toBe(200);
-    const stream = await client.chat.completions.create({ model: MODEL_ID, messages: [{ role: 'user', content: 'Write a very long story.' }], max_tokens: 6000, stream: true });
+    const stream = await client.chat.completions.create({
+      model: MODEL_ID,
+      messages: [{ role: 'user', content: 'Write a very long story.' }],
+      max_tokens: 6000,
+      stream: true,
+    });
     let chunks = 0;
     let finishReason: string | null = null;
     let error: unknown = null;
@@ -92,14 +133,20 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
     } catch (e) {
       error = e;
     }
-    console.log(`killed llama-server (pid ${killedPid}) after ${chunks >= 10 ? 10 : chunks} chunks; the client saw ${chunks} chunks, finish_reason ${finishReason}, error: ${String(error)}`);
+    console.log(
+      `killed llama-server (pid ${killedPid}) after ${chunks >= 10 ? 10 : chunks} chunks; the client saw ${chunks} chunks, finish_reason ${finishReason}, error: ${String(error)}`,
+    );
     expect(chunks).toBeGreaterThanOrEqual(10);
     expect(error, 'the stream must fail, not end quietly').not.toBeNull();
     expect(finishReason).toBeNull();
 
     // Down: readiness says so, and the API answers the JSON 502 (never a hang).
     expect(await readyz()).toBe(503);
-    const api = await httpsGet(`https://${HOST}:${gw.httpsPort}/v1/models`, { ca, resolveTo: '127.0.0.1', headers: { Authorization: `Bearer ${KEY}` } });
+    const api = await httpsGet(`https://${HOST}:${gw.httpsPort}/v1/models`, {
+      ca,
+      resolveTo: '127.0.0.1',
+      headers: { Authorization: `Bearer ${KEY}` },
+    });
     expect(api.status).toBe(502);
     expect(JSON.parse(api.body).error.code).toBe('engine_unavailable');
 
@@ -118,13 +165,20 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     await restart;
-    console.log(`recovery: /readyz ${seen.join(' → ')}; ${(recoveredMs / 1000).toFixed(2)} s from the restart (${((performance.now() - killedAt) / 1000).toFixed(1)} s since the kill)`);
+    console.log(
+      `recovery: /readyz ${seen.join(' → ')}; ${(recoveredMs / 1000).toFixed(2)} s from the restart (${((performance.now() - killedAt) / 1000).toFixed(1)} s since the kill)`,
+    );
     expect(seen[0]).toBe(503);
     expect(seen.at(-1)).toBe(200);
     expect(recoveredMs).toBeGreaterThan(0);
 
     // And a new stream completes normally.
-    const again = await client.chat.completions.create({ model: MODEL_ID, messages: [{ role: 'user', content: 'hi' }], max_tokens: 16, stream: true });
+    const again = await client.chat.completions.create({
+      model: MODEL_ID,
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 16,
+      stream: true,
+    });
     let last: string | null = null;
     for await (const c of again) last = c.choices[0]?.finish_reason ?? last;
     expect(last).toBe('length');
@@ -134,13 +188,22 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
     // The openai client above could hide how the stream ends: read the bytes ourselves (HTTP/1.1, chunked).
     const { request } = await import('node:https');
     const { trustAgent } = await import('@slm-copilot/nginx-config/test-support/client');
-    const body = JSON.stringify({ model: MODEL_ID, messages: [{ role: 'user', content: 'Write a very long story.' }], max_tokens: 6000, stream: true });
+    const body = JSON.stringify({
+      model: MODEL_ID,
+      messages: [{ role: 'user', content: 'Write a very long story.' }],
+      max_tokens: 6000,
+      stream: true,
+    });
     const result = await new Promise<{ text: string; error: string | null; complete: boolean }>((resolve) => {
       let text = '';
       let killed = false;
       const req = request(
         `https://${HOST}:${gw.httpsPort}/v1/chat/completions`,
-        { method: 'POST', agent: trustAgent({ ca, resolveTo: '127.0.0.1' }), headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' } },
+        {
+          method: 'POST',
+          agent: trustAgent({ ca, resolveTo: '127.0.0.1' }),
+          headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json' },
+        },
         (res) => {
           res.setEncoding('utf8');
           res.on('data', (c: string) => {
@@ -158,7 +221,9 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
       req.on('error', (e) => resolve({ text, error: e.message, complete: false }));
       req.end(body);
     });
-    console.log(`raw stream: ${(result.text.match(/^data: /gm) ?? []).length} events, complete=${result.complete}, error=${result.error}`);
+    console.log(
+      `raw stream: ${(result.text.match(/^data: /gm) ?? []).length} events, complete=${result.complete}, error=${result.error}`,
+    );
     expect(result.text).not.toContain('[DONE]');
     expect(result.complete).toBe(false);
     await startEngine();
@@ -169,30 +234,50 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
     const site = gw.files.find((f) => f.path === gw.paths.nginx.siteFile)!;
     const before = await readFile(site.path, 'utf8');
     const broken = mutation('proxy.conf', 'proxy_buffering off;', 'proxy_buffering sideways;')(gw.files);
-    const error = await installGateway(broken, { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, log: quietLog }).then(
+    const error = await installGateway(broken, {
+      testConfigCommand: gw.testCommand,
+      reload: gw.reloadCommand,
+      log: quietLog,
+    }).then(
       () => null,
       (e: unknown) => e,
     );
     expect(error).toBeInstanceOf(TaskError);
     expect((error as TaskError).exitCode).toBe(ExitCode.invalidConfig);
-    expect((error as Error).message).toMatch(/nginx -t refused.*previous configuration was restored and keeps serving/s);
+    expect((error as Error).message).toMatch(
+      /nginx -t refused.*previous configuration was restored and keeps serving/s,
+    );
     expect((error as Error).message).toMatch(/sideways/);
     // every file back byte for byte, and the running nginx still serves
     for (const f of gw.files) expect(await readFile(f.path, 'utf8'), f.path).toBe(f.text);
     expect(await readFile(site.path, 'utf8')).toBe(before);
-    const r = await httpsGet(`https://${HOST}:${gw.httpsPort}/v1/models`, { ca, resolveTo: '127.0.0.1', headers: { Authorization: `Bearer ${KEY}` } });
+    const r = await httpsGet(`https://${HOST}:${gw.httpsPort}/v1/models`, {
+      ca,
+      resolveTo: '127.0.0.1',
+      headers: { Authorization: `Bearer ${KEY}` },
+    });
     expect(r.status).toBe(200);
     expect(await readyz()).toBe(200);
     // Control: a good render is installed and reloaded (so the refusal above was not a no-op path).
     const extra = 'sk-hardening-new-extra-0123456789';
     const xKeyMap = 'map $http_x_api_key $slm_x_api_key {\n    default "";\n';
     const good = mutation('api-keys.conf', xKeyMap, `${xKeyMap}    "~^${extra}$" extra-9;\n`)(gw.files);
-    const ok = await installGateway(good, { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, log: quietLog });
+    const ok = await installGateway(good, {
+      testConfigCommand: gw.testCommand,
+      reload: gw.reloadCommand,
+      log: quietLog,
+    });
     expect(ok.reloaded).toBe(true);
     let status = 0;
     for (let i = 0; i < 50 && status !== 200; i++) {
       await new Promise((res) => setTimeout(res, 100)); // the reload is asynchronous (new workers)
-      status = (await httpsGet(`https://${HOST}:${gw.httpsPort}/v1/models`, { ca, resolveTo: '127.0.0.1', headers: { 'x-api-key': extra } })).status;
+      status = (
+        await httpsGet(`https://${HOST}:${gw.httpsPort}/v1/models`, {
+          ca,
+          resolveTo: '127.0.0.1',
+          headers: { 'x-api-key': extra },
+        })
+      ).status;
     }
     expect(status).toBe(200);
   }, 60_000);
@@ -229,9 +314,18 @@ describe('(c) disk full during a model fetch', () => {
   it('a 4 MiB tmpfs: refused up front when the size is known, naming the path, the needed and the free bytes', async (ctx) => {
     if (mounted) ctx.skip(); // e.g. in an unprivileged container
     const dest = path.join(mnt, 'models', 'model.gguf');
-    const e = await fetchModel({ urls: [`${mirror.baseUrl}/model.gguf`], sha256, size: SIZE, dest, log: quietLog, progress: 'none' }).catch((x: unknown) => x);
+    const e = await fetchModel({
+      urls: [`${mirror.baseUrl}/model.gguf`],
+      sha256,
+      size: SIZE,
+      dest,
+      log: quietLog,
+      progress: 'none',
+    }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TaskError);
-    expect((e as Error).message).toMatch(new RegExp(`not enough disk space in ${path.dirname(dest)} for model.gguf: need \\d+ bytes .* only \\d+ bytes`));
+    expect((e as Error).message).toMatch(
+      new RegExp(`not enough disk space in ${path.dirname(dest)} for model.gguf: need \\d+ bytes .* only \\d+ bytes`),
+    );
     expect(existsSync(dest)).toBe(false);
     expect(mirror.requests.filter((r) => r.method === 'GET')).toEqual([]);
   });
@@ -241,7 +335,15 @@ describe('(c) disk full during a model fetch', () => {
     const dest = path.join(mnt, 'models2', 'model.gguf');
     const { log, lines } = captureLog();
     // size unknown and no margin: the up-front check cannot refuse, so the disk fills during the transfer
-    const e = await fetchModel({ urls: [`${mirror.baseUrl}/model.gguf`], sha256, dest, marginBytes: 0, log, progress: 'none', tries: 1 }).catch((x: unknown) => x);
+    const e = await fetchModel({
+      urls: [`${mirror.baseUrl}/model.gguf`],
+      sha256,
+      dest,
+      marginBytes: 0,
+      log,
+      progress: 'none',
+      tries: 1,
+    }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TaskError);
     expect((e as TaskError).exitCode).toBe(ExitCode.environment);
     expect((e as Error).message).toContain(`disk full (No space left on device) while writing ${dest}.partial`);
@@ -254,7 +356,14 @@ describe('(c) disk full during a model fetch', () => {
     expect(lines.join('\n')).not.toContain('installed');
     // Room again (a bigger tmpfs, same mount): the next run continues the partial file and installs it verified.
     await $`mount -o remount,size=32m ${mnt}`;
-    const r = await fetchModel({ urls: [`${mirror.baseUrl}/model.gguf`], sha256, dest, marginBytes: 0, log: quietLog, progress: 'none' });
+    const r = await fetchModel({
+      urls: [`${mirror.baseUrl}/model.gguf`],
+      sha256,
+      dest,
+      marginBytes: 0,
+      log: quietLog,
+      progress: 'none',
+    });
     expect(r.sha256).toBe(sha256);
     expect(await sha256OfFile(dest)).toBe(sha256);
     expect(mirror.requests.some((q) => q.range !== null)).toBe(true);
@@ -272,7 +381,9 @@ describe('(d) a corrupted model is detected at boot, before the engine starts', 
     b[0] = b[0]! ^ 0xff;
     await h.write(b, 0, 1, offset);
     await h.close();
-    const e = await configure(a.options({ ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_HTTPS_PORT: '8443' })).catch((x: unknown) => x);
+    const e = await configure(
+      a.options({ ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_HTTPS_PORT: '8443' }),
+    ).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(TaskError);
     expect((e as TaskError).exitCode).toBe(ExitCode.integrity);
     expect((e as Error).message).toMatch(/the model file .*tiny\.gguf is damaged: sampled-hash/);
@@ -299,7 +410,7 @@ describe('(d) a corrupted model is detected at boot, before the engine starts', 
     const writeS = (performance.now() - tWrite) / 1000;
     const manifest = await buildManifest(file, { sha256: sha });
     const dropCache = () => $({ nothrow: true, quiet: true })`dd if=${file} iflag=nocache count=0 status=none`;
-    const time = async <T,>(fn: () => Promise<T>) => {
+    const time = async <T>(fn: () => Promise<T>) => {
       const t0 = performance.now();
       const r = await fn();
       return { r, s: (performance.now() - t0) / 1000 };

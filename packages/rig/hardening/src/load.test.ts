@@ -10,15 +10,19 @@ import { QUICK, runLoad, summary } from './load.js';
 afterAll(() => removeTempRoots());
 
 describe('load (quick)', () => {
-  it('8 concurrent streams through nginx to a 2-slot llama-server: none truncated', async () => {
-    const r = await runLoad(QUICK);
-    console.log(summary(r));
-    expect(r.truncated).toBe(0);
-    expect(r.other).toEqual([]);
-    expect(r.completed).toBeGreaterThan(0);
-    expect(r.completed + r.rejected429 + r.rejected503).toBe(r.requests);
-    // More requests in flight than the engine has slots (how many exactly depends on how many
-    // clients are sleeping out a Retry-After at that moment).
-    expect(r.maxInFlight).toBeGreaterThan(QUICK.parallel);
-  }, 40 * 60_000);
+  it(
+    '8 concurrent streams through nginx to a 2-slot llama-server: none truncated',
+    async () => {
+      const r = await runLoad(QUICK);
+      console.log(summary(r));
+      expect(r.truncated).toBe(0);
+      expect(r.other).toEqual([]);
+      expect(r.completed).toBeGreaterThan(0);
+      expect(r.completed + r.rejected429 + r.rejected503).toBe(r.requests);
+      // More requests in flight than the engine has slots (how many exactly depends on how many
+      // clients are sleeping out a Retry-After at that moment).
+      expect(r.maxInFlight).toBeGreaterThan(QUICK.parallel);
+    },
+    40 * 60_000,
+  );
 });

@@ -16,7 +16,13 @@ import { llamaServerArgs, loadChatTemplate, modelFactsFromManifest, planEngine }
 import { buildManifest } from '@slm-copilot/model-fetch';
 import { ensureSelfSigned } from '@slm-copilot/nginx-config';
 import { lookupTo } from '@slm-copilot/nginx-config/test-support/client';
-import { freePort, removeTempRoots, startGateway, tempRoot, type Gateway } from '@slm-copilot/nginx-config/test-support/nginx';
+import {
+  freePort,
+  removeTempRoots,
+  startGateway,
+  tempRoot,
+  type Gateway,
+} from '@slm-copilot/nginx-config/test-support/nginx';
 import { ensureLlamaBuild, ensureTinyModel, startLlamaServer, type LlamaServer } from '@slm-copilot/testbed';
 import { testHost } from './test-support/appliance.js';
 import { quietLog } from './test-support/quiet-log.js';
@@ -36,8 +42,26 @@ export interface LoadOptions {
   verbose: boolean;
 }
 
-export const QUICK: LoadOptions = { clients: 8, durationSeconds: 45, parallel: 2, rateLimitPerMinute: 120, maxTokens: 48, sampleEverySeconds: 10, engineExtraArgs: [], verbose: false };
-export const FULL: LoadOptions = { clients: 32, durationSeconds: 300, parallel: 2, rateLimitPerMinute: 120, maxTokens: 48, sampleEverySeconds: 10, engineExtraArgs: [], verbose: true };
+export const QUICK: LoadOptions = {
+  clients: 8,
+  durationSeconds: 45,
+  parallel: 2,
+  rateLimitPerMinute: 120,
+  maxTokens: 48,
+  sampleEverySeconds: 10,
+  engineExtraArgs: [],
+  verbose: false,
+};
+export const FULL: LoadOptions = {
+  clients: 32,
+  durationSeconds: 300,
+  parallel: 2,
+  rateLimitPerMinute: 120,
+  maxTokens: 48,
+  sampleEverySeconds: 10,
+  engineExtraArgs: [],
+  verbose: true,
+};
 
 export interface MemorySample {
   atSeconds: number;
@@ -91,7 +115,12 @@ async function nginxRss(masterPid: number): Promise<{ kb: number; processes: num
   return { kb, processes: 1 + kids.length };
 }
 
-type Outcome = { kind: 'completed' } | { kind: '429' } | { kind: '503' } | { kind: 'truncated'; why: string } | { kind: 'other'; status: number | string; body: string };
+type Outcome =
+  | { kind: 'completed' }
+  | { kind: '429' }
+  | { kind: '503' }
+  | { kind: 'truncated'; why: string }
+  | { kind: 'other'; status: number | string; body: string };
 
 function isOpenAiError(body: string): boolean {
   try {
@@ -102,33 +131,67 @@ function isOpenAiError(body: string): boolean {
 }
 
 /** One streamed chat completion; classifies how it ended. */
-function streamOnce(url: string, key: string, agent: Agent, maxTokens: number, host: string): Promise<{ outcome: Outcome; retryAfter: number }> {
-  const body = JSON.stringify({ model: 'devstral-small-2', messages: [{ role: 'user', content: 'Count to fifty.' }], max_tokens: maxTokens, stream: true });
+function streamOnce(
+  url: string,
+  key: string,
+  agent: Agent,
+  maxTokens: number,
+  host: string,
+): Promise<{ outcome: Outcome; retryAfter: number }> {
+  const body = JSON.stringify({
+    model: 'devstral-small-2',
+    messages: [{ role: 'user', content: 'Count to fifty.' }],
+    max_tokens: maxTokens,
+    stream: true,
+  });
   return new Promise((resolve) => {
-    const req = request(url, { method: 'POST', agent, headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', Host: host }, timeout: 120_000 }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (text += c));
-      const finish = (transportError: string | null) => {
-        const status = res.statusCode ?? 0;
-        const retryAfter = Number(res.headers['retry-after'] ?? 1) || 1;
-        if (status === 200) {
-          const events = text.split('\n\n').filter((e) => e.startsWith('data: '));
-          const done = events.at(-1) === 'data: [DONE]';
-          const finished = events.some((e) => /"finish_reason":"(length|stop)"/.test(e));
-          if (transportError || !res.complete) return resolve({ outcome: { kind: 'truncated', why: transportError ?? 'incomplete chunked body' }, retryAfter });
-          if (!done || !finished) return resolve({ outcome: { kind: 'truncated', why: `ended without ${done ? 'a finish_reason' : '[DONE]'} after ${events.length} events` }, retryAfter });
-          return resolve({ outcome: { kind: 'completed' }, retryAfter });
-        }
-        if ((status === 429 || status === 503) && isOpenAiError(text)) return resolve({ outcome: { kind: status === 429 ? '429' : '503' }, retryAfter });
-        resolve({ outcome: { kind: 'other', status, body: text.slice(0, 300) }, retryAfter });
-      };
-      res.on('end', () => finish(null));
-      res.on('aborted', () => finish('aborted'));
-      res.on('error', (e) => finish(e.message));
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json', Host: host },
+        timeout: 120_000,
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text += c));
+        const finish = (transportError: string | null) => {
+          const status = res.statusCode ?? 0;
+          const retryAfter = Number(res.headers['retry-after'] ?? 1) || 1;
+          if (status === 200) {
+            const events = text.split('\n\n').filter((e) => e.startsWith('data: '));
+            const done = events.at(-1) === 'data: [DONE]';
+            const finished = events.some((e) => /"finish_reason":"(length|stop)"/.test(e));
+            if (transportError || !res.complete)
+              return resolve({
+                outcome: { kind: 'truncated', why: transportError ?? 'incomplete chunked body' },
+                retryAfter,
+              });
+            if (!done || !finished)
+              return resolve({
+                outcome: {
+                  kind: 'truncated',
+                  why: `ended without ${done ? 'a finish_reason' : '[DONE]'} after ${events.length} events`,
+                },
+                retryAfter,
+              });
+            return resolve({ outcome: { kind: 'completed' }, retryAfter });
+          }
+          if ((status === 429 || status === 503) && isOpenAiError(text))
+            return resolve({ outcome: { kind: status === 429 ? '429' : '503' }, retryAfter });
+          resolve({ outcome: { kind: 'other', status, body: text.slice(0, 300) }, retryAfter });
+        };
+        res.on('end', () => finish(null));
+        res.on('aborted', () => finish('aborted'));
+        res.on('error', (e) => finish(e.message));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('client timeout (120 s)')));
-    req.on('error', (e) => resolve({ outcome: { kind: 'other', status: `error: ${e.message}`, body: '' }, retryAfter: 1 }));
+    req.on('error', (e) =>
+      resolve({ outcome: { kind: 'other', status: `error: ${e.message}`, body: '' }, retryAfter: 1 }),
+    );
     req.end(body);
   });
 }
@@ -150,7 +213,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
   let gw: Gateway | undefined;
   try {
     // The engine exactly as the appliance runs it (localai-install's command line for the plan), on the tiny model.
-    const engineConfig = parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_PARALLEL: String(opts.parallel), ONEAPP_COPILOT_CONTEXT_SIZE: '2048', ONEAPP_COPILOT_THREADS: '1' });
+    const engineConfig = parseContext({
+      ONEAPP_COPILOT_ENGINE: 'llama-server',
+      ONEAPP_COPILOT_PARALLEL: String(opts.parallel),
+      ONEAPP_COPILOT_CONTEXT_SIZE: '2048',
+      ONEAPP_COPILOT_THREADS: '1',
+    });
     await mkdir(paths.modelsDir, { recursive: true });
     const modelFile = `${paths.modelsDir}/tiny.gguf`;
     await symlink(model.path, modelFile);
@@ -158,8 +226,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     await mkdir(paths.configDir, { recursive: true });
     await writeFile(paths.engine.chatTemplate, await loadChatTemplate());
     const applianceArgs = llamaServerArgs(engineConfig, planEngine(engineConfig, facts, testHost), facts, paths);
-    const args = applianceArgs.filter((a, i) => !['--host', '--port'].includes(a) && !['--host', '--port'].includes(applianceArgs[i - 1] ?? ''));
-    engine = await startLlamaServer({ binary: llama.llamaServer, port: enginePort, args: [...args, ...opts.engineExtraArgs] });
+    const args = applianceArgs.filter(
+      (a, i) => !['--host', '--port'].includes(a) && !['--host', '--port'].includes(applianceArgs[i - 1] ?? ''),
+    );
+    engine = await startLlamaServer({
+      binary: llama.llamaServer,
+      port: enginePort,
+      args: [...args, ...opts.engineExtraArgs],
+    });
     say(`llama-server ${[...args, ...opts.engineExtraArgs].join(' ')}`);
     gw = await startGateway({
       root,
@@ -177,7 +251,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
       },
     });
     const burst = Math.floor(opts.rateLimitPerMinute / 10);
-    say(`nginx pid ${gw.process.pid} on :${gw.httpsPort} → llama-server pid ${engine.pid} (--parallel ${opts.parallel}); ${opts.clients} clients for ${opts.durationSeconds} s; limit ${opts.rateLimitPerMinute}/min burst ${burst}`);
+    say(
+      `nginx pid ${gw.process.pid} on :${gw.httpsPort} → llama-server pid ${engine.pid} (--parallel ${opts.parallel}); ${opts.clients} clients for ${opts.durationSeconds} s; limit ${opts.rateLimitPerMinute}/min burst ${burst}`,
+    );
 
     const url = `https://${HOST}:${gw.httpsPort}/v1/chat/completions`;
     const memory: MemorySample[] = [];
@@ -185,7 +261,12 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     const elapsed = () => (performance.now() - t0) / 1000;
     const sample = async () => {
       const n = await nginxRss(gw!.process.pid!);
-      memory.push({ atSeconds: Math.round(elapsed()), nginxKb: n.kb, nginxProcesses: n.processes, engineKb: await rssKb(engine!.pid) });
+      memory.push({
+        atSeconds: Math.round(elapsed()),
+        nginxKb: n.kb,
+        nginxProcesses: n.processes,
+        engineKb: await rssKb(engine!.pid),
+      });
       const m = memory.at(-1)!;
       say(`t=${m.atSeconds}s nginx ${m.nginxKb} kB (${m.nginxProcesses} processes), engine ${m.engineKb} kB`);
     };
@@ -216,7 +297,8 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
           truncations.push(outcome.why);
         } else other.push({ status: outcome.status, body: outcome.body });
         // A polite client honours Retry-After; a completed one asks again at once.
-        if (outcome.kind === '429' || outcome.kind === '503') await new Promise((r) => setTimeout(r, retryAfter * 1000));
+        if (outcome.kind === '429' || outcome.kind === '503')
+          await new Promise((r) => setTimeout(r, retryAfter * 1000));
       }
       agent.destroy();
     };
@@ -231,17 +313,29 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
     if (seconds >= 120) {
       const first = memory.filter((m) => m.atSeconds <= 60);
       const last = memory.filter((m) => m.atSeconds >= seconds - 60);
-      const g = (k: 'nginxKb' | 'engineKb') => (mean(last.map((m) => m[k])) - mean(first.map((m) => m[k]))) / mean(first.map((m) => m[k]));
+      const g = (k: 'nginxKb' | 'engineKb') =>
+        (mean(last.map((m) => m[k])) - mean(first.map((m) => m[k]))) / mean(first.map((m) => m[k]));
       growth = { nginx: g('nginxKb'), engine: g('engineKb') };
     }
-    const gatewayErrors = (await gw.errorLog()).split('\n').filter((l) => /\[(error|crit|alert|emerg)\]/.test(l)).slice(-20);
+    const gatewayErrors = (await gw.errorLog())
+      .split('\n')
+      .filter((l) => /\[(error|crit|alert|emerg)\]/.test(l))
+      .slice(-20);
     const problems: string[] = [];
-    if (counts.truncated > 0) problems.push(`${counts.truncated} truncated stream(s): ${[...new Set(truncations)].slice(0, 5).join('; ')}`);
-    if (other.length > 0) problems.push(`${other.length} request(s) neither completed nor a clean 429/503: ${JSON.stringify(other.slice(0, 3))}`);
+    if (counts.truncated > 0)
+      problems.push(`${counts.truncated} truncated stream(s): ${[...new Set(truncations)].slice(0, 5).join('; ')}`);
+    if (other.length > 0)
+      problems.push(
+        `${other.length} request(s) neither completed nor a clean 429/503: ${JSON.stringify(other.slice(0, 3))}`,
+      );
     if (counts.completed === 0) problems.push('no stream completed');
-    if (counts.completed > allowedMax) problems.push(`the rate limit did not hold: ${counts.completed} completed > ${allowedMax} allowed`);
+    if (counts.completed > allowedMax)
+      problems.push(`the rate limit did not hold: ${counts.completed} completed > ${allowedMax} allowed`);
     if (counts.r429 < expected429) problems.push(`too few 429s: ${counts.r429} < ${expected429} expected`);
-    if (growth && (growth.nginx >= 0.1 || growth.engine >= 0.1)) problems.push(`resident memory grew ≥ 10 %: nginx ${(growth.nginx * 100).toFixed(1)} %, engine ${(growth.engine * 100).toFixed(1)} %`);
+    if (growth && (growth.nginx >= 0.1 || growth.engine >= 0.1))
+      problems.push(
+        `resident memory grew ≥ 10 %: nginx ${(growth.nginx * 100).toFixed(1)} %, engine ${(growth.engine * 100).toFixed(1)} %`,
+      );
     return {
       options: opts,
       seconds,
@@ -267,7 +361,9 @@ export async function runLoad(opts: LoadOptions): Promise<LoadReport> {
 
 export function summary(r: LoadReport): string {
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(x * 100).toFixed(1)} %`;
-  const mem = r.memory.length ? `nginx ${r.memory[0]!.nginxKb}→${r.memory.at(-1)!.nginxKb} kB, engine ${r.memory[0]!.engineKb}→${r.memory.at(-1)!.engineKb} kB` : 'no samples';
+  const mem = r.memory.length
+    ? `nginx ${r.memory[0]!.nginxKb}→${r.memory.at(-1)!.nginxKb} kB, engine ${r.memory[0]!.engineKb}→${r.memory.at(-1)!.engineKb} kB`
+    : 'no samples';
   return [
     `load: ${r.options.clients} clients, ${r.seconds.toFixed(0)} s, llama-server --parallel ${r.options.parallel}, limit ${r.options.rateLimitPerMinute}/min`,
     `  requests ${r.requests}: completed with [DONE] ${r.completed}, 429 ${r.rejected429} (≥ ${r.expected429} expected; successes allowed ≤ ${r.allowedMax}), 503 ${r.rejected503}, truncated ${r.truncated}, other ${r.other.length}; max in flight ${r.maxInFlight}`,
@@ -279,7 +375,8 @@ export function summary(r: LoadReport): string {
 
 function parseArgs(argv: string[]): LoadOptions & { json: boolean } {
   if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`Usage: load [--quick] [--clients N] [--duration S] [--parallel N] [--rate-limit N] [--max-tokens N]
+    process.stdout
+      .write(`Usage: load [--quick] [--clients N] [--duration S] [--parallel N] [--rate-limit N] [--max-tokens N]
             [--engine-arg "FLAG [VALUE]"]... [--json]
 
 N concurrent streaming clients through nginx (TLS) to llama-server (tiny test GGUF; the appliance's

@@ -10,7 +10,13 @@ import { removeTempRoots } from '@slm-copilot/nginx-config/test-support/nginx';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NGINX_CAPABILITIES, renderNginxHardening } from '@slm-copilot/nginx-config';
-import { DEBIAN_NGINX_SERVICE, engineSecurity, formatReport, nginxSecurity, NGINX_OPEN_REASONS } from './systemd-security.js';
+import {
+  DEBIAN_NGINX_SERVICE,
+  engineSecurity,
+  formatReport,
+  nginxSecurity,
+  NGINX_OPEN_REASONS,
+} from './systemd-security.js';
 import { canCreateNetns, createNetns, type Netns } from './test-support/netns.js';
 import { nginxUnderCaps } from './test-support/nginx-caps.js';
 
@@ -35,17 +41,25 @@ describe('systemd-analyze security --offline=yes', () => {
     expect(hardened.open.map((o) => o.setting).filter((s) => !NGINX_OPEN_REASONS[s])).toEqual([]);
   }, 60_000);
 
-  it('systemd-analyze verify accepts Debian\'s unit with the drop-in, and flags a broken drop-in', async (ctx) => {
+  it("systemd-analyze verify accepts Debian's unit with the drop-in, and flags a broken drop-in", async (ctx) => {
     if (!hasAnalyze) ctx.skip();
     const dir = await mkdtemp(path.join(tmpdir(), 'hardening-verify-'));
     try {
-      const debian = existsSync('/lib/systemd/system/nginx.service') ? await readFile('/lib/systemd/system/nginx.service', 'utf8') : DEBIAN_NGINX_SERVICE;
+      const debian = existsSync('/lib/systemd/system/nginx.service')
+        ? await readFile('/lib/systemd/system/nginx.service', 'utf8')
+        : DEBIAN_NGINX_SERVICE;
       const dropIn = renderNginxHardening().text.replace('[Service]\n', '');
       const problems = async (extra: string) => {
         const file = path.join(dir, 'nginx.service');
         await writeFile(file, debian.replace('[Install]', `${dropIn}${extra}\n[Install]`));
         const r = await $({ nothrow: true, quiet: true })`systemd-analyze verify --man=no ${file}`;
-        return (r.stdout + r.stderr).split('\n').filter((l) => l.includes('nginx.service') && !/Failed to (open|create|set up|initialize)|not running|No such file/.test(l));
+        return (r.stdout + r.stderr)
+          .split('\n')
+          .filter(
+            (l) =>
+              l.includes('nginx.service') &&
+              !/Failed to (open|create|set up|initialize)|not running|No such file/.test(l),
+          );
       };
       expect(await problems('')).toEqual([]);
       expect((await problems('ProtectSystem=sometimes\nCapabilityBoundingSet=CAP_NOPE')).length).toBeGreaterThan(0);
@@ -70,7 +84,10 @@ describe("the drop-in's capability set on the real nginx (as root, user www-data
 
   it('is enough: nginx starts, serves 80/443, reopens rotated www-data:adm 0640 logs, reloads and stops', async (ctx) => {
     if (why) ctx.skip();
-    const r = await nginxUnderCaps(ns!, NGINX_CAPABILITIES.map((c) => c.cap));
+    const r = await nginxUnderCaps(
+      ns!,
+      NGINX_CAPABILITIES.map((c) => c.cap),
+    );
     expect(r.errors).toEqual([]);
     expect(r.steps).toEqual({ start: true, serve: true, reopen: true, reload: true, stop: true });
   }, 60_000);
@@ -80,8 +97,13 @@ describe("the drop-in's capability set on the real nginx (as root, user www-data
     const all = NGINX_CAPABILITIES.map((c) => c.cap);
     const lines: string[] = [];
     for (const cap of all) {
-      const r = await nginxUnderCaps(ns!, all.filter((c) => c !== cap));
-      const failed = Object.entries(r.steps).filter(([, ok]) => !ok).map(([s]) => s);
+      const r = await nginxUnderCaps(
+        ns!,
+        all.filter((c) => c !== cap),
+      );
+      const failed = Object.entries(r.steps)
+        .filter(([, ok]) => !ok)
+        .map(([s]) => s);
       lines.push(`  without ${cap}: ${failed.join(', ') || 'nothing failed'} — ${r.errors[0] ?? ''}`);
       expect(failed.length, `${cap} seems unnecessary`).toBeGreaterThan(0);
     }

@@ -66,18 +66,46 @@ export function parseSecurity(unit: string, output: string): SecurityReport {
 }
 
 async function analyze(args: string[], unit: string): Promise<SecurityReport> {
-  const r = await $({ nothrow: true, quiet: true, env: { ...process.env, SYSTEMD_COLORS: '0', LC_ALL: 'C.UTF-8' } })`systemd-analyze security --offline=yes --no-pager ${args}`;
+  const r = await $({
+    nothrow: true,
+    quiet: true,
+    env: { ...process.env, SYSTEMD_COLORS: '0', LC_ALL: 'C.UTF-8' },
+  })`systemd-analyze security --offline=yes --no-pager ${args}`;
   return parseSecurity(unit, r.stdout + r.stderr);
 }
 
-const facts: ModelFacts = { fileName: 'model.gguf', bytes: 14_333_000_000, architecture: 'mistral3', contextLength: 393216, blockCount: 40, headCountKv: 8, keyLength: 128, valueLength: 128 };
-const host: HostFacts = { cpuFlags: ['avx2'], physicalCores: 8, logicalCpus: 16, cpuModel: 'x', memTotalBytes: 32 * 1024 ** 3, memAvailableBytes: 30 * 1024 ** 3, hostname: 'copilot', ipAddresses: ['192.0.2.10'] };
+const facts: ModelFacts = {
+  fileName: 'model.gguf',
+  bytes: 14_333_000_000,
+  architecture: 'mistral3',
+  contextLength: 393216,
+  blockCount: 40,
+  headCountKv: 8,
+  keyLength: 128,
+  valueLength: 128,
+};
+const host: HostFacts = {
+  cpuFlags: ['avx2'],
+  physicalCores: 8,
+  logicalCpus: 16,
+  cpuModel: 'x',
+  memTotalBytes: 32 * 1024 ** 3,
+  memAvailableBytes: 30 * 1024 ** 3,
+  hostname: 'copilot',
+  ipAddresses: ['192.0.2.10'],
+};
 
 /** The engine unit for `engine`, rendered by localai-install for the default context. */
 export async function engineSecurity(engine: 'localai' | 'llama-server'): Promise<SecurityReport> {
   const dir = await mkdtemp(path.join(tmpdir(), `hardening-unit-${engine}-`));
   try {
-    const render = renderEngine({ config: parseContext({ ONEAPP_COPILOT_ENGINE: engine }), model: facts, host, paths: appliancePaths(), chatTemplate: await loadChatTemplate() });
+    const render = renderEngine({
+      config: parseContext({ ONEAPP_COPILOT_ENGINE: engine }),
+      model: facts,
+      host,
+      paths: appliancePaths(),
+      chatTemplate: await loadChatTemplate(),
+    });
     const unit = render.files.find((f) => f.path.endsWith(`/${render.unit}`))!;
     const file = path.join(dir, render.unit);
     // The offline check resolves ExecStart: point it at a binary that exists here (the rest is as rendered).
@@ -111,36 +139,49 @@ export async function nginxSecurity(): Promise<{ stock: SecurityReport; hardened
 /** Why each item still open on the hardened nginx cannot be closed (keyed by systemd-analyze's setting name). */
 export const NGINX_OPEN_REASONS: Record<string, string> = {
   'PrivateNetwork=': 'nginx is the gateway: it serves the network',
-  'User=/DynamicUser=': "the master runs as root to bind 80/443 and start the workers as www-data (Debian's unit; the workers do run unprivileged)",
+  'User=/DynamicUser=':
+    "the master runs as root to bind 80/443 and start the workers as www-data (Debian's unit; the workers do run unprivileged)",
   'RestrictAddressFamilies=~AF_(INET|INET6)': 'it serves TCP over IPv4 and IPv6',
   'RestrictAddressFamilies=~AF_UNIX': 'master and workers talk over socketpair(AF_UNIX) channels',
   'CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)': 'CAP_SETUID/CAP_SETGID: start the workers as www-data',
   'CapabilityBoundingSet=~CAP_(CHOWN|FSETID|SETFCAP)': 'CAP_CHOWN: its temp directories are handed to www-data',
-  'CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)': "CAP_DAC_OVERRIDE: open its logs, which Debian's logrotate re-creates www-data:adm 0640 (without it nginx does not even start after the first rotation)",
+  'CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)':
+    "CAP_DAC_OVERRIDE: open its logs, which Debian's logrotate re-creates www-data:adm 0640 (without it nginx does not even start after the first rotation)",
   'CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)': 'CAP_NET_BIND_SERVICE: ports 80 and 443',
   'PrivateUsers=': 'a user namespace would take away the real root capabilities listed above',
-  'IPAddressDeny=': 'clients may come from any address (the API is for the team; the firewall is the operator\'s)',
-  'SystemCallFilter=~@privileged': 'chown, setuid, setgid, setgroups are in @privileged and are needed (see the capabilities)',
-  'RootDirectory=/RootImage=': "Debian's nginx from the host's root file system; ProtectSystem=strict makes it read-only instead",
+  'IPAddressDeny=': "clients may come from any address (the API is for the team; the firewall is the operator's)",
+  'SystemCallFilter=~@privileged':
+    'chown, setuid, setgid, setgroups are in @privileged and are needed (see the capabilities)',
+  'RootDirectory=/RootImage=':
+    "Debian's nginx from the host's root file system; ProtectSystem=strict makes it read-only instead",
   'DeviceAllow=': 'ProtectClock= adds the char-rtc read rule by itself',
   'UMask=': 'logs stay group-readable for adm (0027), as Debian expects',
 };
 
 export function formatReport(r: SecurityReport, reasons: Record<string, string> = {}): string {
   const lines = [`${r.unit}: exposure ${r.exposure} ${r.rating}`];
-  for (const o of r.open) lines.push(`  ✗ ${o.setting} (${o.weight})${reasons[o.setting] ? ` — ${reasons[o.setting]}` : ''}`);
+  for (const o of r.open)
+    lines.push(`  ✗ ${o.setting} (${o.weight})${reasons[o.setting] ? ` — ${reasons[o.setting]}` : ''}`);
   return lines.join('\n');
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   if (process.argv.includes('--help')) {
-    process.stdout.write('Usage: systemd-security [--json]\n\nsystemd-analyze security --offline=yes on the engine unit (LocalAI and llama-server renders) and on\nnginx.service with the proposed drop-in. Exit 1 when the engine is above 2.5.\n');
+    process.stdout.write(
+      'Usage: systemd-security [--json]\n\nsystemd-analyze security --offline=yes on the engine unit (LocalAI and llama-server renders) and on\nnginx.service with the proposed drop-in. Exit 1 when the engine is above 2.5.\n',
+    );
     process.exit(0);
   }
-  const [localai, llama, nginx] = await Promise.all([engineSecurity('localai'), engineSecurity('llama-server'), nginxSecurity()]);
+  const [localai, llama, nginx] = await Promise.all([
+    engineSecurity('localai'),
+    engineSecurity('llama-server'),
+    nginxSecurity(),
+  ]);
   if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ localai, llama, nginx }, null, 2)}\n`);
   else {
-    process.stdout.write(`${formatReport(localai)}\n${formatReport(llama)}\n${formatReport(nginx.stock)}\n${formatReport(nginx.hardened, NGINX_OPEN_REASONS)}\n`);
+    process.stdout.write(
+      `${formatReport(localai)}\n${formatReport(llama)}\n${formatReport(nginx.stock)}\n${formatReport(nginx.hardened, NGINX_OPEN_REASONS)}\n`,
+    );
   }
   process.exit(localai.exposure <= 2.5 && llama.exposure <= 2.5 ? 0 : 1);
 }

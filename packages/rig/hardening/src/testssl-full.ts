@@ -11,7 +11,9 @@ import { quietLog } from './test-support/quiet-log.js';
 import { judge, notable, readAllowList, runTestssl } from './testssl.js';
 
 if (process.argv.includes('--help')) {
-  process.stdout.write('Usage: testssl-full [--json]\n\nFull testssl.sh run against the gateway (per-VM CA added, SAN host name, 127.0.0.1); exit 1 on a\nprotocol other than TLS 1.2/1.3 or a HIGH/CRITICAL finding outside testssl-allowlist.json.\n');
+  process.stdout.write(
+    'Usage: testssl-full [--json]\n\nFull testssl.sh run against the gateway (per-VM CA added, SAN host name, 127.0.0.1); exit 1 on a\nprotocol other than TLS 1.2/1.3 or a HIGH/CRITICAL finding outside testssl-allowlist.json.\n',
+  );
   process.exit(0);
 }
 const HOST = 'copilot.example.test';
@@ -30,14 +32,30 @@ const gw = await startGateway({
 let code = 0;
 try {
   process.stderr.write(`testssl (full) against ${HOST}:${gw.httpsPort} (127.0.0.1)…\n`);
-  const run = await runTestssl({ hostname: HOST, port: gw.httpsPort, ip: '127.0.0.1', caFile: paths.tls.caCert, mode: 'full', timeoutSeconds: 1800 });
+  const run = await runTestssl({
+    hostname: HOST,
+    port: gw.httpsPort,
+    ip: '127.0.0.1',
+    caFile: paths.tls.caCert,
+    mode: 'full',
+    timeoutSeconds: 1800,
+  });
   const problems = judge(run, allow, 'full');
-  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ seconds: run.seconds, problems, notable: notable(run), findings: run.findings }, null, 2)}\n`);
+  if (process.argv.includes('--json'))
+    process.stdout.write(
+      `${JSON.stringify({ seconds: run.seconds, problems, notable: notable(run), findings: run.findings }, null, 2)}\n`,
+    );
   else {
-    const proto = ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1', 'TLS1_2', 'TLS1_3'].map((id) => `${id}: ${run.findings.find((f) => f.id === id)?.finding ?? '?'}`);
+    const proto = ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1', 'TLS1_2', 'TLS1_3'].map(
+      (id) => `${id}: ${run.findings.find((f) => f.id === id)?.finding ?? '?'}`,
+    );
     process.stdout.write(
       `testssl full: ${run.seconds.toFixed(0)} s, ${run.findings.length} findings\n  ${proto.join('\n  ')}\n` +
-        `  MEDIUM or worse: ${notable(run).map((f) => `${f.severity} ${f.id} (${f.finding})`).join('; ') || 'none'}\n` +
+        `  MEDIUM or worse: ${
+          notable(run)
+            .map((f) => `${f.severity} ${f.id} (${f.finding})`)
+            .join('; ') || 'none'
+        }\n` +
         `  allowed: ${allow.map((a) => a.id).join(', ')}\n  ${problems.length ? `PROBLEMS:\n    - ${problems.join('\n    - ')}` : 'ok'}\n`,
     );
   }

@@ -5,7 +5,13 @@ import { existsSync } from 'node:fs';
 import { appliancePaths } from '@slm-copilot/context-schema';
 import { ensureSelfSigned } from '@slm-copilot/nginx-config';
 import { mutation } from '@slm-copilot/nginx-config/test-support/mutate';
-import { removeTempRoots, startGateway, tempRoot, type Gateway, type StartGatewayOptions } from '@slm-copilot/nginx-config/test-support/nginx';
+import {
+  removeTempRoots,
+  startGateway,
+  tempRoot,
+  type Gateway,
+  type StartGatewayOptions,
+} from '@slm-copilot/nginx-config/test-support/nginx';
 import { startUpstreamDouble, type UpstreamDouble } from '@slm-copilot/nginx-config/test-support/upstream-double';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { quietLog } from './test-support/quiet-log.js';
@@ -32,7 +38,11 @@ async function gateway(tag: string, opts: { foreignCa?: boolean; mutate?: StartG
     tls: served,
     trustFile: paths.tls.caCert,
     enginePort: double.port,
-    env: { ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_HOSTNAME: HOST, ONEAPP_COPILOT_TLS_MODE: 'self-signed' },
+    env: {
+      ONEAPP_COPILOT_ENGINE: 'llama-server',
+      ONEAPP_COPILOT_HOSTNAME: HOST,
+      ONEAPP_COPILOT_TLS_MODE: 'self-signed',
+    },
     ...(opts.mutate ? { mutate: opts.mutate } : {}),
   });
   gateways.push(gw);
@@ -59,21 +69,46 @@ describe('testssl.sh (quick set: protocols + server defaults)', () => {
   it('only TLS 1.2 and 1.3; the chain verifies against the per-VM CA; no HIGH/CRITICAL beyond the allow-list', async (ctx) => {
     if (!hasTestssl) ctx.skip(); // apt-get install testssl.sh (scripts/apt-packages.json lists it)
     const { gw, caFile } = await gateway('good');
-    const run = await runTestssl({ hostname: HOST, port: gw.httpsPort, ip: '127.0.0.1', caFile, mode: 'quick', timeoutSeconds: 240 });
+    const run = await runTestssl({
+      hostname: HOST,
+      port: gw.httpsPort,
+      ip: '127.0.0.1',
+      caFile,
+      mode: 'quick',
+      timeoutSeconds: 240,
+    });
     const problems = judge(run, allow, 'quick');
     console.log(
       `testssl quick (${run.args.filter((a) => a.startsWith('--') && !['--jsonfile', '--add-ca', '--ip'].includes(a)).join(' ')}): ${run.seconds.toFixed(0)} s, ${run.findings.length} findings; ` +
-        `MEDIUM+: ${notable(run).map((f) => `${f.severity} ${f.id} (${f.finding})`).join('; ') || 'none'}; allowed: ${allow.map((a) => a.id).join(', ')}`,
+        `MEDIUM+: ${
+          notable(run)
+            .map((f) => `${f.severity} ${f.id} (${f.finding})`)
+            .join('; ') || 'none'
+        }; allowed: ${allow.map((a) => a.id).join(', ')}`,
     );
     expect(problems, run.output.slice(-3000)).toEqual([]);
     // The allow-list is not a blanket: each allowed id really occurs (else it should be removed).
-    for (const e of allow) expect(run.findings.some((f) => f.id === e.id), `${e.id} no longer reported`).toBe(true);
+    for (const e of allow)
+      expect(
+        run.findings.some((f) => f.id === e.id),
+        `${e.id} no longer reported`,
+      ).toBe(true);
   }, 300_000);
 
   it('mutation: TLS 1.3 removed and a leaf from another CA make the same check fail', async (ctx) => {
     if (!hasTestssl) ctx.skip();
-    const { gw, caFile } = await gateway('mutant', { foreignCa: true, mutate: mutation('slm-copilot.conf', 'ssl_protocols TLSv1.2 TLSv1.3;', 'ssl_protocols TLSv1.2;') });
-    const run = await runTestssl({ hostname: HOST, port: gw.httpsPort, ip: '127.0.0.1', caFile, mode: 'quick', timeoutSeconds: 240 });
+    const { gw, caFile } = await gateway('mutant', {
+      foreignCa: true,
+      mutate: mutation('slm-copilot.conf', 'ssl_protocols TLSv1.2 TLSv1.3;', 'ssl_protocols TLSv1.2;'),
+    });
+    const run = await runTestssl({
+      hostname: HOST,
+      port: gw.httpsPort,
+      ip: '127.0.0.1',
+      caFile,
+      mode: 'quick',
+      timeoutSeconds: 240,
+    });
     const problems = judge(run, allow, 'quick');
     console.log(`testssl quick on the mutant: ${run.seconds.toFixed(0)} s; problems: ${problems.join('; ')}`);
     expect(problems.some((p) => p.startsWith('TLS1_3 must be offered'))).toBe(true);

@@ -57,15 +57,23 @@ export async function runTestssl(opts: TestsslOptions): Promise<TestsslRun> {
   const json = path.join(dir, 'testssl.json');
   const args = [
     '--quiet',
-    '--color', '0',
-    '--warnings', 'off',
-    '--nodns', 'none',
-    '--connect-timeout', '10',
-    '--openssl-timeout', '10',
-    '--ip', opts.ip,
-    '--add-ca', opts.caFile,
+    '--color',
+    '0',
+    '--warnings',
+    'off',
+    '--nodns',
+    'none',
+    '--connect-timeout',
+    '10',
+    '--openssl-timeout',
+    '10',
+    '--ip',
+    opts.ip,
+    '--add-ca',
+    opts.caFile,
     ...(opts.mode === 'quick' ? QUICK_ARGS : []),
-    '--jsonfile', json,
+    '--jsonfile',
+    json,
     `${opts.hostname}:${opts.port}`,
   ];
   const t0 = performance.now();
@@ -73,7 +81,13 @@ export async function runTestssl(opts: TestsslOptions): Promise<TestsslRun> {
     const r = await $({ nothrow: true, quiet: true, timeout: `${opts.timeoutSeconds ?? 1200}s` })`testssl ${args}`;
     const seconds = (performance.now() - t0) / 1000;
     const text = await readFile(json, 'utf8').catch(() => '[]');
-    return { findings: JSON.parse(text) as TestsslFinding[], seconds, args, exitCode: r.exitCode, output: r.stdout + r.stderr };
+    return {
+      findings: JSON.parse(text) as TestsslFinding[],
+      seconds,
+      args,
+      exitCode: r.exitCode,
+      output: r.stdout + r.stderr,
+    };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -96,7 +110,11 @@ const offered = (f: TestsslFinding | undefined) => f !== undefined && /^offered/
 const notOffered = (f: TestsslFinding | undefined) => f !== undefined && /^not offered/.test(f.finding);
 
 /** Problems in a run: protocols other than TLS 1.2/1.3, HIGH/CRITICAL findings not allowed, an incomplete scan. */
-export function judge(run: Pick<TestsslRun, 'findings'>, allow: readonly AllowListEntry[], mode: TestsslMode): string[] {
+export function judge(
+  run: Pick<TestsslRun, 'findings'>,
+  allow: readonly AllowListEntry[],
+  mode: TestsslMode,
+): string[] {
   const problems: string[] = [];
   const byId = new Map<string, TestsslFinding>();
   for (const f of run.findings) if (!byId.has(f.id)) byId.set(f.id, f);
@@ -104,13 +122,17 @@ export function judge(run: Pick<TestsslRun, 'findings'>, allow: readonly AllowLi
   if (run.findings.length === 0) problems.push('testssl produced no findings');
   for (const f of run.findings) {
     if (f.severity === 'FATAL') problems.push(`scan incomplete: ${f.id}: ${f.finding}`);
-    if ((f.severity === 'HIGH' || f.severity === 'CRITICAL') && !allowed.has(f.id)) problems.push(`${f.severity} ${f.id}: ${f.finding}`);
+    if ((f.severity === 'HIGH' || f.severity === 'CRITICAL') && !allowed.has(f.id))
+      problems.push(`${f.severity} ${f.id}: ${f.finding}`);
   }
-  for (const id of ['TLS1_2', 'TLS1_3']) if (!offered(byId.get(id))) problems.push(`${id} must be offered: ${byId.get(id)?.finding ?? 'no finding'}`);
-  for (const id of ['TLS1', 'TLS1_1']) if (!notOffered(byId.get(id))) problems.push(`${id} must not be offered: ${byId.get(id)?.finding ?? 'no finding'}`);
+  for (const id of ['TLS1_2', 'TLS1_3'])
+    if (!offered(byId.get(id))) problems.push(`${id} must be offered: ${byId.get(id)?.finding ?? 'no finding'}`);
+  for (const id of ['TLS1', 'TLS1_1'])
+    if (!notOffered(byId.get(id))) problems.push(`${id} must not be offered: ${byId.get(id)?.finding ?? 'no finding'}`);
   for (const id of ['SSLv2', 'SSLv3']) {
     const f = byId.get(id);
-    const untestedLocally = mode === 'quick' && f !== undefined && /not tested due to lack of local support/.test(f.finding);
+    const untestedLocally =
+      mode === 'quick' && f !== undefined && /not tested due to lack of local support/.test(f.finding);
     if (!notOffered(f) && !untestedLocally) problems.push(`${id} must not be offered: ${f?.finding ?? 'no finding'}`);
   }
   // The trust path really was checked (CA added, the name is in the SANs).

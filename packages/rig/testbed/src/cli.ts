@@ -84,14 +84,22 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(HELP[cmd]!);
     return 0;
   }
-  const print = (obj: Record<string, unknown>, text: string) => process.stdout.write(values.json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
+  const print = (obj: Record<string, unknown>, text: string) =>
+    process.stdout.write(values.json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
 
   switch (cmd) {
     case 'build-llama': {
       const variant = (values.variant ?? 'dispatch') as LlamaVariant;
       if (!LLAMA_VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${LLAMA_VARIANTS.join(', ')}`);
-      const b = await ensureLlamaBuild({ variant, jobs: values.jobs ? Number(values.jobs) : undefined, verbose: values.verbose });
-      print({ ...b }, `llama-server:   ${b.llamaServer}\nllama-quantize: ${b.llamaQuantize}\nllama-bench:    ${b.llamaBench}\nsource:         ${b.srcDir}`);
+      const b = await ensureLlamaBuild({
+        variant,
+        jobs: values.jobs ? Number(values.jobs) : undefined,
+        verbose: values.verbose,
+      });
+      print(
+        { ...b },
+        `llama-server:   ${b.llamaServer}\nllama-quantize: ${b.llamaQuantize}\nllama-bench:    ${b.llamaBench}\nsource:         ${b.srcDir}`,
+      );
       return 0;
     }
     case 'tiny-model':
@@ -102,14 +110,22 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'mirror': {
       if (!values.dir) throw new Error('mirror: --dir is required');
-      const faults = values.faults ? (JSON.parse(await readFile(values.faults, 'utf8')) as Record<string, MirrorFault>) : {};
-      const mirror = await startMirror({ root: values.dir, port: values.port ? Number(values.port) : undefined, faults });
+      const faults = values.faults
+        ? (JSON.parse(await readFile(values.faults, 'utf8')) as Record<string, MirrorFault>)
+        : {};
+      const mirror = await startMirror({
+        root: values.dir,
+        port: values.port ? Number(values.port) : undefined,
+        faults,
+      });
       process.stdout.write(`mirror of ${values.dir} at ${mirror.baseUrl}/ (Ctrl-C to stop)\n`);
       let seen = 0;
       const timer = setInterval(() => {
         for (; seen < mirror.requests.length; seen++) {
           const r = mirror.requests[seen]!;
-          process.stdout.write(`${r.method} ${r.path}${r.range ? ` [${r.range}]` : ''} -> ${r.status}, ${r.bytes} bytes${r.dropped ? ' (dropped)' : ''}\n`);
+          process.stdout.write(
+            `${r.method} ${r.path}${r.range ? ` [${r.range}]` : ''} -> ${r.status}, ${r.bytes} bytes${r.dropped ? ' (dropped)' : ''}\n`,
+          );
         }
       }, 200);
       await new Promise<void>((resolve) => {

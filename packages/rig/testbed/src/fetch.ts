@@ -3,7 +3,11 @@ import type { LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
 
 /** Starts one request the way the caller wants it (its agent, trust, fresh connection …). */
-export type NodeRequester = (url: string, options: RequestOptions, onResponse: (res: IncomingMessage) => void) => ClientRequest;
+export type NodeRequester = (
+  url: string,
+  options: RequestOptions,
+  onResponse: (res: IncomingMessage) => void,
+) => ClientRequest;
 
 /**
  * A WHATWG `fetch` (what the official `openai` client takes) over a node:http/https requester, so
@@ -14,7 +18,12 @@ export function fetchOver(requester: NodeRequester): typeof fetch {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     const headers: Record<string, string> = {};
     new Headers(init?.headers).forEach((v, k) => (headers[k] = v));
-    const body = init?.body === undefined || init?.body === null ? undefined : typeof init.body === 'string' ? init.body : Buffer.from(await new Response(init.body).arrayBuffer());
+    const body =
+      init?.body === undefined || init?.body === null
+        ? undefined
+        : typeof init.body === 'string'
+          ? init.body
+          : Buffer.from(await new Response(init.body).arrayBuffer());
     return new Promise<Response>((resolve, reject) => {
       const req = requester(url, { method: init?.method ?? 'GET', headers }, (res) => {
         const h = new Headers();
@@ -25,7 +34,9 @@ export function fetchOver(requester: NodeRequester): typeof fetch {
         const status = res.statusCode ?? 0;
         const noBody = status === 204 || status === 304;
         if (noBody) res.resume();
-        resolve(new Response(noBody ? null : (Readable.toWeb(res) as unknown as ReadableStream), { status, headers: h }));
+        resolve(
+          new Response(noBody ? null : (Readable.toWeb(res) as unknown as ReadableStream), { status, headers: h }),
+        );
       });
       req.on('error', reject);
       init?.signal?.addEventListener('abort', () => req.destroy(new Error('aborted')));

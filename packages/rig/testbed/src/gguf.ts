@@ -9,7 +9,21 @@ export interface GgufHeader {
   metadata: Record<string, GgufValue>;
 }
 
-const T = { U8: 0, I8: 1, U16: 2, I16: 3, U32: 4, I32: 5, F32: 6, BOOL: 7, STRING: 8, ARRAY: 9, U64: 10, I64: 11, F64: 12 } as const;
+const T = {
+  U8: 0,
+  I8: 1,
+  U16: 2,
+  I16: 3,
+  U32: 4,
+  I32: 5,
+  F32: 6,
+  BOOL: 7,
+  STRING: 8,
+  ARRAY: 9,
+  U64: 10,
+  I64: 11,
+  F64: 12,
+} as const;
 
 class Reader {
   private buf = Buffer.alloc(0);
@@ -51,19 +65,32 @@ class Reader {
   }
   async scalar(type: number): Promise<GgufValue> {
     switch (type) {
-      case T.U8: return (await this.bytes(1)).readUInt8(0);
-      case T.I8: return (await this.bytes(1)).readInt8(0);
-      case T.U16: return (await this.bytes(2)).readUInt16LE(0);
-      case T.I16: return (await this.bytes(2)).readInt16LE(0);
-      case T.U32: return (await this.bytes(4)).readUInt32LE(0);
-      case T.I32: return (await this.bytes(4)).readInt32LE(0);
-      case T.F32: return (await this.bytes(4)).readFloatLE(0);
-      case T.BOOL: return (await this.bytes(1)).readUInt8(0) !== 0;
-      case T.STRING: return this.string();
-      case T.U64: return (await this.bytes(8)).readBigUInt64LE(0);
-      case T.I64: return (await this.bytes(8)).readBigInt64LE(0);
-      case T.F64: return (await this.bytes(8)).readDoubleLE(0);
-      default: throw new Error(`unknown GGUF value type ${type}`);
+      case T.U8:
+        return (await this.bytes(1)).readUInt8(0);
+      case T.I8:
+        return (await this.bytes(1)).readInt8(0);
+      case T.U16:
+        return (await this.bytes(2)).readUInt16LE(0);
+      case T.I16:
+        return (await this.bytes(2)).readInt16LE(0);
+      case T.U32:
+        return (await this.bytes(4)).readUInt32LE(0);
+      case T.I32:
+        return (await this.bytes(4)).readInt32LE(0);
+      case T.F32:
+        return (await this.bytes(4)).readFloatLE(0);
+      case T.BOOL:
+        return (await this.bytes(1)).readUInt8(0) !== 0;
+      case T.STRING:
+        return this.string();
+      case T.U64:
+        return (await this.bytes(8)).readBigUInt64LE(0);
+      case T.I64:
+        return (await this.bytes(8)).readBigInt64LE(0);
+      case T.F64:
+        return (await this.bytes(8)).readDoubleLE(0);
+      default:
+        throw new Error(`unknown GGUF value type ${type}`);
     }
   }
 }

@@ -57,7 +57,14 @@ export {
 } from './symbol-versions.js';
 export { elfNeeded, elfRunpath, elfVersionNeeds, type VersionNeed } from './elf.js';
 export { freePort, startLlamaServer, type LlamaServer, type StartLlamaServerOptions } from './llama-server.js';
-export { parseRange, startMirror, type Mirror, type MirrorFault, type MirrorOptions, type MirrorRequest } from './mirror.js';
+export {
+  parseRange,
+  startMirror,
+  type Mirror,
+  type MirrorFault,
+  type MirrorOptions,
+  type MirrorRequest,
+} from './mirror.js';
 export { ggufContextLength, readGgufMetadata, type GgufHeader, type GgufValue } from './gguf.js';
 export { NGINX, nginxMainConf, startNginx, type NginxProcess, type StartNginxOptions } from './nginx.js';
 export { fetchOver, lookupTo, type NodeRequester } from './fetch.js';

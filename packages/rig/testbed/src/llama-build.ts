@@ -2,7 +2,16 @@ import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { $, type ProcessPromise } from 'zx';
-import { buildAtomically, cacheRoot, defaultLogger, exists, formatDuration, hashKey, phase, type Logger } from './cache.js';
+import {
+  buildAtomically,
+  cacheRoot,
+  defaultLogger,
+  exists,
+  formatDuration,
+  hashKey,
+  phase,
+  type Logger,
+} from './cache.js';
 import { withLock } from './lock.js';
 import { dispatchPasses, installDispatch, type BuildPass } from './llama-dispatch.js';
 
@@ -120,7 +129,12 @@ export function llamaBuildPasses(variant: LlamaVariant): BuildPass[] {
 export async function missingCpuFlags(variant: LlamaVariant): Promise<string[]> {
   const info = await readFile('/proc/cpuinfo', 'utf8').catch(() => '');
   const line = info.split('\n').find((l) => l.startsWith('flags')) ?? '';
-  const have = new Set(line.replace(/^flags\s*:/, '').trim().split(/\s+/));
+  const have = new Set(
+    line
+      .replace(/^flags\s*:/, '')
+      .trim()
+      .split(/\s+/),
+  );
   return VARIANT_CPU_FLAGS[variant].filter((f) => !have.has(f));
 }
 
@@ -159,7 +173,10 @@ export async function ensureLlamaSource(opts: Pick<LlamaBuildOptions, 'cacheDir'
           await rm(tmpDir, { recursive: true, force: true });
           await mkdir(tmpDir, { recursive: true });
           try {
-            await $({ quiet: true, cwd: tmpDir })`npm pack ${`node-llama-cpp@${version}`} --pack-destination ${tmpDir} --silent`;
+            await $({
+              quiet: true,
+              cwd: tmpDir,
+            })`npm pack ${`node-llama-cpp@${version}`} --pack-destination ${tmpDir} --silent`;
             await $({ quiet: true })`mv ${join(tmpDir, `node-llama-cpp-${version}.tgz`)} ${tgz}`;
           } finally {
             await rm(tmpDir, { recursive: true, force: true });
@@ -171,16 +188,26 @@ export async function ensureLlamaSource(opts: Pick<LlamaBuildOptions, 'cacheDir'
       try {
         await phase(log, 'extract llama/gitRelease.bundle', async () => {
           await mkdir(unpack, { recursive: true });
-          await $({ quiet: true })`tar -xzf ${tgz} -C ${unpack} package/llama/gitRelease.bundle package/llama/binariesGithubRelease.json`;
+          await $({
+            quiet: true,
+          })`tar -xzf ${tgz} -C ${unpack} package/llama/gitRelease.bundle package/llama/binariesGithubRelease.json`;
         });
-        const release = (JSON.parse(await readFile(join(unpack, 'package/llama/binariesGithubRelease.json'), 'utf8')) as { release: string })
-          .release;
+        const release = (
+          JSON.parse(await readFile(join(unpack, 'package/llama/binariesGithubRelease.json'), 'utf8')) as {
+            release: string;
+          }
+        ).release;
         await buildAtomically(srcDir, async (tmp) => {
           await phase(log, 'git clone the bundle', async () => {
-            await $({ quiet: true })`git -c advice.detachedHead=false clone --quiet ${join(unpack, 'package/llama/gitRelease.bundle')} ${tmp}`;
+            await $({
+              quiet: true,
+            })`git -c advice.detachedHead=false clone --quiet ${join(unpack, 'package/llama/gitRelease.bundle')} ${tmp}`;
           });
           const commit = (await $({ quiet: true, cwd: tmp })`git rev-parse HEAD`).stdout.trim();
-          await writeFile(join(tmp, '.testbed-source.json'), JSON.stringify({ version, release, commit }, null, 2) + '\n');
+          await writeFile(
+            join(tmp, '.testbed-source.json'),
+            JSON.stringify({ version, release, commit }, null, 2) + '\n',
+          );
         });
       } finally {
         await rm(unpack, { recursive: true, force: true });
@@ -195,7 +222,10 @@ export async function ensureLlamaSource(opts: Pick<LlamaBuildOptions, 'cacheDir'
 /** The cache key of a variant's build: version, variant and a hash of the flags and recipe. */
 export function llamaBuildKey(variant: LlamaVariant, version = NODE_LLAMA_CPP_VERSION): string {
   // the static variants keep their original key inputs (flags + targets), so their caches stay valid
-  const inputs = variant === 'dispatch' ? llamaBuildPasses(variant).flatMap((p) => [...p.flags, '--target', ...p.targets]) : [...llamaCmakeFlags(variant), ...LLAMA_TARGETS];
+  const inputs =
+    variant === 'dispatch'
+      ? llamaBuildPasses(variant).flatMap((p) => [...p.flags, '--target', ...p.targets])
+      : [...llamaCmakeFlags(variant), ...LLAMA_TARGETS];
   return `${version}-${variant}-${hashKey([String(BUILD_RECIPE), version, variant, ...inputs], 10)}`;
 }
 
@@ -223,7 +253,8 @@ function buildResult(src: LlamaSource, variant: LlamaVariant, key: string, dir: 
  */
 export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<LlamaBuild> {
   const variant = opts.variant ?? 'dispatch';
-  if (!LLAMA_VARIANTS.includes(variant)) throw new Error(`unknown llama.cpp variant '${variant}' (expected ${LLAMA_VARIANTS.join(' or ')})`);
+  if (!LLAMA_VARIANTS.includes(variant))
+    throw new Error(`unknown llama.cpp variant '${variant}' (expected ${LLAMA_VARIANTS.join(' or ')})`);
   const log = opts.log ?? defaultLogger;
   const jobs = opts.jobs ?? 2;
   const key = llamaBuildKey(variant);
@@ -240,7 +271,8 @@ export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<Ll
       if (await exists(manifest)) return buildResult(src, variant, key, dir);
       await ensureBuildTools(log);
       const missing = await missingCpuFlags(variant);
-      if (missing.length) log(`warning: this CPU lacks ${missing.join(', ')}; the '${variant}' binaries will build but not run here`);
+      if (missing.length)
+        log(`warning: this CPU lacks ${missing.join(', ')}; the '${variant}' binaries will build but not run here`);
       const t0 = performance.now();
       const flags = llamaCmakeFlags(variant);
       const durations: Record<string, number> = {};
@@ -262,7 +294,13 @@ export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<Ll
               runLogged(log, logStream, verbose, sh`cmake -S ${src.srcDir} -B ${buildDir} ${pass.flags}`),
             );
             await timed(`cmake build ${pass.targets.join(' ')} (${variant}, -j${jobs})`, () =>
-              runLogged(log, logStream, verbose, sh`cmake --build ${buildDir} --config Release -j ${String(jobs)} --target ${pass.targets}`, true),
+              runLogged(
+                log,
+                logStream,
+                verbose,
+                sh`cmake --build ${buildDir} --config Release -j ${String(jobs)} --target ${pass.targets}`,
+                true,
+              ),
             );
           }
         } finally {
@@ -369,7 +407,12 @@ export async function aptInstall(pkgs: string[], log: Logger = defaultLogger): P
     throw new Error(`missing Debian packages; run: sudo apt-get install -y ${pkgs.join(' ')}`);
   }
   await phase(log, `apt-get install -y ${pkgs.join(' ')}`, async () => {
-    const r = await $({ quiet: true, nothrow: true, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })`apt-get install -y ${pkgs}`;
-    if (r.exitCode !== 0) throw new Error(`apt-get install -y ${pkgs.join(' ')} failed (exit ${r.exitCode}):\n${r.stderr.slice(-2000)}`);
+    const r = await $({
+      quiet: true,
+      nothrow: true,
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    })`apt-get install -y ${pkgs}`;
+    if (r.exitCode !== 0)
+      throw new Error(`apt-get install -y ${pkgs.join(' ')} failed (exit ${r.exitCode}):\n${r.stderr.slice(-2000)}`);
   });
 }

@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ggufContextLength, readGgufMetadata } from './gguf.js';
 import { ensureLlamaBuild, llamaBuildKey, type LlamaBuild } from './llama-build.js';
 import { startLlamaServer, type LlamaServer } from './llama-server.js';
-import { CHAT_TEMPLATE_PATH_IN_TREE, SYSTEM_PYTHON, TINY_MODEL_PARAMS, ensureTinyModel, type GgufModel } from './tiny-model.js';
+import {
+  CHAT_TEMPLATE_PATH_IN_TREE,
+  SYSTEM_PYTHON,
+  TINY_MODEL_PARAMS,
+  ensureTinyModel,
+  type GgufModel,
+} from './tiny-model.js';
 
 // A cold engine build takes ~4.5 min on 2 cores (more on a busy machine); cached it is instant.
 const BUILD_TIMEOUT = 40 * 60_000;
@@ -39,7 +45,9 @@ describe('llama.cpp build (dispatch: the one the image ships and every host test
     for (const bin of [build.llamaServer, build.llamaQuantize, build.llamaBench]) {
       expect((await stat(bin)).mode & 0o111).not.toBe(0);
     }
-    const manifest = JSON.parse(await readFile(join(build.binDir, '..', 'build.json'), 'utf8')) as { cmakeFlags: string[] };
+    const manifest = JSON.parse(await readFile(join(build.binDir, '..', 'build.json'), 'utf8')) as {
+      cmakeFlags: string[];
+    };
     expect(manifest.cmakeFlags).toContain('-DGGML_BACKEND_DL=ON');
     expect(manifest.cmakeFlags).toContain('-DGGML_CPU_ALL_VARIANTS=ON'); // only the shipped modules are built (llama-dispatch.ts)
     expect(manifest.cmakeFlags).toContain('-DGGML_NATIVE=OFF');
@@ -47,7 +55,8 @@ describe('llama.cpp build (dispatch: the one the image ships and every host test
 
   it('runs under QEMU TCG -cpu max: the executable and the haswell module have no AVX-512 code; the zen4 module has', async () => {
     // AVX-512 code uses zmm registers; the AVX2 path has none.
-    const zmm = async (file: string) => (await $({ quiet: true })`objdump -d --no-show-raw-insn ${file}`).stdout.includes('%zmm');
+    const zmm = async (file: string) =>
+      (await $({ quiet: true })`objdump -d --no-show-raw-insn ${file}`).stdout.includes('%zmm');
     expect(await zmm(build.llamaServer)).toBe(false);
     expect(await zmm(join(build.binDir, 'libggml-cpu-haswell.so'))).toBe(false);
     expect(await zmm(join(build.binDir, 'libggml-cpu-zen4.so'))).toBe(true);
@@ -80,14 +89,33 @@ describe('tiny model', () => {
   });
 
   it('agrees with gguf-py’s own reader (gguf_dump.py)', async () => {
-    const r = await $({ quiet: true, env: { ...process.env, PYTHONPATH: join(build.srcDir, 'gguf-py') } })`${SYSTEM_PYTHON} ${join(
+    const r = await $({
+      quiet: true,
+      env: { ...process.env, PYTHONPATH: join(build.srcDir, 'gguf-py') },
+    })`${SYSTEM_PYTHON} ${join(
       build.srcDir,
       'gguf-py/gguf/scripts/gguf_dump.py',
     )} --json --json-array --no-tensors ${model.path}`;
     const dump = JSON.parse(r.stdout) as { metadata: Record<string, { value: unknown }> };
     expect(dump.metadata['mistral3.context_length']?.value).toBe(32768);
     const tokens = dump.metadata['tokenizer.ggml.tokens']?.value as string[];
-    for (const t of ['<s>', '</s>', '[INST]', '[/INST]', '[SYSTEM_PROMPT]', '[/SYSTEM_PROMPT]', '[TOOL_CALLS]', '[AVAILABLE_TOOLS]', '[TOOL_RESULTS]', '[ARGS]', '[CALL_ID]', '[THINK]', '[/THINK]', '<0x00>', '<0xFF>']) {
+    for (const t of [
+      '<s>',
+      '</s>',
+      '[INST]',
+      '[/INST]',
+      '[SYSTEM_PROMPT]',
+      '[/SYSTEM_PROMPT]',
+      '[TOOL_CALLS]',
+      '[AVAILABLE_TOOLS]',
+      '[TOOL_RESULTS]',
+      '[ARGS]',
+      '[CALL_ID]',
+      '[THINK]',
+      '[/THINK]',
+      '<0x00>',
+      '<0xFF>',
+    ]) {
       expect(tokens).toContain(t);
     }
   }, 60_000);
@@ -131,11 +159,25 @@ describe('llama-server with the tiny model', () => {
 
   it('answers 20 random chats with 200 and valid text (the UTF-8 guard works)', async () => {
     let state = 12345;
-    const rand = () => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32);
-    const words = ['code', 'file', 'function', 'return', 'ünïcödé', '日本語', 'emoji 🚀', 'tab\tnew\nline', 'json {"a":1}', 'x'];
+    const rand = () => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const words = [
+      'code',
+      'file',
+      'function',
+      'return',
+      'ünïcödé',
+      '日本語',
+      'emoji 🚀',
+      'tab\tnew\nline',
+      'json {"a":1}',
+      'x',
+    ];
     const results: Array<{ status: number; content: string }> = [];
     for (let i = 0; i < 20; i++) {
-      const prompt = Array.from({ length: 3 + Math.floor(rand() * 20) }, () => words[Math.floor(rand() * words.length)]).join(' ');
+      const prompt = Array.from(
+        { length: 3 + Math.floor(rand() * 20) },
+        () => words[Math.floor(rand() * words.length)],
+      ).join(' ');
       const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
         method: 'POST',
         headers: { 'Content-Type': 'application/json' },
@@ -164,7 +206,12 @@ describe('llama-server with the tiny model', () => {
     const res = await fetch(`${server.baseUrl}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ model: 'devstral-small-2', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8, stream: true }),
+      body: JSON.stringify({
+        model: 'devstral-small-2',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens: 8,
+        stream: true,
+      }),
     });
     expect(res.status).toBe(200);
     const text = await res.text();

@@ -47,7 +47,10 @@ describe('withLock', () => {
       `import { withLock } from ${JSON.stringify(join(import.meta.dirname, 'lock.ts'))};\n` +
         `await withLock(${JSON.stringify(lock)}, async () => { console.log('held'); await new Promise(() => {}); }, { log: () => {} });\n`,
     );
-    const holder = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script], { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] });
+    const holder = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', script], {
+      cwd: join(import.meta.dirname, '..'),
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((resolve, reject) => {
       holder.stdout.on('data', (d: Buffer) => d.toString().includes('held') && resolve());
       holder.on('exit', (code) => reject(new Error(`holder exited early (${code})`)));
@@ -106,7 +109,11 @@ describe('startLlamaServer errors', () => {
   it('times out with the output tail when /health never answers', async () => {
     // a generous timeout: on a loaded machine the shell may need seconds to print its line
     await expect(
-      startLlamaServer({ binary: '/bin/sh', args: ['-c', 'echo "still loading" >&2; exec sleep 60'], readyTimeoutMs: 8000 }),
+      startLlamaServer({
+        binary: '/bin/sh',
+        args: ['-c', 'echo "still loading" >&2; exec sleep 60'],
+        readyTimeoutMs: 8000,
+      }),
     ).rejects.toThrow(/not ready within[\s\S]*still loading/);
   });
 

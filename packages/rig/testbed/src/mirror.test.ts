@@ -14,15 +14,31 @@ let mirror: Mirror;
 
 /** Raw GET/HEAD that reports what arrived even when the server cuts the connection. */
 function rawGet(url: string, opts: { method?: string; range?: string } = {}) {
-  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; aborted: boolean }>((resolve, reject) => {
-    const req = request(url, { method: opts.method ?? 'GET', headers: opts.range ? { Range: opts.range } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      let aborted = false;
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('aborted', () => (aborted = true));
-      res.on('error', () => (aborted = true));
-      res.on('close', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), aborted: aborted || !res.complete }));
-    });
+  return new Promise<{
+    status: number;
+    headers: Record<string, string | string[] | undefined>;
+    body: Buffer;
+    aborted: boolean;
+  }>((resolve, reject) => {
+    const req = request(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.range ? { Range: opts.range } : {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let aborted = false;
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('aborted', () => (aborted = true));
+        res.on('error', () => (aborted = true));
+        res.on('close', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+            aborted: aborted || !res.complete,
+          }),
+        );
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -30,7 +46,8 @@ function rawGet(url: string, opts: { method?: string; range?: string } = {}) {
 
 /** The request log is written when the server side of a response closes, a moment after the client got it. */
 async function logsFor(path: string, n: number) {
-  for (let i = 0; i < 100 && mirror.requests.filter((q) => q.path === path).length < n; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && mirror.requests.filter((q) => q.path === path).length < n; i++)
+    await new Promise((r) => setTimeout(r, 20));
   return mirror.requests.filter((q) => q.path === path);
 }
 
@@ -39,7 +56,17 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'testbed-mirror-'));
   data = randomBytes(SIZE);
-  const names = ['plain.bin', 'drop.bin', 'slow.bin', 'gone.bin', 'bad.bin', 'late.bin', 'err.bin', 'norange.bin', 'reset.bin'];
+  const names = [
+    'plain.bin',
+    'drop.bin',
+    'slow.bin',
+    'gone.bin',
+    'bad.bin',
+    'late.bin',
+    'err.bin',
+    'norange.bin',
+    'reset.bin',
+  ];
   for (const name of names) await writeFile(join(dir, name), data);
   await writeFile(join(dir, 'empty.bin'), Buffer.alloc(0));
   mirror = await startMirror({
@@ -181,7 +208,9 @@ describe('mirror', () => {
     const diff = [...body.keys()].filter((i) => body[i] !== data[i]);
     expect(diff).toEqual([0, 100_000]);
     expect(body[100_000]).toBe(data[100_000]! ^ 0xff);
-    const part = Buffer.from(await (await fetch(`${mirror.baseUrl}/bad.bin`, { headers: { Range: 'bytes=99990-100009' } })).arrayBuffer());
+    const part = Buffer.from(
+      await (await fetch(`${mirror.baseUrl}/bad.bin`, { headers: { Range: 'bytes=99990-100009' } })).arrayBuffer(),
+    );
     expect(part[10]).toBe(data[100_000]! ^ 0xff);
     expect(part.subarray(0, 10).equals(data.subarray(99_990, 100_000))).toBe(true);
   });
@@ -241,7 +270,10 @@ describe('mirror', () => {
       const t0 = performance.now();
       let status = 0;
       while (status === 0 && performance.now() - t0 < 5000) {
-        status = await fetch(`${m.baseUrl}/plain.bin`, { method: 'HEAD' }).then((r) => r.status, () => 0);
+        status = await fetch(`${m.baseUrl}/plain.bin`, { method: 'HEAD' }).then(
+          (r) => r.status,
+          () => 0,
+        );
         if (status === 0) await new Promise((r) => setTimeout(r, 50));
       }
       expect(status).toBe(200);

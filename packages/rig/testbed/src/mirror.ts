@@ -124,7 +124,11 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
     res.on('close', finish);
 
     const plain = (status: number, body: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), ...headers });
+      res.writeHead(status, {
+        'Content-Type': 'text/plain; charset=utf-8',
+        'Content-Length': String(Buffer.byteLength(body)),
+        ...headers,
+      });
       if (method === 'HEAD') res.end();
       else {
         entry.bytes = Buffer.byteLength(body);

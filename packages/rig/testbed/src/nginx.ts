@@ -91,7 +91,10 @@ export async function startNginx(opts: StartNginxOptions): Promise<NginxProcess>
   const timeoutMs = opts.readyTimeoutMs ?? 15_000;
   const t0 = Date.now();
   for (;;) {
-    if (exited) throw new Error(`nginx exited before listening:\n${output}\n${await readFile(mainErrorLog, 'utf8').catch(() => '')}`);
+    if (exited)
+      throw new Error(
+        `nginx exited before listening:\n${output}\n${await readFile(mainErrorLog, 'utf8').catch(() => '')}`,
+      );
     if (Date.now() - t0 > timeoutMs) {
       await stop();
       throw new Error(`nginx did not listen on ${opts.readyPort} within ${timeoutMs / 1000} s:\n${output}`);

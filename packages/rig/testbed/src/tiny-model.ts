@@ -2,7 +2,17 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
-import { buildAtomically, cacheRoot, defaultLogger, exists, formatDuration, hashKey, phase, sha256File, type Logger } from './cache.js';
+import {
+  buildAtomically,
+  cacheRoot,
+  defaultLogger,
+  exists,
+  formatDuration,
+  hashKey,
+  phase,
+  sha256File,
+  type Logger,
+} from './cache.js';
 import { aptInstall, ensureLlamaBuild, type LlamaBuild } from './llama-build.js';
 import { withLock } from './lock.js';
 
@@ -152,31 +162,59 @@ export async function ensureGgufModel(kind: string, params: ModelParams, opts: M
       await buildAtomically(dir, async (tmp) => {
         const f16 = join(tmp, `${kind}-F16.gguf`);
         const metaJson = join(tmp, 'generator.json');
-        await timed(`generate ${kind} model (F16, ${params.nLayer} layers × ${params.nEmbd}, vocab ${params.vocabSize})`, async () => {
-          const args = [
-            '--out', f16,
-            '--arch', params.arch,
-            '--name', params.name,
-            '--n-layer', String(params.nLayer),
-            '--n-embd', String(params.nEmbd),
-            '--n-head', String(params.nHead),
-            '--n-head-kv', String(params.nHeadKv),
-            '--head-dim', String(params.headDim),
-            '--n-ff', String(params.nFf),
-            '--vocab-size', String(params.vocabSize),
-            '--ctx', String(params.contextLength),
-            '--rope-theta', String(params.ropeTheta),
-            '--seed', String(params.seed),
-            '--chat-template-file', templatePath,
-            '--dtype', 'f16',
-            '--meta-out', metaJson,
-          ];
-          const r = await $({ quiet: true, nothrow: true, env: { ...process.env, PYTHONPATH: join(llama.srcDir, 'gguf-py') } })`${python} ${script} ${args}`;
-          if (r.exitCode !== 0) throw new Error(`make_tiny_gguf.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
-        });
+        await timed(
+          `generate ${kind} model (F16, ${params.nLayer} layers × ${params.nEmbd}, vocab ${params.vocabSize})`,
+          async () => {
+            const args = [
+              '--out',
+              f16,
+              '--arch',
+              params.arch,
+              '--name',
+              params.name,
+              '--n-layer',
+              String(params.nLayer),
+              '--n-embd',
+              String(params.nEmbd),
+              '--n-head',
+              String(params.nHead),
+              '--n-head-kv',
+              String(params.nHeadKv),
+              '--head-dim',
+              String(params.headDim),
+              '--n-ff',
+              String(params.nFf),
+              '--vocab-size',
+              String(params.vocabSize),
+              '--ctx',
+              String(params.contextLength),
+              '--rope-theta',
+              String(params.ropeTheta),
+              '--seed',
+              String(params.seed),
+              '--chat-template-file',
+              templatePath,
+              '--dtype',
+              'f16',
+              '--meta-out',
+              metaJson,
+            ];
+            const r = await $({
+              quiet: true,
+              nothrow: true,
+              env: { ...process.env, PYTHONPATH: join(llama.srcDir, 'gguf-py') },
+            })`${python} ${script} ${args}`;
+            if (r.exitCode !== 0)
+              throw new Error(`make_tiny_gguf.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
+          },
+        );
         await timed(`llama-quantize ${params.quant}`, async () => {
-          const r = await $({ quiet: true, nothrow: true })`${llama.llamaQuantize} ${f16} ${join(tmp, fileName)} ${params.quant} ${String(2)}`;
-          if (r.exitCode !== 0) throw new Error(`llama-quantize failed (exit ${r.exitCode}):\n${r.stdall.slice(-3000)}`);
+          const r = await $({
+            quiet: true,
+            nothrow: true,
+          })`${llama.llamaQuantize} ${f16} ${join(tmp, fileName)} ${params.quant} ${String(2)}`;
+          if (r.exitCode !== 0)
+            throw new Error(`llama-quantize failed (exit ${r.exitCode}):\n${r.stdall.slice(-3000)}`);
         });
         await rm(f16, { force: true });
         const out = join(tmp, fileName);
@@ -198,7 +236,9 @@ export async function ensureGgufModel(kind: string, params: ModelParams, opts: M
         await writeFile(join(tmp, 'model.json'), JSON.stringify(m, null, 2) + '\n');
       });
       const model = await read();
-      log(`${kind} model ready in ${formatDuration(performance.now() - t0)}: ${model.path} (${(model.bytes / 1e6).toFixed(1)} MB)`);
+      log(
+        `${kind} model ready in ${formatDuration(performance.now() - t0)}: ${model.path} (${(model.bytes / 1e6).toFixed(1)} MB)`,
+      );
       return model;
     },
     { log, what: `${kind} model` },

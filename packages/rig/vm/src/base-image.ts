@@ -52,12 +52,32 @@ export const defaultRecipe: BaseImageRecipe = {
   ],
   packages: [
     // boot and base system
-    'linux-image-cloud-amd64', 'systemd-sysv', 'udev', 'dbus', 'kmod', 'e2fsprogs', 'zstd', 'xz-utils',
-    'ifupdown', 'isc-dhcp-client', 'iproute2', 'netbase', 'procps', 'less', 'sudo', 'locales', 'ca-certificates',
+    'linux-image-cloud-amd64',
+    'systemd-sysv',
+    'udev',
+    'dbus',
+    'kmod',
+    'e2fsprogs',
+    'zstd',
+    'xz-utils',
+    'ifupdown',
+    'isc-dhcp-client',
+    'iproute2',
+    'netbase',
+    'procps',
+    'less',
+    'sudo',
+    'locales',
+    'ca-certificates',
     // access: Packer's SSH communicator, scp/sftp of the test and of Packer's file provisioner
-    'openssh-server', 'openssh-sftp-server',
+    'openssh-server',
+    'openssh-sftp-server',
     // what the appliance needs offline (the test VM has no network)
-    'nginx', 'openssl', 'certbot', 'python3', 'curl',
+    'nginx',
+    'openssl',
+    'certbot',
+    'python3',
+    'curl',
     // llama-server (built with OpenMP) links libgomp
     'libgomp1',
   ],
@@ -67,8 +87,14 @@ export const defaultRecipe: BaseImageRecipe = {
   kernelArgs: 'ro console=tty0 console=ttyS0,115200n8 net.ifnames=0 biosdevname=0',
   files: [
     { path: '/etc/hostname', text: 'slm-base\n' },
-    { path: '/etc/hosts', text: '127.0.0.1\tlocalhost\n127.0.1.1\tslm-base\n::1\tlocalhost ip6-localhost ip6-loopback\n' },
-    { path: '/etc/network/interfaces', text: 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n' },
+    {
+      path: '/etc/hosts',
+      text: '127.0.0.1\tlocalhost\n127.0.1.1\tslm-base\n::1\tlocalhost ip6-localhost ip6-loopback\n',
+    },
+    {
+      path: '/etc/network/interfaces',
+      text: 'source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n\nauto eth0\niface eth0 inet dhcp\n',
+    },
     { path: '/etc/default/locale', text: 'LANG=C.UTF-8\n' },
     { path: '/etc/systemd/system/ssh.service.d/10-slm-host-keys.conf', from: 'ssh-host-keys.conf' },
     { path: '/usr/local/sbin/slm-build-access', from: 'slm-build-access', mode: 0o755 },
@@ -115,7 +141,9 @@ export interface EnsureBaseImageOptions {
   /** Rebuild even when cached. */
   force?: boolean;
   /** Per-phase timeouts (ms). */
-  timeouts?: Partial<Record<'tools' | 'lock' | 'bootstrap' | 'customize' | 'filesystem' | 'bootloader' | 'convert', number>>;
+  timeouts?: Partial<
+    Record<'tools' | 'lock' | 'bootstrap' | 'customize' | 'filesystem' | 'bootloader' | 'convert', number>
+  >;
 }
 
 const DEFAULT_TIMEOUTS = {
@@ -172,13 +200,26 @@ export async function ensureBaseImage(options: EnsureBaseImageOptions = {}): Pro
       if (again) return again; // another process built it while we waited
       const started = performance.now();
       await log.phase('base image: host tools', () =>
-        withTimeout('host tools', timeouts.tools, ensureHostTools(
-          [TOOLS.mmdebstrap, TOOLS.qemuImg, TOOLS.extlinux, TOOLS.syslinuxMbr, TOOLS.mkfs, TOOLS.sfdisk, TOOLS.losetup],
-          log,
-        )),
+        withTimeout(
+          'host tools',
+          timeouts.tools,
+          ensureHostTools(
+            [
+              TOOLS.mmdebstrap,
+              TOOLS.qemuImg,
+              TOOLS.extlinux,
+              TOOLS.syslinuxMbr,
+              TOOLS.mkfs,
+              TOOLS.sfdisk,
+              TOOLS.losetup,
+            ],
+            log,
+          ),
+        ),
       );
       // Leftovers of a killed build of this same recipe (we hold its lock, so nobody else is using them).
-      for (const name of await readdir(cacheDir)) if (name.startsWith(`.base-${hash}.tmp-`)) await removeTree(path.join(cacheDir, name), log);
+      for (const name of await readdir(cacheDir))
+        if (name.startsWith(`.base-${hash}.tmp-`)) await removeTree(path.join(cacheDir, name), log);
       const work = await mkdtemp(path.join(cacheDir, `.base-${hash}.tmp-`));
       try {
         await buildInto(work, recipe, hash, timeouts, log);
@@ -189,7 +230,9 @@ export async function ensureBaseImage(options: EnsureBaseImageOptions = {}): Pro
       const buildMs = performance.now() - started;
       const info = await imageInfo(final);
       const result: BaseImage = { path: final, hash, built: true, fileBytes: await fileSize(final), ...info, buildMs };
-      log.info(`base image built in ${formatDuration(buildMs)}: ${final} (${mib(result.fileBytes)} file, ${mib(result.virtualBytes)} virtual)`);
+      log.info(
+        `base image built in ${formatDuration(buildMs)}: ${final} (${mib(result.fileBytes)} file, ${mib(result.virtualBytes)} virtual)`,
+      );
       return result;
     },
     { log, what: `base image ${hash}`, timeoutMs: timeouts.lock },
@@ -224,11 +267,20 @@ async function run(what: string, ms: number, fn: () => Promise<unknown>): Promis
   } catch (error) {
     if (error instanceof TaskError) throw error;
     const e = error as { stderr?: string; stdout?: string; message?: string };
-    throw new TaskError(`${what} failed: ${tail(e.stderr || e.stdout || e.message || String(error), 15)}`, { exitCode: ExitCode.failure, cause: error });
+    throw new TaskError(`${what} failed: ${tail(e.stderr || e.stdout || e.message || String(error), 15)}`, {
+      exitCode: ExitCode.failure,
+      cause: error,
+    });
   }
 }
 
-async function buildInto(work: string, recipe: BaseImageRecipe, hash: string, timeouts: typeof DEFAULT_TIMEOUTS, log: Logger): Promise<void> {
+async function buildInto(
+  work: string,
+  recipe: BaseImageRecipe,
+  hash: string,
+  timeouts: typeof DEFAULT_TIMEOUTS,
+  log: Logger,
+): Promise<void> {
   const tree = path.join(work, 'tree');
   const disk = path.join(work, 'disk.raw');
   const mnt = path.join(work, 'mnt');
@@ -240,8 +292,13 @@ async function buildInto(work: string, recipe: BaseImageRecipe, hash: string, ti
   const sh = $({ quiet: true, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive', LC_ALL: 'C.UTF-8' } });
 
   await log.phase(`base image: mmdebstrap ${recipe.suite} (${recipe.packages.length} packages)`, () =>
-    run('mmdebstrap', timeouts.bootstrap, () =>
-      sh({ timeout: timeouts.bootstrap })`mmdebstrap --mode=root --variant=minbase --format=directory --include=${recipe.packages.join(',')} --aptopt=${'Acquire::Retries "3"'} ${recipe.suite} ${tree} ${recipe.sources}`,
+    run(
+      'mmdebstrap',
+      timeouts.bootstrap,
+      () =>
+        sh({
+          timeout: timeouts.bootstrap,
+        })`mmdebstrap --mode=root --variant=minbase --format=directory --include=${recipe.packages.join(',')} --aptopt=${'Acquire::Retries "3"'} ${recipe.suite} ${tree} ${recipe.sources}`,
     ),
   );
 
@@ -257,7 +314,8 @@ async function buildInto(work: string, recipe: BaseImageRecipe, hash: string, ti
       const kernel = kernels.at(-1);
       if (!kernel) throw new TaskError('no kernel in the bootstrapped tree (linux-image-cloud-amd64 missing?)');
       const version = kernel.slice('vmlinuz-'.length);
-      if (!(await exists(path.join(tree, 'boot', `initrd.img-${version}`)))) throw new TaskError(`no initrd.img-${version} in the tree`);
+      if (!(await exists(path.join(tree, 'boot', `initrd.img-${version}`))))
+        throw new TaskError(`no initrd.img-${version} in the tree`);
       await mkdir(path.join(tree, 'boot/extlinux'), { recursive: true });
       await writeFile(
         path.join(tree, 'boot/extlinux/extlinux.conf'),
@@ -283,16 +341,25 @@ async function buildInto(work: string, recipe: BaseImageRecipe, hash: string, ti
   await log.phase('base image: MBR disk (sfdisk, syslinux mbr.bin)', () =>
     run('disk', timeouts.filesystem, async () => {
       await sh`truncate -s ${`${recipe.diskSizeMiB}M`} ${disk}`;
-      await sh({ input: `label: dos\nstart=2048, size=${partBytes / 512}, type=83, bootable\n` })`sfdisk --quiet ${disk}`;
+      await sh({
+        input: `label: dos\nstart=2048, size=${partBytes / 512}, type=83, bootable\n`,
+      })`sfdisk --quiet ${disk}`;
       await sh`dd if=/usr/lib/syslinux/mbr/mbr.bin of=${disk} bs=440 count=1 conv=notrunc status=none`;
     }),
   );
 
   // The file system is written straight into the partition (mke2fs -E offset): no loop device, no copy.
-  await log.phase(`base image: ext4 from the tree into the partition (${recipe.diskSizeMiB - 1} MiB, mkfs.ext4 -d)`, () =>
-    run('mkfs.ext4', timeouts.filesystem, () =>
-      sh({ timeout: timeouts.filesystem })`mkfs.ext4 -q -F -L slm-root -U ${uuid} ${recipe.mkfsOptions} -E ${`offset=${partStartBytes}`} -d ${tree} ${disk} ${`${partBytes / 1024}k`}`,
-    ),
+  await log.phase(
+    `base image: ext4 from the tree into the partition (${recipe.diskSizeMiB - 1} MiB, mkfs.ext4 -d)`,
+    () =>
+      run(
+        'mkfs.ext4',
+        timeouts.filesystem,
+        () =>
+          sh({
+            timeout: timeouts.filesystem,
+          })`mkfs.ext4 -q -F -L slm-root -U ${uuid} ${recipe.mkfsOptions} -E ${`offset=${partStartBytes}`} -d ${tree} ${disk} ${`${partBytes / 1024}k`}`,
+      ),
   );
 
   // extlinux has to see the mounted file system (it records where ldlinux.sys lies): the one loop mount.
@@ -302,10 +369,13 @@ async function buildInto(work: string, recipe: BaseImageRecipe, hash: string, ti
       try {
         await sh`mount -o ${`loop,offset=${partStartBytes},sizelimit=${partBytes}`} ${disk} ${mnt}`;
       } catch (error) {
-        throw new TaskError(`cannot loop-mount the new file system to install extlinux: ${(error as { stderr?: string }).stderr?.trim() ?? error}`, {
-          exitCode: ExitCode.environment,
-          hint: 'the base image needs a loop device (modprobe loop; in a container: --privileged or --device /dev/loop-control)',
-        });
+        throw new TaskError(
+          `cannot loop-mount the new file system to install extlinux: ${(error as { stderr?: string }).stderr?.trim() ?? error}`,
+          {
+            exitCode: ExitCode.environment,
+            hint: 'the base image needs a loop device (modprobe loop; in a container: --privileged or --device /dev/loop-control)',
+          },
+        );
       }
       try {
         await sh`extlinux --install ${path.join(mnt, 'boot/extlinux')}`;
@@ -316,8 +386,13 @@ async function buildInto(work: string, recipe: BaseImageRecipe, hash: string, ti
   );
 
   await log.phase('base image: qemu-img convert -c', () =>
-    run('qemu-img convert', timeouts.convert, () =>
-      sh({ timeout: timeouts.convert })`qemu-img convert -c -O qcow2 -o compat=1.1 ${disk} ${path.join(work, 'disk.qcow2')}`,
+    run(
+      'qemu-img convert',
+      timeouts.convert,
+      () =>
+        sh({
+          timeout: timeouts.convert,
+        })`qemu-img convert -c -O qcow2 -o compat=1.1 ${disk} ${path.join(work, 'disk.qcow2')}`,
     ),
   );
   await rm(disk);

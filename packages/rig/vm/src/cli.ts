@@ -113,7 +113,15 @@ const boot = (argv: string[]) =>
       const timeoutMs = int(values.timeout, 'timeout', 900) * 1000;
       const key = await ensureSshKey();
       const work = await mkdtemp(path.join(tmpdir(), 'slm-vm-boot-'));
-      if (!cdrom) cdrom = (await makeContextIso({ values: context, sshPublicKey: key.publicKey, out: path.join(work, 'context.iso'), log })).path;
+      if (!cdrom)
+        cdrom = (
+          await makeContextIso({
+            values: context,
+            sshPublicKey: key.publicKey,
+            out: path.join(work, 'context.iso'),
+            log,
+          })
+        ).path;
       const vm = await bootVm({ ...options, cdrom, sshKey: key, workDir: work, log }).catch(async (error) => {
         await rm(work, { recursive: true, force: true });
         throw error;
@@ -127,7 +135,9 @@ const boot = (argv: string[]) =>
           await vm.shutdown();
           return r.exitCode === 0 ? ExitCode.ok : ExitCode.failure;
         }
-        const fwd = Object.entries(vm.ports).map(([g, h]) => `${g}→127.0.0.1:${h}`).join(', ');
+        const fwd = Object.entries(vm.ports)
+          .map(([g, h]) => `${g}→127.0.0.1:${h}`)
+          .join(', ');
         process.stdout.write(
           `ssh -i ${key.privateKeyFile} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -p ${vm.sshPort} root@127.0.0.1\n` +
             `forwards: ${fwd}\nserial console: ${vm.serialLog}\nCtrl-C shuts the VM down.\n`,
@@ -150,18 +160,32 @@ const contextIso = (argv: string[]) =>
       name: `${TOOL} context-iso`,
       summary: "write an OpenNebula CONTEXT CD (ISO label CONTEXT, context.sh with KEY='value' lines)",
       usage: `${TOOL} context-iso --out FILE [--ssh-key FILE.pub] [--print] KEY=VALUE ...`,
-      options: { out: { type: 'string', short: 'o' }, 'ssh-key': { type: 'string' }, print: { type: 'boolean', default: false } },
+      options: {
+        out: { type: 'string', short: 'o' },
+        'ssh-key': { type: 'string' },
+        print: { type: 'boolean', default: false },
+      },
       allowPositionals: true,
       details:
         "Values are quoted the way OpenNebula does (single quotes; a ' inside becomes '\\''). --ssh-key adds SSH_PUBLIC_KEY.\n" +
         `Example: ${TOOL} context-iso --out ctx.iso --ssh-key ~/.ssh/id_ed25519.pub ONEAPP_COPILOT_ENGINE=llama-server`,
     },
-    { out: 'ISO file to write', 'ssh-key': 'public key file for SSH_PUBLIC_KEY', print: 'also print context.sh on stdout' },
+    {
+      out: 'ISO file to write',
+      'ssh-key': 'public key file for SSH_PUBLIC_KEY',
+      print: 'also print context.sh on stdout',
+    },
     argv,
     async ({ values, positionals, log }) => {
       if (typeof values.out !== 'string') throw new UsageError('--out is required', `see ${TOOL} context-iso --help`);
-      const sshPublicKey = typeof values['ssh-key'] === 'string' ? (await readFile(values['ssh-key'], 'utf8')).trim() : undefined;
-      const iso = await makeContextIso({ values: keyValues(positionals, 'argument'), sshPublicKey, out: path.resolve(values.out), log });
+      const sshPublicKey =
+        typeof values['ssh-key'] === 'string' ? (await readFile(values['ssh-key'], 'utf8')).trim() : undefined;
+      const iso = await makeContextIso({
+        values: keyValues(positionals, 'argument'),
+        sshPublicKey,
+        out: path.resolve(values.out),
+        log,
+      });
       if (values.print) process.stdout.write(iso.contextSh);
       log.info(`wrote ${iso.path}`);
     },
@@ -191,7 +215,8 @@ const validate = (argv: string[]) =>
     },
     argv,
     async ({ values, log }) => {
-      if (values.profile !== 'production' && values.profile !== 'test') throw new UsageError('--profile is production or test');
+      if (values.profile !== 'production' && values.profile !== 'test')
+        throw new UsageError('--profile is production or test');
       const vars = keyValues(values.var, '--var');
       if (values.profile === 'test') vars.source_image_url ??= '/dev/null';
       const r = await packerValidate({
@@ -209,7 +234,8 @@ const build = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} build-image`,
-      summary: 'packer build the appliance image (production: Ubuntu 24.04 + KVM + internet; test: the Debian base image, TCG, offline)',
+      summary:
+        'packer build the appliance image (production: Ubuntu 24.04 + KVM + internet; test: the Debian base image, TCG, offline)',
       usage: `${TOOL} build-image --profile production|test --bundle DIR --node-runtime FILE --appliance DIR --out DIR [--install-command CMD]`,
       options: {
         profile: { type: 'string', default: 'production' },
@@ -220,7 +246,8 @@ const build = (argv: string[]) =>
         'install-command': { type: 'string' },
         var: { type: 'string', multiple: true },
       },
-      details: 'The test profile builds the base image first (cached). The image is <out>/slm-copilot.qcow2; Packer\'s log is <out>.packer.log.',
+      details:
+        "The test profile builds the base image first (cached). The image is <out>/slm-copilot.qcow2; Packer's log is <out>.packer.log.",
     },
     {
       profile: 'production or test',
@@ -233,8 +260,10 @@ const build = (argv: string[]) =>
     },
     argv,
     async ({ values, log }) => {
-      for (const k of ['bundle', 'node-runtime', 'appliance', 'out']) if (typeof values[k] !== 'string') throw new UsageError(`--${k} is required`, `see ${TOOL} build-image --help`);
-      if (values.profile !== 'production' && values.profile !== 'test') throw new UsageError('--profile is production or test');
+      for (const k of ['bundle', 'node-runtime', 'appliance', 'out'])
+        if (typeof values[k] !== 'string') throw new UsageError(`--${k} is required`, `see ${TOOL} build-image --help`);
+      if (values.profile !== 'production' && values.profile !== 'test')
+        throw new UsageError('--profile is production or test');
       const source = values.profile === 'test' ? (await ensureBaseImage({ log })).path : undefined;
       const r = await buildImage({
         profile: values.profile,
@@ -248,7 +277,9 @@ const build = (argv: string[]) =>
         log,
       });
       process.stdout.write(`${r.image}\n`);
-      log.info(`built in ${formatDuration(r.durationMs)}: ${r.phases.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ')}`);
+      log.info(
+        `built in ${formatDuration(r.durationMs)}: ${r.phases.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ')}`,
+      );
     },
   );
 

@@ -27,7 +27,10 @@ afterAll(async () => {
 
 /** The guest's parser (guest/context-value.awk, used by slm-context-ssh in the base image), run on the host. */
 async function awkValue(file: string, name: string): Promise<{ code: number; value: string }> {
-  const r = await $({ quiet: true, nothrow: true })`awk -v want=${name} -f ${path.join(GUEST_DIR, 'context-value.awk')} ${file}`;
+  const r = await $({
+    quiet: true,
+    nothrow: true,
+  })`awk -v want=${name} -f ${path.join(GUEST_DIR, 'context-value.awk')} ${file}`;
   return { code: r.exitCode ?? -1, value: r.stdout.replace(/\n$/, '') };
 }
 
@@ -53,7 +56,10 @@ describe('context.sh rendering', () => {
     const file = path.join(dir, 'context.sh');
     await writeFile(file, renderContextSh(tricky));
     const names = Object.keys(tricky);
-    const r = await $({ quiet: true, cwd: dir })`bash -c ${`. ./context.sh; for n in ${names.join(' ')}; do printf '%s\\0' "\${!n}"; done`}`;
+    const r = await $({
+      quiet: true,
+      cwd: dir,
+    })`bash -c ${`. ./context.sh; for n in ${names.join(' ')}; do printf '%s\\0' "\${!n}"; done`}`;
     expect(r.stdout.split('\0').slice(0, -1)).toEqual(Object.values(tricky));
   }, 120_000);
 
@@ -61,9 +67,18 @@ describe('context.sh rendering', () => {
     const dir = await tempDir('slm-vm-ctx-');
     const file = path.join(dir, 'context.sh');
     const marker = path.join(dir, 'executed');
-    await writeFile(file, renderContextSh({ ...tricky, ONEAPP_RUN: `$(touch ${marker})` }, { sshPublicKey: 'ssh-ed25519 AAAAkey one\nssh-ed25519 AAAAkey two' }));
+    await writeFile(
+      file,
+      renderContextSh(
+        { ...tricky, ONEAPP_RUN: `$(touch ${marker})` },
+        { sshPublicKey: 'ssh-ed25519 AAAAkey one\nssh-ed25519 AAAAkey two' },
+      ),
+    );
     for (const [k, v] of Object.entries(tricky)) expect(await awkValue(file, k), k).toEqual({ code: 0, value: v });
-    expect(await awkValue(file, 'SSH_PUBLIC_KEY')).toEqual({ code: 0, value: 'ssh-ed25519 AAAAkey one\nssh-ed25519 AAAAkey two' });
+    expect(await awkValue(file, 'SSH_PUBLIC_KEY')).toEqual({
+      code: 0,
+      value: 'ssh-ed25519 AAAAkey one\nssh-ed25519 AAAAkey two',
+    });
     expect((await awkValue(file, 'NOT_THERE')).code).toBe(1);
     await expect(readFile(marker)).rejects.toThrow();
   }, 120_000);
@@ -72,7 +87,11 @@ describe('context.sh rendering', () => {
 describe('makeContextIso', () => {
   it('writes an ISO labelled CONTEXT whose context.sh is byte-identical', async () => {
     const dir = await tempDir('slm-vm-ctx-iso-');
-    const iso = await makeContextIso({ values: tricky, sshPublicKey: 'ssh-ed25519 AAAA x', out: path.join(dir, 'ctx.iso') });
+    const iso = await makeContextIso({
+      values: tricky,
+      sshPublicKey: 'ssh-ed25519 AAAA x',
+      out: path.join(dir, 'ctx.iso'),
+    });
     const toc = await $({ quiet: true })`xorriso -indev ${iso.path} -pvd_info`;
     expect(toc.stdout + toc.stderr).toMatch(/Volume Id\s*:\s*CONTEXT/i);
     const out = path.join(dir, 'extracted.sh');

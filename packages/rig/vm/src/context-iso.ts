@@ -22,7 +22,11 @@ export function renderContextSh(values: Record<string, string>, options: { sshPu
   if (options.sshPublicKey !== undefined) all.SSH_PUBLIC_KEY = options.sshPublicKey.trim();
   const lines = [CONTEXT_HEADER];
   for (const [key, value] of Object.entries(all)) {
-    if (!NAME.test(key)) throw new UsageError(`invalid context variable name "${key}"`, 'names are letters, digits and _ (not starting with a digit)');
+    if (!NAME.test(key))
+      throw new UsageError(
+        `invalid context variable name "${key}"`,
+        'names are letters, digits and _ (not starting with a digit)',
+      );
     lines.push(`${key}=${quoteContextValue(value)}`);
   }
   return `${lines.join('\n')}\n`;
@@ -59,11 +63,18 @@ export async function makeContextIso(options: MakeContextIsoOptions): Promise<Co
     await chmod(path.join(dir, 'context.sh'), 0o600);
     await mkdir(path.dirname(path.resolve(out)), { recursive: true });
     await rm(out, { force: true });
-    const r = await $({ quiet: true, nothrow: true, timeout: '60s' })`xorriso -as mkisofs -quiet -V ${CONTEXT_LABEL} -J -R -o ${out} ${dir}`;
-    if (r.exitCode !== 0) throw new TaskError(`xorriso failed to write ${out}: ${tail(r.stderr, 10)}`, { exitCode: ExitCode.failure });
+    const r = await $({
+      quiet: true,
+      nothrow: true,
+      timeout: '60s',
+    })`xorriso -as mkisofs -quiet -V ${CONTEXT_LABEL} -J -R -o ${out} ${dir}`;
+    if (r.exitCode !== 0)
+      throw new TaskError(`xorriso failed to write ${out}: ${tail(r.stderr, 10)}`, { exitCode: ExitCode.failure });
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
-  options.log?.debug(`CONTEXT ISO ${out}: ${Object.keys(options.values).length} variable(s)${options.sshPublicKey ? ' + SSH_PUBLIC_KEY' : ''}`);
+  options.log?.debug(
+    `CONTEXT ISO ${out}: ${Object.keys(options.values).length} variable(s)${options.sshPublicKey ? ' + SSH_PUBLIC_KEY' : ''}`,
+  );
   return { path: out, contextSh };
 }

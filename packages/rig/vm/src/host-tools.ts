@@ -24,7 +24,8 @@ export const TOOLS = {
 } as const satisfies Record<string, HostTool>;
 
 async function present(tool: HostTool): Promise<boolean> {
-  if (tool.command.startsWith('/')) return (await $({ nothrow: true, quiet: true })`test -e ${tool.command}`).exitCode === 0;
+  if (tool.command.startsWith('/'))
+    return (await $({ nothrow: true, quiet: true })`test -e ${tool.command}`).exitCode === 0;
   return commandExists(tool.command);
 }
 
@@ -45,18 +46,25 @@ export async function ensureHostTools(tools: readonly HostTool[], log?: Logger):
   }
   log?.info(`installing host packages: ${packages.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => $({ env, quiet: true, nothrow: true, timeout: '15m' })`apt-get install -y -qq --no-install-recommends ${packages}`;
+  const install = () =>
+    $({ env, quiet: true, nothrow: true, timeout: '15m' })`apt-get install -y -qq --no-install-recommends ${packages}`;
   let r = await install();
   if (r.exitCode !== 0) {
     await $({ env, quiet: true, nothrow: true, timeout: '10m' })`apt-get update -qq`;
     r = await install();
   }
   if (r.exitCode !== 0) {
-    throw new TaskError(`apt-get install ${packages.join(' ')} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`, {
-      exitCode: ExitCode.environment,
-    });
+    throw new TaskError(
+      `apt-get install ${packages.join(' ')} failed: ${r.stderr.trim().split('\n').slice(-5).join('\n')}`,
+      {
+        exitCode: ExitCode.environment,
+      },
+    );
   }
   for (const t of missing) {
-    if (!(await present(t))) throw new TaskError(`${t.command} still missing after installing ${t.aptPackage}`, { exitCode: ExitCode.environment });
+    if (!(await present(t)))
+      throw new TaskError(`${t.command} still missing after installing ${t.aptPackage}`, {
+        exitCode: ExitCode.environment,
+      });
   }
 }

@@ -38,7 +38,11 @@ describe('mirror disk (the artifacts staged into the build VM)', () => {
     await writeFile(path.join(mirror, 'model.gguf'), model);
     await writeFile(path.join(mirror, 'apt', 'x_1_amd64.deb'), deb);
     await writeFile(path.join(mirror, 'base.img'), 'host only');
-    const disk = await makeMirrorDisk({ mirrorDir: mirror, out: path.join(work, 'mirror.img'), exclude: (f) => f === 'base.img' });
+    const disk = await makeMirrorDisk({
+      mirrorDir: mirror,
+      out: path.join(work, 'mirror.img'),
+      exclude: (f) => f === 'base.img',
+    });
     expect(disk.files.sort()).toEqual(['apt/x_1_amd64.deb', 'model.gguf']);
     expect(disk.bytes).toBe(model.length + deb.length);
     expect((await $({ quiet: true })`blkid -o value -s LABEL ${disk.path}`).stdout.trim()).toBe(MIRROR_DISK_LABEL);
@@ -52,7 +56,9 @@ describe('mirror disk (the artifacts staged into the build VM)', () => {
   }, 60_000);
 
   it('refuses a missing mirror directory by name', async () => {
-    await expect(makeMirrorDisk({ mirrorDir: path.join(work, 'nope'), out: path.join(work, 'x.img') })).rejects.toThrow(/nope does not exist/);
+    await expect(makeMirrorDisk({ mirrorDir: path.join(work, 'nope'), out: path.join(work, 'x.img') })).rejects.toThrow(
+      /nope does not exist/,
+    );
   });
 
   it('the template attaches it read-only without -drive, at a PCI slot after the main disk (else SeaBIOS boots it)', async () => {

@@ -79,7 +79,8 @@ export async function makeMirrorDisk(options: MakeMirrorDiskOptions): Promise<Mi
   const started = performance.now();
   const mirrorDir = path.resolve(options.mirrorDir);
   const st = await stat(mirrorDir).catch(() => undefined);
-  if (!st?.isDirectory()) throw new TaskError(`mirror directory ${mirrorDir} does not exist`, { exitCode: ExitCode.usage });
+  if (!st?.isDirectory())
+    throw new TaskError(`mirror directory ${mirrorDir} does not exist`, { exitCode: ExitCode.usage });
   const files = (await listFiles(mirrorDir)).filter((f) => !options.exclude?.(f.rel));
   const tree = `${options.out}.d`;
   await rm(tree, { recursive: true, force: true });
@@ -96,10 +97,16 @@ export async function makeMirrorDisk(options: MakeMirrorDiskOptions): Promise<Mi
     await mkdir(tree, { recursive: true });
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const size = mirrorDiskBytes(files);
-    const r = await $({ quiet: true, nothrow: true, timeout: '120m' })`mke2fs -q -F -t ext2 -m 0 -b 4096 -N ${files.length + 64} -L ${MIRROR_DISK_LABEL} -E root_owner=0:0 -d ${tree} ${options.out} ${`${size / 1024}k`}`;
+    const r = await $({
+      quiet: true,
+      nothrow: true,
+      timeout: '120m',
+    })`mke2fs -q -F -t ext2 -m 0 -b 4096 -N ${files.length + 64} -L ${MIRROR_DISK_LABEL} -E root_owner=0:0 -d ${tree} ${options.out} ${`${size / 1024}k`}`;
     if (r.exitCode !== 0) {
       await rm(options.out, { force: true });
-      throw new TaskError(`mke2fs -d of the mirror ${mirrorDir} failed: ${tail(r.stderr || r.stdout, 5)}`, { exitCode: ExitCode.failure });
+      throw new TaskError(`mke2fs -d of the mirror ${mirrorDir} failed: ${tail(r.stderr || r.stdout, 5)}`, {
+        exitCode: ExitCode.failure,
+      });
     }
     const ms = performance.now() - started;
     log.info(`mirror disk ${options.out}: ${files.length} files, ${mib(bytes)} in ${formatDuration(ms)}`);

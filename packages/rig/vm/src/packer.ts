@@ -21,7 +21,8 @@ export type PackerVars = Record<string, string | number | boolean | readonly str
 /** `-var` arguments: strings raw, numbers/bools as text, lists as JSON (valid HCL). */
 export function varArgs(vars: PackerVars): string[] {
   const out: string[] = [];
-  for (const [k, v] of Object.entries(vars)) out.push('-var', `${k}=${Array.isArray(v) ? JSON.stringify(v) : String(v)}`);
+  for (const [k, v] of Object.entries(vars))
+    out.push('-var', `${k}=${Array.isArray(v) ? JSON.stringify(v) : String(v)}`);
   return out;
 }
 
@@ -48,7 +49,9 @@ export async function stageTemplate(template: string, workDir: string, version: 
   await cp(template, staged, { recursive: true });
   if (!supportsRequiredPlugins(version) && (await exists(path.join(staged, PLUGINS_FILE)))) {
     await rm(path.join(staged, PLUGINS_FILE));
-    log?.info(`Packer ${version} rejects required_plugins: ${PLUGINS_FILE} set aside (the built-in QEMU builder is used)`);
+    log?.info(
+      `Packer ${version} rejects required_plugins: ${PLUGINS_FILE} set aside (the built-in QEMU builder is used)`,
+    );
   }
   return staged;
 }
@@ -98,7 +101,9 @@ async function placeholderVars(dir: string): Promise<PackerVars> {
 }
 
 /** `packer validate` of a template (plugins file set aside under Packer 1.6). Throws with Packer's message on failure. */
-export async function packerValidate(options: PackerValidateOptions = {}): Promise<{ version: string; output: string; warnings: string[] }> {
+export async function packerValidate(
+  options: PackerValidateOptions = {},
+): Promise<{ version: string; output: string; warnings: string[] }> {
   const log = defaultLogger(options.log, 'packer');
   const template = path.resolve(options.template ?? PACKER_DIR);
   const version = await packerVersion();
@@ -109,18 +114,33 @@ export async function packerValidate(options: PackerValidateOptions = {}): Promi
     const vars: PackerVars = { ...(await placeholderVars(path.join(work, 'placeholders'))), ...options.vars };
     const warnings: string[] = [];
     if (options.offline) {
-      const checksum = typeof vars.source_image_checksum === 'string' ? vars.source_image_checksum : await defaultVar(staged, 'source_image_checksum');
+      const checksum =
+        typeof vars.source_image_checksum === 'string'
+          ? vars.source_image_checksum
+          : await defaultVar(staged, 'source_image_checksum');
       if (/^file:https?:/.test(checksum ?? '')) {
-        warnings.push(`offline: the checksum list ${checksum!.slice(5)} was not fetched (source_image_checksum=none for this validate)`);
+        warnings.push(
+          `offline: the checksum list ${checksum!.slice(5)} was not fetched (source_image_checksum=none for this validate)`,
+        );
         vars.source_image_checksum = 'none';
       }
     }
     for (const w of warnings) log.warn(w);
-    const varFiles = (options.varFiles ?? []).flatMap((f) => ['-var-file', path.isAbsolute(f) ? f : path.join(staged, f)]);
+    const varFiles = (options.varFiles ?? []).flatMap((f) => [
+      '-var-file',
+      path.isAbsolute(f) ? f : path.join(staged, f),
+    ]);
     const output = await log.phase(`packer validate ${path.basename(template)}/`, async () => {
-      const r = await $({ quiet: true, nothrow: true, timeout: options.timeoutMs ?? 120_000, env: packerEnv(work), cwd: work })`packer validate ${varFiles} ${varArgs(vars)} ${staged}`;
+      const r = await $({
+        quiet: true,
+        nothrow: true,
+        timeout: options.timeoutMs ?? 120_000,
+        env: packerEnv(work),
+        cwd: work,
+      })`packer validate ${varFiles} ${varArgs(vars)} ${staged}`;
       const text = `${r.stdout}${r.stderr}`;
-      if (r.exitCode !== 0) throw new TaskError(`packer validate failed:\n${tail(text, 30)}`, { exitCode: ExitCode.invalidConfig });
+      if (r.exitCode !== 0)
+        throw new TaskError(`packer validate failed:\n${tail(text, 30)}`, { exitCode: ExitCode.invalidConfig });
       return text;
     });
     return { version, output, warnings };
@@ -185,7 +205,11 @@ export async function runPacker(options: RunPackerOptions): Promise<RunPackerRes
   const log = defaultLogger(options.log, 'packer');
   const template = path.resolve(options.template ?? PACKER_DIR);
   const outputDir = path.resolve(options.outputDir);
-  if (await exists(outputDir)) throw new UsageError(`output directory ${outputDir} exists`, 'Packer refuses an existing output directory: remove it or pick another');
+  if (await exists(outputDir))
+    throw new UsageError(
+      `output directory ${outputDir} exists`,
+      'Packer refuses an existing output directory: remove it or pick another',
+    );
   const version = await packerVersion();
   await ensureHostTools([TOOLS.qemu, TOOLS.qemuImg, TOOLS.xorriso], log);
   const work = await mkdtemp(path.join(tmpdir(), 'slm-packer-'));
@@ -195,16 +219,31 @@ export async function runPacker(options: RunPackerOptions): Promise<RunPackerRes
     await mkdir(path.join(work, 'tmp'));
     const staged = await stageTemplate(template, work, version, log);
     if (supportsRequiredPlugins(version)) {
-      await log.phase('packer init', () => $({ quiet: true, timeout: '10m', env: packerEnv(work), cwd: work })`packer init ${staged}`);
+      await log.phase(
+        'packer init',
+        () => $({ quiet: true, timeout: '10m', env: packerEnv(work), cwd: work })`packer init ${staged}`,
+      );
     }
-    const vars: PackerVars = { ...options.vars, output_directory: outputDir, ...(options.vmName ? { vm_name: options.vmName } : {}) };
-    const varFiles = (options.varFiles ?? []).flatMap((f) => ['-var-file', path.isAbsolute(f) ? f : path.join(staged, f)]);
+    const vars: PackerVars = {
+      ...options.vars,
+      output_directory: outputDir,
+      ...(options.vmName ? { vm_name: options.vmName } : {}),
+    };
+    const varFiles = (options.varFiles ?? []).flatMap((f) => [
+      '-var-file',
+      path.isAbsolute(f) ? f : path.join(staged, f),
+    ]);
     const args = ['build', '-color=false', '-on-error=cleanup', ...varFiles, ...varArgs(vars), staged];
     await mkdir(path.dirname(logFile), { recursive: true });
     const logStream = createWriteStream(logFile);
     log.info(`packer ${version} build → ${outputDir} (log: ${logFile})`);
 
-    const child = spawn('packer', args, { cwd: work, env: packerEnv(work), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('packer', args, {
+      cwd: work,
+      env: packerEnv(work),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const killGroup = (signal: NodeJS.Signals) => {
       try {
         if (child.pid) process.kill(-child.pid, signal);
@@ -241,7 +280,9 @@ export async function runPacker(options: RunPackerOptions): Promise<RunPackerRes
     const watchdog = setInterval(() => {
       if (performance.now() - started > overall) stop(`packer build timed out after ${formatDuration(overall)}`);
       else if (performance.now() - phaseStarted > phaseLimit(phaseIndex))
-        stop(`packer phase "${PACKER_PHASES[phaseIndex]!.name}" timed out after ${formatDuration(phaseLimit(phaseIndex))}`);
+        stop(
+          `packer phase "${PACKER_PHASES[phaseIndex]!.name}" timed out after ${formatDuration(phaseLimit(phaseIndex))}`,
+        );
     }, 1000);
     watchdog.unref();
     log.info(`packer: ${PACKER_PHASES[0].name}…`);
@@ -283,11 +324,18 @@ export async function runPacker(options: RunPackerOptions): Promise<RunPackerRes
     if (code === 0) endPhase();
     const durationMs = performance.now() - started;
     if (timedOut) throw new TaskError(`${timedOut}\n${tail(output, 25)}`, { exitCode: ExitCode.failure });
-    if (code !== 0) throw new TaskError(`packer build failed (exit ${code}) after ${formatDuration(durationMs)}:\n${tail(output, 30)}`, { exitCode: ExitCode.failure, hint: `full log: ${logFile}` });
-    const vmName = options.vmName ?? (typeof options.vars.vm_name === 'string' ? options.vars.vm_name : 'slm-copilot.qcow2');
+    if (code !== 0)
+      throw new TaskError(
+        `packer build failed (exit ${code}) after ${formatDuration(durationMs)}:\n${tail(output, 30)}`,
+        { exitCode: ExitCode.failure, hint: `full log: ${logFile}` },
+      );
+    const vmName =
+      options.vmName ?? (typeof options.vars.vm_name === 'string' ? options.vars.vm_name : 'slm-copilot.qcow2');
     const image = path.join(outputDir, vmName);
     if (!(await exists(image))) throw new TaskError(`packer succeeded but ${image} is missing`);
-    log.info(`packer build done in ${formatDuration(durationMs)}: ${image} (${((await fileSize(image)) / 1048576).toFixed(1)} MiB)`);
+    log.info(
+      `packer build done in ${formatDuration(durationMs)}: ${image} (${((await fileSize(image)) / 1048576).toFixed(1)} MiB)`,
+    );
     return { outputDir, image, durationMs, phases, output, logFile };
   } finally {
     await rm(work, { recursive: true, force: true });
@@ -295,7 +343,11 @@ export async function runPacker(options: RunPackerOptions): Promise<RunPackerRes
 }
 
 /** The cidata seed of one build: cloud-init NoCloud files (Ubuntu) + `authorized_keys` (the Debian test base's slm-build-access). */
-export async function writeBuildSeed(dir: string, publicKey: string, instanceId = `slm-copilot-build-${Date.now().toString(36)}`): Promise<string> {
+export async function writeBuildSeed(
+  dir: string,
+  publicKey: string,
+  instanceId = `slm-copilot-build-${Date.now().toString(36)}`,
+): Promise<string> {
   await mkdir(dir, { recursive: true });
   await writeFile(
     path.join(dir, 'user-data'),
@@ -384,7 +436,8 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
       const image = path.resolve(options.sourceImage);
       varFiles.push(TEST_PROFILE);
       vars.source_image_url = image;
-      vars.source_image_checksum = options.sourceChecksum ?? `sha256:${await log.phase('sha256 of the base image', () => sha256File(image))}`;
+      vars.source_image_checksum =
+        options.sourceChecksum ?? `sha256:${await log.phase('sha256 of the base image', () => sha256File(image))}`;
       const info = JSON.parse((await $({ quiet: true, timeout: '60s' })`qemu-img info --output=json ${image}`).stdout);
       vars.disk_size = `${Math.ceil(Number(info['virtual-size']) / 1048576)}M`;
     } else {
@@ -399,7 +452,9 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     if (options.mirrorDir) {
       // Beside the output (the user picked that file system for the image), not in /tmp: it holds the model.
       const out = `${path.resolve(options.outputDir)}.mirror-disk.img`;
-      mirrorDisk = await log.phase('mirror disk', () => makeMirrorDisk({ mirrorDir: options.mirrorDir!, out, exclude: options.mirrorExclude, log }));
+      mirrorDisk = await log.phase('mirror disk', () =>
+        makeMirrorDisk({ mirrorDir: options.mirrorDir!, out, exclude: options.mirrorExclude, log }),
+      );
       cleanups.push(() => rm(out, { force: true }));
       vars.mirror_disk = mirrorDisk.path;
     }
@@ -416,7 +471,13 @@ export async function buildImage(options: BuildImageOptions): Promise<BuildImage
     });
     const buildHostKey = /build VM host key: \d+ (SHA256:\S+)/.exec(result.output)?.[1];
     const staged = mirrorDisk ? { files: mirrorDisk.files, bytes: mirrorDisk.bytes, ms: mirrorDisk.ms } : undefined;
-    return { ...result, mirrorDisk: staged, buildHostKey, buildPublicKey: key.publicKey, buildPrivateKeyFile: options.buildKeyDir ? key.privateKeyFile : undefined };
+    return {
+      ...result,
+      mirrorDisk: staged,
+      buildHostKey,
+      buildPublicKey: key.publicKey,
+      buildPrivateKeyFile: options.buildKeyDir ? key.privateKeyFile : undefined,
+    };
   } finally {
     for (const c of cleanups) await c();
     await rm(work, { recursive: true, force: true });

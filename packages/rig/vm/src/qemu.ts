@@ -153,7 +153,10 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
   if (options.overlay ?? true) {
     disk = path.join(workDir, 'overlay.qcow2');
     await rm(disk, { force: true });
-    await $({ quiet: true, timeout: '60s' })`qemu-img create -q -f qcow2 -F ${await backingFormat(image)} -b ${image} ${disk}`;
+    await $({
+      quiet: true,
+      timeout: '60s',
+    })`qemu-img create -q -f qcow2 -F ${await backingFormat(image)} -b ${image} ${disk}`;
   }
   const diskFormat = await backingFormat(disk);
   let cdrom = options.cdrom ? path.resolve(options.cdrom) : undefined;
@@ -169,24 +172,48 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
   const args = (): string[] => {
     const hostfwd = Object.entries(ports).map(([guest, host]) => `hostfwd=tcp:127.0.0.1:${host}-:${guest}`);
     const a = [
-      '-name', 'slm-vm',
-      '-nodefaults', '-no-user-config',
-      '-machine', 'pc',
-      '-accel', options.accel ?? 'tcg,thread=multi',
-      '-cpu', options.cpuModel ?? 'max',
-      '-smp', String(options.cpus ?? 2),
-      '-m', String(options.memoryMb ?? 1024),
-      '-display', 'none', '-vga', 'none',
-      '-chardev', `file,id=serial0,path=${serialLog},append=on`,
-      '-serial', 'chardev:serial0',
-      '-qmp', `unix:${qmpSocket},server=on,wait=off`,
-      '-drive', `if=none,id=hd0,file=${disk},format=${diskFormat},discard=unmap`,
-      '-device', 'virtio-blk-pci,drive=hd0,bootindex=0',
-      '-netdev', ['user', 'id=net0', 'restrict=on', ...hostfwd].join(','),
-      '-device', 'virtio-net-pci,netdev=net0,romfile=',
-      '-device', 'virtio-rng-pci',
+      '-name',
+      'slm-vm',
+      '-nodefaults',
+      '-no-user-config',
+      '-machine',
+      'pc',
+      '-accel',
+      options.accel ?? 'tcg,thread=multi',
+      '-cpu',
+      options.cpuModel ?? 'max',
+      '-smp',
+      String(options.cpus ?? 2),
+      '-m',
+      String(options.memoryMb ?? 1024),
+      '-display',
+      'none',
+      '-vga',
+      'none',
+      '-chardev',
+      `file,id=serial0,path=${serialLog},append=on`,
+      '-serial',
+      'chardev:serial0',
+      '-qmp',
+      `unix:${qmpSocket},server=on,wait=off`,
+      '-drive',
+      `if=none,id=hd0,file=${disk},format=${diskFormat},discard=unmap`,
+      '-device',
+      'virtio-blk-pci,drive=hd0,bootindex=0',
+      '-netdev',
+      ['user', 'id=net0', 'restrict=on', ...hostfwd].join(','),
+      '-device',
+      'virtio-net-pci,netdev=net0,romfile=',
+      '-device',
+      'virtio-rng-pci',
     ];
-    if (cdrom) a.push('-drive', `if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=${cdrom}`, '-device', 'ide-cd,drive=cd0,bus=ide.1,unit=0');
+    if (cdrom)
+      a.push(
+        '-drive',
+        `if=none,id=cd0,media=cdrom,readonly=on,format=raw,file=${cdrom}`,
+        '-device',
+        'ide-cd,drive=cd0,bus=ide.1,unit=0',
+      );
     return [...a, ...(options.extraArgs ?? [])];
   };
 
@@ -224,7 +251,10 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
       const early = await Promise.race([exited, sleep(1500).then(() => 'running' as const)]);
       if (early === 'running') break;
       const retry = /host forwarding rule|Could not set up host forwarding/i.test(stderr) && attempt < 4;
-      if (!retry) throw new TaskError(`QEMU exited at once (code ${early}): ${tail(stderr, 10)}`, { exitCode: ExitCode.environment });
+      if (!retry)
+        throw new TaskError(`QEMU exited at once (code ${early}): ${tail(stderr, 10)}`, {
+          exitCode: ExitCode.environment,
+        });
       log.warn('a forwarded port was taken; retrying with other ports');
     }
     log.info(
@@ -239,18 +269,32 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
 
   const ssh = async (command: string, o: SshOptions = {}): Promise<SshResult> => {
     const timeoutMs = o.timeoutMs ?? 120_000;
-    const r = await $({ quiet: true, nothrow: true, timeout: timeoutMs, timeoutSignal: 'SIGKILL', input: o.input ?? '' })`ssh ${sshOptions(o.key ?? key)} -p ${String(ports[22])} ${`${o.user ?? user}@127.0.0.1`} -- ${command}`;
+    const r = await $({
+      quiet: true,
+      nothrow: true,
+      timeout: timeoutMs,
+      timeoutSignal: 'SIGKILL',
+      input: o.input ?? '',
+    })`ssh ${sshOptions(o.key ?? key)} -p ${String(ports[22])} ${`${o.user ?? user}@127.0.0.1`} -- ${command}`;
     const result = { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
     if (!o.nothrow && result.exitCode !== 0) {
-      throw new TaskError(`ssh "${command}" exited ${result.exitCode}${r.signal ? ` (${r.signal}, timeout ${formatDuration(timeoutMs)}?)` : ''}: ${tail(r.stderr || r.stdout, 10)}`);
+      throw new TaskError(
+        `ssh "${command}" exited ${result.exitCode}${r.signal ? ` (${r.signal}, timeout ${formatDuration(timeoutMs)}?)` : ''}: ${tail(r.stderr || r.stdout, 10)}`,
+      );
     }
     return result;
   };
 
   const scp = async (from: string, to: string, o: { timeoutMs?: number; recursive?: boolean } = {}) => {
     const timeoutMs = o.timeoutMs ?? 300_000;
-    const r = await $({ quiet: true, nothrow: true, timeout: timeoutMs, timeoutSignal: 'SIGKILL' })`scp -q ${o.recursive ? ['-r'] : []} ${sshOptions(key)} -P ${String(ports[22])} ${from} ${to}`;
-    if (r.exitCode !== 0) throw new TaskError(`scp ${from} ${to} failed (${r.exitCode ?? r.signal}): ${tail(r.stderr, 10)}`);
+    const r = await $({
+      quiet: true,
+      nothrow: true,
+      timeout: timeoutMs,
+      timeoutSignal: 'SIGKILL',
+    })`scp -q ${o.recursive ? ['-r'] : []} ${sshOptions(key)} -P ${String(ports[22])} ${from} ${to}`;
+    if (r.exitCode !== 0)
+      throw new TaskError(`scp ${from} ${to} failed (${r.exitCode ?? r.signal}): ${tail(r.stderr, 10)}`);
   };
 
   const kill = async () => {
@@ -262,16 +306,20 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
 
   const failWithConsole = async (message: string): Promise<never> => {
     const serial = tail(await serialText(), 25);
-    throw new TaskError(`${message}\n--- serial console (${serialLog}), last lines ---\n${serial}${stderr ? `\n--- QEMU stderr ---\n${tail(stderr, 10)}` : ''}`, {
-      exitCode: ExitCode.failure,
-    });
+    throw new TaskError(
+      `${message}\n--- serial console (${serialLog}), last lines ---\n${serial}${stderr ? `\n--- QEMU stderr ---\n${tail(stderr, 10)}` : ''}`,
+      {
+        exitCode: ExitCode.failure,
+      },
+    );
   };
 
   const waitForSsh = async (timeoutMs = 15 * 60_000): Promise<number> => {
     const deadline = performance.now() + timeoutMs;
     let last = '';
     while (performance.now() < deadline) {
-      if (!running()) return failWithConsole(`QEMU exited (code ${child?.exitCode ?? child?.signalCode}) before SSH answered`);
+      if (!running())
+        return failWithConsole(`QEMU exited (code ${child?.exitCode ?? child?.signalCode}) before SSH answered`);
       const r = await ssh('true', { nothrow: true, timeoutMs: 30_000 });
       if (r.exitCode === 0) {
         const ms = performance.now() - startedAt;
@@ -282,7 +330,9 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
       await sleep(2000);
     }
     await kill();
-    return failWithConsole(`SSH on 127.0.0.1:${ports[22]} did not answer within ${formatDuration(timeoutMs)} (QEMU killed; last ssh error: ${last || 'none'})`);
+    return failWithConsole(
+      `SSH on 127.0.0.1:${ports[22]} did not answer within ${formatDuration(timeoutMs)} (QEMU killed; last ssh error: ${last || 'none'})`,
+    );
   };
 
   const shutdown = async (timeoutMs = 180_000): Promise<void> => {
@@ -291,11 +341,17 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
     const started = performance.now();
     // The connection drops as the guest powers off: a non-zero exit here is expected.
     await ssh('systemctl poweroff', { nothrow: true, timeoutMs: 30_000 });
-    const halted = await Promise.race([exited.then(() => true), sleep(Math.max(5000, timeoutMs / 2)).then(() => false)]);
+    const halted = await Promise.race([
+      exited.then(() => true),
+      sleep(Math.max(5000, timeoutMs / 2)).then(() => false),
+    ]);
     if (!halted && running()) {
       log.warn('guest did not power off over SSH; pressing the ACPI power button (QMP)');
       await qmp(qmpSocket, ['system_powerdown']).catch((e) => log.warn(`QMP: ${(e as Error).message}`));
-      const halted2 = await Promise.race([exited.then(() => true), sleep(Math.max(5000, timeoutMs / 2)).then(() => false)]);
+      const halted2 = await Promise.race([
+        exited.then(() => true),
+        sleep(Math.max(5000, timeoutMs / 2)).then(() => false),
+      ]);
       if (!halted2 && running()) {
         log.error(`QEMU still running after ${formatDuration(timeoutMs)}: killed`);
         await kill();
@@ -320,7 +376,9 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
       await sleep(2000);
     }
     await kill();
-    return failWithConsole(`the guest did not come back within ${formatDuration(timeoutMs)} after reboot (QEMU killed)`);
+    return failWithConsole(
+      `the guest did not come back within ${formatDuration(timeoutMs)} after reboot (QEMU killed)`,
+    );
   };
 
   const restart = async (o: { cdrom?: string | null } = {}): Promise<void> => {

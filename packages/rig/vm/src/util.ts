@@ -50,14 +50,21 @@ export function defaultLogger(log?: Logger, scope = 'vm'): Logger {
  * Races `promise` against a hard timeout. On timeout `onTimeout` runs (kill the process…) and a TaskError
  * names the phase; the timer never keeps the event loop alive.
  */
-export async function withTimeout<T>(what: string, ms: number, promise: Promise<T>, onTimeout?: () => unknown): Promise<T> {
+export async function withTimeout<T>(
+  what: string,
+  ms: number,
+  promise: Promise<T>,
+  onTimeout?: () => unknown,
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       void Promise.resolve()
         .then(() => onTimeout?.())
         .catch(() => undefined)
-        .finally(() => reject(new TaskError(`${what}: timed out after ${formatDuration(ms)}`, { exitCode: ExitCode.failure })));
+        .finally(() =>
+          reject(new TaskError(`${what}: timed out after ${formatDuration(ms)}`, { exitCode: ExitCode.failure })),
+        );
     }, ms);
     timer.unref();
   });

@@ -31,26 +31,40 @@ describe.skipIf(skip)('[slow] VM pipeline: the Debian base image; a hung VM is k
     log.info(`figures: ${JSON.stringify(figures, null, 1)}`);
   }, 5 * MIN);
 
-  it('builds (or reuses) the Debian 12 base image', async () => {
-    work = await mkdtemp(path.join(tmpdir(), 'slm-vm-slow-'));
-    base = await log.phase('base image', () => ensureBaseImage({ log }));
-    figures['base image'] = `${base.built ? `built in ${formatDuration(base.buildMs ?? 0)}` : 'cached'}; ${mib(base.fileBytes)} file, ${mib(base.virtualBytes)} virtual`;
-    const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${base.path}`).stdout);
-    expect(info.format).toBe('qcow2');
-    expect(base.fileBytes).toBeLessThan(400 * 1024 * 1024);
-  }, 50 * MIN);
+  it(
+    'builds (or reuses) the Debian 12 base image',
+    async () => {
+      work = await mkdtemp(path.join(tmpdir(), 'slm-vm-slow-'));
+      base = await log.phase('base image', () => ensureBaseImage({ log }));
+      figures['base image'] =
+        `${base.built ? `built in ${formatDuration(base.buildMs ?? 0)}` : 'cached'}; ${mib(base.fileBytes)} file, ${mib(base.virtualBytes)} virtual`;
+      const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${base.path}`).stdout);
+      expect(info.format).toBe('qcow2');
+      expect(base.fileBytes).toBeLessThan(400 * 1024 * 1024);
+    },
+    50 * MIN,
+  );
 
-  it('a VM whose SSH never answers is killed at its timeout (no hung QEMU)', async () => {
-    expect(base, 'base image step failed').toBeDefined();
-    // No CONTEXT CD: the guest never authorizes our key, so SSH cannot succeed.
-    const hung = await bootVm({ image: base.path, log, workDir: await mkdtemp(path.join(work, 'hung-')), maxLifetimeMs: 10 * MIN });
-    try {
-      await expect(hung.waitForSsh(8_000)).rejects.toThrow(/did not answer within 8\.0 s[\s\S]*serial console/);
-      expect(hung.running).toBe(false);
-      const pid = hung.pid!;
-      expect(() => process.kill(pid, 0)).toThrow();
-    } finally {
-      await hung.dispose();
-    }
-  }, 5 * MIN);
+  it(
+    'a VM whose SSH never answers is killed at its timeout (no hung QEMU)',
+    async () => {
+      expect(base, 'base image step failed').toBeDefined();
+      // No CONTEXT CD: the guest never authorizes our key, so SSH cannot succeed.
+      const hung = await bootVm({
+        image: base.path,
+        log,
+        workDir: await mkdtemp(path.join(work, 'hung-')),
+        maxLifetimeMs: 10 * MIN,
+      });
+      try {
+        await expect(hung.waitForSsh(8_000)).rejects.toThrow(/did not answer within 8\.0 s[\s\S]*serial console/);
+        expect(hung.running).toBe(false);
+        const pid = hung.pid!;
+        expect(() => process.kill(pid, 0)).toThrow();
+      } finally {
+        await hung.dispose();
+      }
+    },
+    5 * MIN,
+  );
 });

@@ -10,7 +10,13 @@ export async function makeDeb(dir: string, name: string, version: string, depend
   await mkdir(path.join(root, 'DEBIAN'));
   await mkdir(path.join(root, 'usr/share/doc', name), { recursive: true });
   await writeFile(path.join(root, 'usr/share/doc', name, 'README'), `${name} fixture\n`);
-  const control = [`Package: ${name}`, `Version: ${version}`, 'Architecture: all', 'Maintainer: test <t@example.invalid>', `Description: ${name} test fixture`];
+  const control = [
+    `Package: ${name}`,
+    `Version: ${version}`,
+    'Architecture: all',
+    'Maintainer: test <t@example.invalid>',
+    `Description: ${name} test fixture`,
+  ];
   if (depends) control.push(`Depends: ${depends}`);
   await writeFile(path.join(root, 'DEBIAN/control'), `${control.join('\n')}\n`);
   const file = path.join(dir, `${name}_${version}_all.deb`);

@@ -19,13 +19,18 @@ export interface Appliance {
   options(env: Record<string, string>): StageOptions;
 }
 
-export async function appliance(tag: string, model: { path: string; sha256: string }, opts: { copyModel?: boolean } = {}): Promise<Appliance> {
+export async function appliance(
+  tag: string,
+  model: { path: string; sha256: string },
+  opts: { copyModel?: boolean } = {},
+): Promise<Appliance> {
   const root = await tempRoot(`hardening-${tag}`);
   const paths = appliancePaths(root);
   await mkdir(path.join(root, 'etc/nginx/conf.d'), { recursive: true });
   const conf = path.join(root, 'etc/nginx/nginx.conf');
   await writeFile(conf, mainConf(root, paths));
-  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) await mkdir(path.join(root, 'run/nginx', d), { recursive: true });
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+    await mkdir(path.join(root, 'run/nginx', d), { recursive: true });
   await mkdir(paths.modelsDir, { recursive: true });
   const modelFile = path.join(paths.modelsDir, 'tiny.gguf');
   if (opts.copyModel) await copyFile(model.path, modelFile);
@@ -34,7 +39,13 @@ export async function appliance(tag: string, model: { path: string; sha256: stri
   await mkdir(paths.configDir, { recursive: true });
   await writeFile(
     stateFiles(paths).installed,
-    JSON.stringify({ engineDefault: 'llama-server', model: { file: 'tiny.gguf', sha256: model.sha256, source: null }, localai: { version: '4.9.0', sha256: 'x' }, llamaServer: { sha256: 'x', source: 'test' }, builtAt: '2026-11-28T00:00:00Z' }),
+    JSON.stringify({
+      engineDefault: 'llama-server',
+      model: { file: 'tiny.gguf', sha256: model.sha256, source: null },
+      localai: { version: '4.9.0', sha256: 'x' },
+      llamaServer: { sha256: 'x', source: 'test' },
+      builtAt: '2026-11-28T00:00:00Z',
+    }),
   );
   const services = new RecordingServices();
   return {

@@ -20,9 +20,14 @@ const cases = (type: string[], range: string[], injection: string[]): BadValue[]
 
 /** Integers: a word and a decimal, both bounds ±1, and directive/shell syntax after a valid number. */
 const integer = (min: number, max: number, valid: number, extra: string[] = []): BadValue[] =>
-  cases(['many', `${valid}.5`, '0x10'], [String(min - 1), String(max + 1), ...extra], [`${valid};`, `${valid} }`, `$(echo ${valid})`, `${valid}\nlimit_req off;`, `"${valid}"`]);
+  cases(
+    ['many', `${valid}.5`, '0x10'],
+    [String(min - 1), String(max + 1), ...extra],
+    [`${valid};`, `${valid} }`, `$(echo ${valid})`, `${valid}\nlimit_req off;`, `"${valid}"`],
+  );
 
-const boolean = (): BadValue[] => cases(['maybe', '2'], ['YESS', '-1'], ['yes;', 'YES\n}', '$(echo YES)', "'NO'", 'no {']);
+const boolean = (): BadValue[] =>
+  cases(['maybe', '2'], ['YESS', '-1'], ['yes;', 'YES\n}', '$(echo YES)', "'NO'", 'no {']);
 
 export const BAD_VALUES: Record<string, BadValue[]> = {
   ONEAPP_COPILOT_PASSWORD: cases(
@@ -35,11 +40,25 @@ export const BAD_VALUES: Record<string, BadValue[]> = {
     ['too-short', `${KEY}-a,${KEY}-a`, Array.from({ length: 65 }, (_, i) => `${KEY}-${i}`).join(',')],
     [`${KEY}";`, `${KEY}$(id)`, `${KEY};`, `${KEY}{x}`, `${KEY}'x`],
   ),
-  ONEAPP_COPILOT_ENGINE: cases(['1', 'LocalAI'], ['ollama', 'vllm'], ['localai;', 'llama-server\nExecStartPre=/bin/sh', '$(echo localai)', 'localai {', '"localai"']),
+  ONEAPP_COPILOT_ENGINE: cases(
+    ['1', 'LocalAI'],
+    ['ollama', 'vllm'],
+    ['localai;', 'llama-server\nExecStartPre=/bin/sh', '$(echo localai)', 'localai {', '"localai"'],
+  ),
   ONEAPP_COPILOT_MODEL_ID: cases(
     ['{"id":1}', '-starts-with-dash'],
     ['m'.repeat(65), '.hidden'],
-    ['devstral;', 'devstral"', "devstral'", 'dev stral', 'devstral\n--host 0.0.0.0', '$(id)', 'devstral{', 'devstral}', 'a/../../etc'],
+    [
+      'devstral;',
+      'devstral"',
+      "devstral'",
+      'dev stral',
+      'devstral\n--host 0.0.0.0',
+      '$(id)',
+      'devstral{',
+      'devstral}',
+      'a/../../etc',
+    ],
   ),
   ONEAPP_COPILOT_CONTEXT_SIZE: integer(2048, 262144, 4096, ['32k']),
   ONEAPP_COPILOT_THREADS: integer(0, 512, 4),
@@ -47,10 +66,20 @@ export const BAD_VALUES: Record<string, BadValue[]> = {
   ONEAPP_COPILOT_HOSTNAME: cases(
     ['https://copilot.example.com', 'copilot_example.com'],
     [`${'a'.repeat(64)}.example.com`, `${'abcdefgh.'.repeat(28)}com`, '-copilot.example.com'],
-    ['copilot.example.com;', 'copilot.example.com\nDNS.2 = evil.example', '$(hostname)', 'copilot{.example.com', 'copilot".example.com'],
+    [
+      'copilot.example.com;',
+      'copilot.example.com\nDNS.2 = evil.example',
+      '$(hostname)',
+      'copilot{.example.com',
+      'copilot".example.com',
+    ],
   ),
   ONEAPP_COPILOT_HTTPS_PORT: integer(1, 65535, 8443, ['80', '8080', '8081']),
-  ONEAPP_COPILOT_TLS_MODE: cases(['1', 'SELF-SIGNED'], ['manual', 'acme'], ['auto;', 'custom\n}', '$(echo auto)', '"auto"', 'auto {']),
+  ONEAPP_COPILOT_TLS_MODE: cases(
+    ['1', 'SELF-SIGNED'],
+    ['manual', 'acme'],
+    ['auto;', 'custom\n}', '$(echo auto)', '"auto"', 'auto {'],
+  ),
   ONEAPP_COPILOT_TLS_CERT: cases(
     [b64('hello, not a certificate'), b64('-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')],
     ['A'.repeat(65537)],
@@ -64,17 +93,40 @@ export const BAD_VALUES: Record<string, BadValue[]> = {
   ONEAPP_COPILOT_LETSENCRYPT_EMAIL: cases(
     ['ops', 'ops@localhost'],
     [`${'o'.repeat(250)}@example.com`, 'ops@-example.com'],
-    ['ops@example.com;', 'ops@example.com\n--server=https://evil.example', '$(id)@example.com', 'ops"@example.com', 'ops@example.com{'],
+    [
+      'ops@example.com;',
+      'ops@example.com\n--server=https://evil.example',
+      '$(id)@example.com',
+      'ops"@example.com',
+      'ops@example.com{',
+    ],
   ),
   ONEAPP_COPILOT_ACME_DIRECTORY: cases(
     ['acme.example.com/directory', 'http://acme.example.com/directory'],
-    [`https://acme.example.com/${'d'.repeat(2048)}`, 'https://acme.example.com:123456/dir', 'https://acme.example.com/dir?x=1', 'https://acme.example.com/dir#f'],
-    ['https://acme.example.com/dir;', 'https://acme.example.com/$(id)', 'https://acme.example.com/dir\n--server', 'https://acme.example.com/{dir}', 'https://acme.example.com/"dir'],
+    [
+      `https://acme.example.com/${'d'.repeat(2048)}`,
+      'https://acme.example.com:123456/dir',
+      'https://acme.example.com/dir?x=1',
+      'https://acme.example.com/dir#f',
+    ],
+    [
+      'https://acme.example.com/dir;',
+      'https://acme.example.com/$(id)',
+      'https://acme.example.com/dir\n--server',
+      'https://acme.example.com/{dir}',
+      'https://acme.example.com/"dir',
+    ],
   ),
   ONEAPP_COPILOT_CORS_ORIGINS: cases(
     ['ide.example.com', 'ftp://ide.example.com', 'https://ide.example.com/path'],
     ['https://ide.example.com:123456', Array.from({ length: 65 }, (_, i) => `https://ide${i}.example.com`).join(',')],
-    ['https://ide.example.com;', 'https://ide.example.com"', 'https://ide.example.com{', 'https://$(id).example.com', "https://ide.example.com'"],
+    [
+      'https://ide.example.com;',
+      'https://ide.example.com"',
+      'https://ide.example.com{',
+      'https://$(id).example.com',
+      "https://ide.example.com'",
+    ],
   ),
   ONEAPP_COPILOT_RATE_LIMIT: integer(0, 100000, 60, ['10r/m']),
   ONEAPP_COPILOT_CONNECTION_LIMIT: integer(0, 10000, 8),

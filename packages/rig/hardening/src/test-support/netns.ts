@@ -123,10 +123,14 @@ const packageDir = path.resolve(here, '../..');
  */
 export async function startNsUpstreamDouble(ns: Netns, port: number): Promise<NsUpstreamDouble> {
   const script = path.join(here, 'ns-double-main.ts');
-  const child: ChildProcess = spawn(ns.exec[0]!, [...ns.exec.slice(1), process.execPath, '--conditions=source', '--import', 'tsx', script, String(port)], {
-    cwd: packageDir,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child: ChildProcess = spawn(
+    ns.exec[0]!,
+    [...ns.exec.slice(1), process.execPath, '--conditions=source', '--import', 'tsx', script, String(port)],
+    {
+      cwd: packageDir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   process.once('exit', () => child.kill('SIGKILL'));
   const requests: RecordedRequest[] = [];
   let buf = '';
@@ -150,8 +154,17 @@ export async function startNsUpstreamDouble(ns: Netns, port: number): Promise<Ns
     }
   });
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`the upstream double did not start in the namespace within 60 s:\n${err}`)), 60_000).unref());
-  const got = await Promise.race([started, timeout, exited.then(() => Promise.reject(new Error(`the upstream double exited:\n${err}`)))]);
+  const timeout = new Promise<never>((_, reject) =>
+    setTimeout(
+      () => reject(new Error(`the upstream double did not start in the namespace within 60 s:\n${err}`)),
+      60_000,
+    ).unref(),
+  );
+  const got = await Promise.race([
+    started,
+    timeout,
+    exited.then(() => Promise.reject(new Error(`the upstream double exited:\n${err}`))),
+  ]);
   return {
     port: got,
     requests,

@@ -44,11 +44,26 @@ async function until(fn: () => Promise<boolean>, ms: number): Promise<boolean> {
 export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promise<CapsScenario> {
   const root = await tempRoot('hardening-caps');
   const paths = appliancePaths(root);
-  const ss = await ensureSelfSigned({ paths, hostname: 'copilot.example.test', ipAddresses: [ns.nsAddress], log: quietLog });
+  const ss = await ensureSelfSigned({
+    paths,
+    hostname: 'copilot.example.test',
+    ipAddresses: [ns.nsAddress],
+    log: quietLog,
+  });
   const ca = await readFile(paths.tls.caCert, 'utf8');
   const logDir = path.join(root, 'var/log/nginx');
   const config = parseContext({ ONEAPP_COPILOT_PASSWORD: KEY, ONEAPP_COPILOT_ENGINE: 'llama-server' });
-  await applyFileSet('/', renderGateway(config, { paths, keys: { main: KEY, extra: [] }, tls: ss.served, listenAddresses: ['*'], keyFileOwner: null, logDir }));
+  await applyFileSet(
+    '/',
+    renderGateway(config, {
+      paths,
+      keys: { main: KEY, extra: [] },
+      tls: ss.served,
+      listenAddresses: ['*'],
+      keyFileOwner: null,
+      logDir,
+    }),
+  );
   // As Debian lays it out: /var/log/nginx root:adm 0755; logrotate re-creates the logs www-data:adm 0640.
   await mkdir(logDir, { recursive: true });
   await chown(logDir, 0, 4);
@@ -66,9 +81,26 @@ export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promis
   const runDir = path.join(root, 'run/nginx');
   await mkdir(runDir, { recursive: true });
   const conf = path.join(runDir, 'nginx.conf');
-  await writeFile(conf, `user www-data;\n${mainConf(root, paths).replace(/^error_log .*$/m, `error_log ${logs[2]} info;`)}`);
+  await writeFile(
+    conf,
+    `user www-data;\n${mainConf(root, paths).replace(/^error_log .*$/m, `error_log ${logs[2]} info;`)}`,
+  );
   const bounding = ['-all', ...caps.map((c) => `+${c.replace(/^CAP_/, '').toLowerCase()}`)].join(',');
-  const argv = [...ns.exec, 'setpriv', `--bounding-set=${bounding}`, '--no-new-privs', NGINX, '-p', runDir, '-e', logs[2]!, '-c', conf, '-g', 'daemon off;'];
+  const argv = [
+    ...ns.exec,
+    'setpriv',
+    `--bounding-set=${bounding}`,
+    '--no-new-privs',
+    NGINX,
+    '-p',
+    runDir,
+    '-e',
+    logs[2]!,
+    '-c',
+    conf,
+    '-g',
+    'daemon off;',
+  ];
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -82,16 +114,37 @@ export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promis
   });
   const steps: CapsScenario['steps'] = { start: false, serve: false, reopen: false, reload: false, stop: false };
   const target = { address: ns.nsAddress, port: 443, servername: 'copilot.example.test', ca };
-  const get = async () => (await rawHttps(target, `GET /v1/models HTTP/1.1\r\nHost: copilot.example.test\r\nAuthorization: Bearer ${KEY}x\r\nConnection: close\r\n\r\n`, 3000)).status;
+  const get = async () =>
+    (
+      await rawHttps(
+        target,
+        `GET /v1/models HTTP/1.1\r\nHost: copilot.example.test\r\nAuthorization: Bearer ${KEY}x\r\nConnection: close\r\n\r\n`,
+        3000,
+      )
+    ).status;
   const accessLines = async () => (await readFile(logs[0]!, 'utf8').catch(() => '')).split('\n').filter(Boolean).length;
   try {
     steps.start = await until(async () => {
       if (gone) throw new Error('exited');
-      return (await tcpProbe(ns.nsAddress, 443, 1000)) === 'open' && (await tcpProbe(ns.nsAddress, 80, 1000)) === 'open';
+      return (
+        (await tcpProbe(ns.nsAddress, 443, 1000)) === 'open' && (await tcpProbe(ns.nsAddress, 80, 1000)) === 'open'
+      );
     }, 10_000);
-    if (!steps.start) return { caps: [...caps], steps, errors: errorsOf(out + (await readFile(logs[2]!, 'utf8').catch(() => ''))) };
-    const plain = await rawHttp(ns.nsAddress, 80, 'GET /x HTTP/1.1\r\nHost: copilot.example.test\r\nConnection: close\r\n\r\n', 3000).then((r) => r.status, () => 0);
-    steps.serve = (await get().catch(() => 0)) === 401 && plain === 301 && (await until(async () => (await accessLines()) >= 2, 3000));
+    if (!steps.start)
+      return { caps: [...caps], steps, errors: errorsOf(out + (await readFile(logs[2]!, 'utf8').catch(() => ''))) };
+    const plain = await rawHttp(
+      ns.nsAddress,
+      80,
+      'GET /x HTTP/1.1\r\nHost: copilot.example.test\r\nConnection: close\r\n\r\n',
+      3000,
+    ).then(
+      (r) => r.status,
+      () => 0,
+    );
+    steps.serve =
+      (await get().catch(() => 0)) === 401 &&
+      plain === 301 &&
+      (await until(async () => (await accessLines()) >= 2, 3000));
     const pid = Number((await readFile(path.join(runDir, 'nginx.pid'), 'utf8')).trim());
     if (!steps.serve) {
       // Nothing more to learn (no worker serves): stop it.
@@ -107,14 +160,18 @@ export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promis
     steps.reopen = await until(async () => (await accessLines()) >= 1, 3000);
     process.kill(pid, 'SIGHUP');
     await sleep(800);
-    steps.reload = !gone && (await get().catch(() => 0)) === 401 && !/\[(emerg|alert)\].*(reconfigur|start worker)/.test(await readFile(logs[2]!, 'utf8').catch(() => ''));
+    steps.reload =
+      !gone &&
+      (await get().catch(() => 0)) === 401 &&
+      !/\[(emerg|alert)\].*(reconfigur|start worker)/.test(await readFile(logs[2]!, 'utf8').catch(() => ''));
     process.kill(pid, 'SIGQUIT');
     steps.stop = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
   } finally {
     if (!gone) proc.kill('SIGKILL');
     await exited;
   }
-  const errorLog = (await readFile(logs[2]!, 'utf8').catch(() => '')) + (await readFile(`${logs[2]}.1`, 'utf8').catch(() => ''));
+  const errorLog =
+    (await readFile(logs[2]!, 'utf8').catch(() => '')) + (await readFile(`${logs[2]}.1`, 'utf8').catch(() => ''));
   return { caps: [...caps], steps, errors: errorsOf(out + errorLog) };
 }
 

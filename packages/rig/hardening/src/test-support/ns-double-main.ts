@@ -7,7 +7,8 @@ import { startUpstreamDouble } from '@slm-copilot/nginx-config/test-support/upst
 const double = await startUpstreamDouble({ port: Number(process.argv[2] ?? 0) });
 let sent = 0;
 const flush = () => {
-  while (sent < double.requests.length) process.stdout.write(`${JSON.stringify({ request: double.requests[sent++] })}\n`);
+  while (sent < double.requests.length)
+    process.stdout.write(`${JSON.stringify({ request: double.requests[sent++] })}\n`);
 };
 setInterval(flush, 20);
 createInterface({ input: process.stdin }).on('line', (line) => {

@@ -4,7 +4,12 @@
 import { readFile } from 'node:fs/promises';
 import { appliancePaths } from '@slm-copilot/context-schema';
 import { ensureSelfSigned } from '@slm-copilot/nginx-config';
-import { startGateway, tempRoot, type Gateway, type StartGatewayOptions } from '@slm-copilot/nginx-config/test-support/nginx';
+import {
+  startGateway,
+  tempRoot,
+  type Gateway,
+  type StartGatewayOptions,
+} from '@slm-copilot/nginx-config/test-support/nginx';
 import type { Netns } from './netns.js';
 import { quietLog } from './quiet-log.js';
 
@@ -50,5 +55,10 @@ export async function startNsGateway(
     wrap: ns.exec,
     readyAddress: ns.nsAddress,
   });
-  return { gateway, ca: await readFile(paths.tls.caCert, 'utf8'), caFile: paths.tls.caCert, stop: () => gateway.stop() };
+  return {
+    gateway,
+    ca: await readFile(paths.tls.caCert, 'utf8'),
+    caFile: paths.tls.caCert,
+    stop: () => gateway.stop(),
+  };
 }

@@ -63,7 +63,13 @@ export function parseResponse(raw: Buffer): RawResponse {
 export function rawHttps(target: RawTarget, request: string | Buffer, timeoutMs = 10_000): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    const socket = tlsConnect({ host: target.address, port: target.port, servername: target.servername, ca: target.ca, ALPNProtocols: ['http/1.1'] });
+    const socket = tlsConnect({
+      host: target.address,
+      port: target.port,
+      servername: target.servername,
+      ca: target.ca,
+      ALPNProtocols: ['http/1.1'],
+    });
     const timer = setTimeout(() => socket.destroy(new Error(`no complete answer within ${timeoutMs} ms`)), timeoutMs);
     // write, not end: a half-closed client makes nginx abort a proxied request ("client prematurely closed").
     socket.on('secureConnect', () => socket.write(request));

@@ -1,0 +1,33 @@
+// One lint configuration for the whole workspace (ESLint + typescript-eslint; Prettier formats).
+// The size rules keep every room small enough to hold in one's head (issue #12): they are errors, so they hold.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+const SIZE = {
+  'max-len': ['error', { code: 120, tabWidth: 2, ignoreUrls: true }],
+  'max-lines': ['error', { max: 400, skipBlankLines: true, skipComments: true }],
+  'max-lines-per-function': ['error', { max: 100, skipBlankLines: true, skipComments: true, IIFEs: true }],
+};
+
+export default tseslint.config(
+  { ignores: ['**/node_modules/', '**/dist/', '**/test-results/', '**/generated/', '.turbo/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { ecmaVersion: 2023, sourceType: 'module', globals: { process: 'readonly', console: 'readonly' } },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      ...SIZE,
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // A test file is a list of cases: a describe() callback is one long function by design, and the
+    // expected texts are long lines. Files still have a bound.
+    files: ['**/*.test.ts', '**/test-support/**', '**/test/**'],
+    rules: {
+      'max-lines-per-function': 'off',
+      'max-lines': ['error', { max: 600, skipBlankLines: true, skipComments: true }],
+    },
+  },
+);
