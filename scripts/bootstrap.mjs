@@ -54,7 +54,9 @@ const missing = wanted.filter((p) => !installed(p));
 if (missing.length > 0) {
   if (process.getuid?.() !== 0)
     fail(
-      `missing apt packages; run:\n  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing.join(' ')}\nthen run the command again`,
+      'missing apt packages; run:\n' +
+        `  sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing.join(' ')}\n` +
+        'then run the command again',
     );
   log(`installing apt packages: ${missing.join(' ')}`);
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };

@@ -3,7 +3,8 @@ import { chmod } from 'node:fs/promises';
 import { build } from 'esbuild';
 
 const requireBanner =
-  "import { createRequire as __slmCreateRequire } from 'node:module'; const require = __slmCreateRequire(import.meta.url);";
+  "import { createRequire as __slmCreateRequire } from 'node:module'; " +
+  'const require = __slmCreateRequire(import.meta.url);';
 
 const common = {
   platform: 'node',
@@ -15,7 +16,10 @@ const common = {
   logLevel: 'warning',
 };
 
-/** A self-contained executable .mjs: runs on a bare Node with no node_modules (as in the image). Entry files carry no shebang. */
+/**
+ * A self-contained executable .mjs: runs on a bare Node with no node_modules (as in the image).
+ * Entry files carry no shebang.
+ */
 export async function bundleCli(entry, outfile) {
   await build({ ...common, entryPoints: [entry], outfile, banner: { js: `#!/usr/bin/env node\n${requireBanner}` } });
   await chmod(outfile, 0o755);

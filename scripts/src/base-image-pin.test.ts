@@ -75,7 +75,7 @@ describe('production base image pin', () => {
 });
 
 describe('one pin', () => {
-  it("packer's production defaults are the lock's pin (build-image passes the pin; the defaults must not drift from it)", async () => {
+  it("packer's production defaults are the lock's pin (build-image passes it; they must not drift)", async () => {
     const copy = path.join(work, 'committed2.json');
     await copyFile(LOCK_FILE, copy);
     const pin = await readBaseImagePin(copy);

@@ -5,9 +5,10 @@
  * a different value means the download or the lock is wrong).
  */
 import path from 'node:path';
+import { checksumFor } from '@slm-copilot/localai-install';
 import { readLock } from '@slm-copilot/model-fetch';
 import { ExitCode, TaskError, writeFileAtomic, type Logger } from '@slm-copilot/task-kit';
-import { fetchText, sumFor } from './mirror-fetch.js';
+import { fetchText } from './mirror-fetch.js';
 
 export interface BaseImagePin {
   release: string;
@@ -30,7 +31,9 @@ export async function readBaseImagePin(lockPath: string): Promise<BaseImagePin> 
   if (!ok) {
     throw new TaskError(`${lockPath}: baseImage.production is missing or not a dated Ubuntu release pin`, {
       exitCode: ExitCode.invalidConfig,
-      hint: 'set release (release-YYYYMMDD), url and checksumSource of one cloud-images.ubuntu.com/releases/noble directory',
+      hint:
+        'set release (release-YYYYMMDD), url and checksumSource of one ' +
+        'cloud-images.ubuntu.com/releases/noble directory',
     });
   }
   return pin;
@@ -47,7 +50,7 @@ export async function resolveBaseImageChecksum(
   const pin = await readBaseImagePin(lockPath);
   const file = decodeURIComponent(path.posix.basename(new URL(pin.url).pathname));
   const sums = await fetchText(pin.checksumSource, `the SHA256SUMS of Ubuntu noble ${pin.release}`);
-  const sha = sumFor(sums, file);
+  const sha = checksumFor(sums, file);
   if (!sha) throw new TaskError(`${pin.checksumSource} lists no ${file}`, { exitCode: ExitCode.integrity });
   if (pin.sha256 !== null && pin.sha256 !== sha) {
     throw new TaskError(`${pin.checksumSource} says ${file} has sha256 ${sha}, ${lockPath} recorded ${pin.sha256}`, {

@@ -10,7 +10,6 @@ import {
   BUILD_ENGINES,
   BUILD_VAR_ORDER,
   BUILD_VARS,
-  buildEnvVars,
   collectBuildEnv,
   DEFAULT_BUILD_SETTINGS,
   formatIssue,
@@ -81,7 +80,8 @@ describe('readBuildEnv', () => {
   it('lets flags win over the environment, and the environment over the file', async () => {
     await writeFile(
       file,
-      'SLM_COPILOT_PROFILE=offline\nSLM_COPILOT_MIRROR=./mirror\nSLM_COPILOT_ENGINE=llama-server\nSLM_COPILOT_CONTEXT_SIZE=8192\nOTHER=x\n',
+      'SLM_COPILOT_PROFILE=offline\nSLM_COPILOT_MIRROR=./mirror\nSLM_COPILOT_ENGINE=llama-server\n' +
+        'SLM_COPILOT_CONTEXT_SIZE=8192\nOTHER=x\n',
     );
     const realEnv = { SLM_COPILOT_ENGINE: 'localai', SLM_COPILOT_CONTEXT_SIZE: '16384', SLM_COPILOT_OUTPUT_DIR: '' };
     const env = readBuildEnv({ file, env: realEnv, flags: { contextSize: '65536', model: undefined } });
@@ -170,7 +170,7 @@ describe('readBuildEnv', () => {
     ]);
   });
 
-  it('requires a mirror for the offline profile only (test makes its inputs here), and a flag error is a usage error', () => {
+  it('requires a mirror for offline only (test makes its inputs here); a flag error is a one-line usage error', () => {
     expect(readBuildEnv({ file, env: {}, flags: { profile: 'test' } }).mirror).toBeUndefined();
     for (const profile of ['offline']) {
       const error = thrown(() => readBuildEnv({ file, env: {}, flags: { profile } }));
@@ -185,7 +185,15 @@ describe('readBuildEnv', () => {
         readBuildEnv({ file, env: {}, flags: { profile, mirror: 'https://mirror.example' } }).resolved.mirror,
       ).toBe('https://mirror.example');
     }
-    expect(thrown(() => readBuildEnv({ file, env: {}, flags: { engine: 'vllm' } })).exitCode).toBe(ExitCode.usage);
+    const bad = thrown(() => readBuildEnv({ file, env: {}, flags: { engine: 'vllm', contextSize: '1' } }));
+    expect(bad.exitCode).toBe(ExitCode.usage);
+    // a usage error is one line, naming every bad flag, its value and what is expected
+    expect(bad.message.split('\n')).toHaveLength(1);
+    expect(bad.hint).toBeUndefined();
+    expect(bad.message).toBe(
+      '--engine "vllm" (SLM_COPILOT_ENGINE): expected localai or llama-server; ' +
+        '--context-size "1" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144',
+    );
   });
 
   it('keeps valid values and reports the bad ones without throwing (collectBuildEnv)', async () => {
@@ -247,16 +255,5 @@ describe('renderEnvFile', () => {
       expect(dotenv.parse(`K=${quoteEnvValue(value)}\n`).K).toBe(value);
     }
     expect(() => quoteEnvValue(`both ' and "`)).toThrow(TaskError);
-  });
-
-  it('gives the settings as environment variables for child processes', () => {
-    expect(buildEnvVars(DEFAULT_BUILD_SETTINGS)).toEqual({
-      SLM_COPILOT_PROFILE: 'production',
-      SLM_COPILOT_MODEL: DEFAULT_MODEL_ID,
-      SLM_COPILOT_ENGINE: 'localai',
-      SLM_COPILOT_CONTEXT_SIZE: '32768',
-      SLM_COPILOT_OUTPUT_DIR: './output',
-      SLM_COPILOT_CACHE: '~/.cache/slm-copilot',
-    });
   });
 });

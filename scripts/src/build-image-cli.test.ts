@@ -54,7 +54,7 @@ describe('build-image command line', () => {
   );
 
   it(
-    'an unknown flag is one line naming it, exit 2, no stack; a leading "--" is not an argument',
+    'an unknown, missing or bad flag is one line naming it, exit 2, no stack; a leading "--" is not an argument',
     async () => {
       const r = await buildImage(['--', '--bogus']);
       expect(r.code).toBe(2);
@@ -64,6 +64,11 @@ describe('build-image command line', () => {
       expect(missing.code).toBe(2);
       expect(missing.stderr.trim().split('\n')).toHaveLength(1);
       expect(missing.stderr).toContain('--profile');
+      const bad = await buildImage(['--profile', 'staging']);
+      expect(bad.code).toBe(2);
+      expect(bad.stdout).toBe('');
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(bad.stderr).toContain('--profile "staging" (SLM_COPILOT_PROFILE): expected production, offline or test');
     },
     TIMEOUT,
   );

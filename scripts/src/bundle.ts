@@ -1,4 +1,4 @@
-import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sha256File, type Logger } from '@slm-copilot/task-kit';
@@ -29,7 +29,12 @@ export interface BundleManifest {
  * Lays out the directory Packer uploads into the build VM: one self-contained .mjs per task
  * (no node_modules), the Node runtime, templates, the one-apps shim and units, and the build plan.
  */
-export async function bundleAppliance(out: string, plan: BuildPlan, log: Logger): Promise<BundleManifest> {
+export async function bundleAppliance(
+  out: string,
+  plan: BuildPlan,
+  log: Logger,
+  opts: { cacheDir?: string } = {},
+): Promise<BundleManifest> {
   // `out` may already hold the plan's mirror (test profile); what we lay out here is replaced whole
   for (const d of ['bin', 'node', 'templates', 'appliance'])
     await rm(path.join(out, d), { recursive: true, force: true });
@@ -38,7 +43,7 @@ export async function bundleAppliance(out: string, plan: BuildPlan, log: Logger)
     for (const [name, entry] of Object.entries(BUNDLED_CLIS))
       await bundleCli(path.join(repoRoot, entry), path.join(out, 'bin', `${name}.mjs`));
   });
-  const runtime = await log.phase('node runtime', () => ensureNodeRuntime(log));
+  const runtime = await log.phase('node runtime', () => ensureNodeRuntime(log, opts));
   await cp(runtime.node, path.join(out, 'node/bin/node'));
   await cp(path.join(repoRoot, 'packages/localai-install/templates'), path.join(out, 'templates'), { recursive: true });
   for (const f of ['appliance.sh', 'slm-copilot-context.service'])
@@ -63,8 +68,4 @@ export async function bundleAppliance(out: string, plan: BuildPlan, log: Logger)
   };
   await writeFile(path.join(out, 'manifest.json'), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
-}
-
-export async function readBundleManifest(out: string): Promise<BundleManifest> {
-  return JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')) as BundleManifest;
 }

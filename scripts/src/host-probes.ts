@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { constants as fsConstants, existsSync } from 'node:fs';
 import { access, stat, statfs } from 'node:fs/promises';
 import path from 'node:path';
-import { commandExists, gatherHostFacts } from '@slm-copilot/task-kit';
+import { commandExists, exists, gatherHostFacts } from '@slm-copilot/task-kit';
 
 export interface KvmProbe {
   /** /dev/kvm is readable and writable and a QEMU guest ran under KVM. */
@@ -99,7 +99,7 @@ let kvmOnce: Promise<KvmProbe> | undefined;
 /** The real probes (the KVM guest runs once per process). */
 export const hostProbes: HostProbes = {
   commandExists,
-  pathExists: async (file) => existsSync(file),
+  pathExists: exists,
   kvm: () => (kvmOnce ??= probeKvm()),
   freeSpace: async (dir) => {
     const at = await existingAncestor(dir);

@@ -92,7 +92,8 @@ export async function downloadDebs(options: DownloadDebsOptions): Promise<string
       })`apt-get ${opts} ${args}`;
       if (r.exitCode !== 0) {
         throw new TaskError(
-          `apt-get ${what} failed (exit ${r.exitCode}):\n${(r.stdout + r.stderr).trim().split('\n').slice(-10).join('\n')}`,
+          `apt-get ${what} failed (exit ${r.exitCode}):\n` +
+            (r.stdout + r.stderr).trim().split('\n').slice(-10).join('\n'),
           { exitCode: ExitCode.network },
         );
       }

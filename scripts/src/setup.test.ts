@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CATALOG } from '@slm-copilot/model-fetch';
-import { renderEnvFile, type BuildSettings } from './build-env.js';
+import { buildVars, renderEnvFile, type BuildSettings } from './build-env.js';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const tsx = path.join(repo, 'node_modules/.bin/tsx');
@@ -334,23 +334,13 @@ describe('setup wizard without a terminal', () => {
     async () => {
       const r = await run(['--help'], work);
       expect(r.code).toBe(0);
+      // every setting of the one list, by flag (in the usage line too) and by variable
+      const settings = buildVars().flatMap((v) => [`${v.flag} <value>`, `${v.flag} ${v.placeholder}]`, v.name]);
       for (const text of [
+        ...settings,
         '--yes',
-        '--profile',
-        '--model',
-        '--engine',
-        '--context-size',
-        '--output',
-        '--mirror',
-        '--cache',
         '--env-file',
-        'SLM_COPILOT_PROFILE',
-        'SLM_COPILOT_MODEL',
-        'SLM_COPILOT_ENGINE',
-        'SLM_COPILOT_CONTEXT_SIZE',
-        'SLM_COPILOT_OUTPUT_DIR',
-        'SLM_COPILOT_MIRROR',
-        'SLM_COPILOT_CACHE',
+        'Examples:',
         'pnpm run setup --help',
         'pnpm run setup -- --help',
         'pnpm turbo build:image',
@@ -383,10 +373,24 @@ describe('setup wizard without a terminal', () => {
         expect(r.stderr).toContain(
           '--context-size "12" (SLM_COPILOT_CONTEXT_SIZE): expected an integer from 2048 to 262144',
         );
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
       }
       const bad = await run(['--yes', '--profile', 'offline', '--env-file', envFile], work);
       expect(bad.code).toBe(2);
       expect(bad.stderr).toContain('SLM_COPILOT_MIRROR (--mirror) is not set');
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+      expect(await readdir(work)).toEqual([]);
+    },
+    TEST_TIMEOUT,
+  );
+
+  it(
+    'an unknown flag is one line naming it, exit 2, and writes nothing',
+    async () => {
+      const r = await run(['--bogus', '--env-file', path.join(work, '.env')], work);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe('pnpm run setup: unknown option --bogus (see pnpm run setup --help)\n');
       expect(await readdir(work)).toEqual([]);
     },
     TEST_TIMEOUT,

@@ -6,11 +6,11 @@
 import { existsSync } from 'node:fs';
 import { copyFile, link, mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, TaskError, type Logger } from '@slm-copilot/task-kit';
+import type { Logger } from '@slm-copilot/task-kit';
 import { ensureLlamaRuntime, ensureTinyModel, NODE_LLAMA_CPP_VERSION } from '@slm-copilot/testbed';
 import type { BuildRecipe, StagedArtifacts } from './build-plan.js';
 import { TEST_MODEL_FILE } from './build-plan.js';
-import { MIRROR_FILES } from './mirror.js';
+import { MIRROR_FILES } from './mirror-layout.js';
 import { ensureNodeRuntime } from './node-runtime.js';
 
 /** A hard link (same file system: no copy of a 14 GB model), else a copy. */
@@ -59,7 +59,7 @@ export async function stageArtifacts(
   }
   if (recipe.hostMirror !== undefined) await seedNpmTarballs(recipe.hostMirror, cacheDir, log);
   const runtime = await log.phase('llama-server runtime (dispatching build)', () =>
-    ensureLlamaRuntime({ cacheDir, log: (m: string) => log.info(m) }),
+    ensureLlamaRuntime({ cacheDir, log }),
   );
   const llamaFile = path.basename(runtime.archive);
   await rm(path.join(dir, llamaFile), { force: true });
@@ -69,9 +69,7 @@ export async function stageArtifacts(
   );
   const staged: StagedArtifacts = { llamaServer: { file: llamaFile, sha256: runtime.sha256, size: runtime.size } };
   if (recipe.model.kind === 'test') {
-    const model = await log.phase('tiny test model', () =>
-      ensureTinyModel({ cacheDir, log: (m: string) => log.info(m) }),
-    );
+    const model = await log.phase('tiny test model', () => ensureTinyModel({ cacheDir, log }));
     await rm(path.join(dir, TEST_MODEL_FILE), { force: true });
     await linkOrCopy(model.path, path.join(dir, TEST_MODEL_FILE));
     staged.testModel = { sha256: model.sha256, size: model.bytes };
@@ -92,5 +90,5 @@ async function seedNpmTarballs(mirror: string, cacheDir: string, log: Logger): P
     log.info(`llama.cpp source from the mirror: ${MIRROR_FILES.llamaSource}`);
   }
   const nodeRuntime = path.join(mirror, MIRROR_FILES.nodeRuntime);
-  if (existsSync(nodeRuntime)) await ensureNodeRuntime(log, { tarball: nodeRuntime });
+  if (existsSync(nodeRuntime)) await ensureNodeRuntime(log, { tarball: nodeRuntime, cacheDir });
 }

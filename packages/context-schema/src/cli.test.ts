@@ -24,19 +24,44 @@ describe('context-schema CLI', () => {
       const r = await cli(...args);
       expect(r.exitCode, args.join(' ')).toBe(0);
       expect(r.stdout).toMatch(/Usage: context-schema/);
+      if (args.length > 1) expect(r.stdout, args.join(' ')).toMatch(/Examples:\n {2}context-schema /);
     }
   }, 60_000);
 
-  it('validate --file refuses a bad context.sh with exit 3, naming variables, masking secrets, running nothing', async () => {
+  it('a bogus flag (or the old --file) exits 2 with one line on stderr', async () => {
+    for (const args of [
+      ['validate', '--bogus'],
+      ['validate', '--file', 'context.sh'],
+      ['generate', '--bogus'],
+    ]) {
+      const r = await cli(...args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n').filter(Boolean), args.join(' ')).toHaveLength(1);
+      expect(r.stderr, args.join(' ')).toContain(args[1]);
+    }
+  }, 60_000);
+
+  it('validate --context-file names an unreadable file, exit 4', async () => {
+    const r = await cli('validate', '--context-file', '/nonexistent/context.sh');
+    expect(r.exitCode).toBe(4);
+    expect(r.stderr).toContain('/nonexistent/context.sh');
+  }, 30_000);
+
+  it('validate --context-file refuses a bad context.sh: exit 3, names, secrets masked, nothing run', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'ctx-cli-'));
     const marker = path.join(dir, 'ran');
     const secret = 'ThisIsTheSecretKey$(touch x)';
     const file = path.join(dir, 'context.sh');
     await writeFile(
       file,
-      `ONEAPP_COPILOT_PASSWORD='${secret}'\nONEAPP_COPILOT_CONTEXT_SIZE='$(touch ${marker})'\nONEAPP_COPILOT_ENGINE='llama-server'\n`,
+      [
+        `ONEAPP_COPILOT_PASSWORD='${secret}'`,
+        `ONEAPP_COPILOT_CONTEXT_SIZE='$(touch ${marker})'`,
+        "ONEAPP_COPILOT_ENGINE='llama-server'",
+        '',
+      ].join('\n'),
     );
-    const r = await cli('validate', '--file', file);
+    const r = await cli('validate', '--context-file', file);
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toContain('ONEAPP_COPILOT_PASSWORD = ');
     expect(r.stderr).toContain(`ONEAPP_COPILOT_CONTEXT_SIZE = "$(touch ${marker})": expected an integer`);
@@ -48,7 +73,7 @@ describe('context-schema CLI', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'ctx-cli-'));
     const file = path.join(dir, 'context.sh');
     await writeFile(file, "ONEAPP_COPILOT_PASSWORD='a-valid-api-key-0123456789'\nONEAPP_COPILOT_THREADS='4'\n");
-    const r = await cli('validate', '--file', file, '--json');
+    const r = await cli('validate', '--context-file', file, '--json');
     expect(r.exitCode).toBe(0);
     const printed = JSON.parse(r.stdout);
     expect(printed.threads).toBe(4);

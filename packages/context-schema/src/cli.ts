@@ -1,47 +1,35 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, runCommand, runSubcommands, TaskError, writeFileAtomic } from '@slm-copilot/task-kit';
-import { parseContextFile } from './context-file.js';
+import { ExitCode, runCommand, runSubcommands, writeFileAtomic } from '@slm-copilot/task-kit';
 import { renderDocsTable, renderMarketplaceInputs, renderServiceParams } from './generate.js';
 import { expectedGeneratedFiles } from './generated-files.js';
+import { loadContext } from './load-context.js';
 import { parseContext, redactConfig } from './parse.js';
 
 const TOOL = 'context-schema';
-
-async function readContextFile(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    throw new TaskError(`cannot read context file ${file}: ${(error as Error).message}`, {
-      exitCode: ExitCode.environment,
-    });
-  }
-}
 
 const validate = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} validate`,
       summary: 'check ONEAPP_* values and print the resulting configuration (secrets masked)',
-      usage: `${TOOL} validate [--file context.sh]`,
-      options: { file: { type: 'string', short: 'f' }, json: { type: 'boolean', default: false } },
+      usage: `${TOOL} validate [--context-file context.sh] [--json]`,
+      options: { 'context-file': { type: 'string', short: 'f' }, json: { type: 'boolean', default: false } },
       details:
-        'Without --file, the ONEAPP_* variables of the environment are checked (as one-context exports them).\n' +
+        'Without --context-file, the ONEAPP_* variables of the environment are checked ' +
+        '(as one-context exports them).\n' +
         'The file is read, never executed. Exit code 3 when a value is refused; every refused variable is listed.\n' +
-        `Example: ${TOOL} validate --file /var/run/one-context/context.sh`,
+        '\nExamples:\n' +
+        `  ${TOOL} validate --context-file /var/run/one-context/context.sh\n` +
+        `  ONEAPP_COPILOT_THREADS=4 ${TOOL} validate --json`,
     },
     {
-      file: 'an OpenNebula context.sh to read instead of the environment',
+      'context-file': 'an OpenNebula context.sh to read (never executed) instead of the environment',
       json: 'print the configuration as JSON only',
     },
     argv,
     async ({ values, log }) => {
-      let env: Record<string, string | undefined> = process.env;
-      if (typeof values.file === 'string') {
-        const parsed = parseContextFile(await readContextFile(values.file));
-        for (const w of parsed.warnings) log.warn(`${values.file}: ${w}`);
-        env = parsed.values;
-      }
+      const env = await loadContext(values['context-file'] as string | undefined, log);
       const config = parseContext(env);
       process.stdout.write(`${JSON.stringify(redactConfig(config), null, 2)}\n`);
       if (!values.json) log.info('context is valid');
@@ -49,9 +37,20 @@ const validate = (argv: string[]) =>
   );
 
 const printer = (name: string, summary: string, render: () => string) => (argv: string[]) =>
-  runCommand({ name: `${TOOL} ${name}`, summary, usage: `${TOOL} ${name}`, options: {} }, {}, argv, async () => {
-    process.stdout.write(render());
-  });
+  runCommand(
+    {
+      name: `${TOOL} ${name}`,
+      summary,
+      usage: `${TOOL} ${name}`,
+      options: {},
+      details: `Examples:\n  ${TOOL} ${name}`,
+    },
+    {},
+    argv,
+    async () => {
+      process.stdout.write(render());
+    },
+  );
 
 const generate = (argv: string[]) =>
   runCommand(
@@ -60,6 +59,10 @@ const generate = (argv: string[]) =>
       summary: 'rewrite the committed files generated from the schema (README table, params block, marketplace inputs)',
       usage: `${TOOL} generate [--repo DIR] [--check]`,
       options: { repo: { type: 'string' }, check: { type: 'boolean', default: false } },
+      details:
+        'Examples:\n' +
+        `  ${TOOL} generate --repo .           # after editing schema/context.schema.json\n` +
+        `  ${TOOL} generate --repo . --check   # exit 1 when a committed file is stale`,
     },
     { repo: 'repository root (default: the current directory)', check: 'only report files that differ; exit 1 if any' },
     argv,

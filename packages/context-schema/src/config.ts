@@ -1,5 +1,9 @@
-export type Engine = 'localai' | 'llama-server';
-export type TlsMode = 'self-signed' | 'letsencrypt' | 'custom';
+import type { ContextValues } from './context-values.generated.js';
+
+/** The schema's engines. */
+export type Engine = ContextValues['ONEAPP_COPILOT_ENGINE'];
+/** The schema's TLS modes, `auto` resolved. */
+export type TlsMode = Exclude<ContextValues['ONEAPP_COPILOT_TLS_MODE'], 'auto'>;
 
 /** The appliance's one configuration type: parsed once from the context, then passed everywhere. */
 export interface Config {

@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { contextDefault, marketplaceInputs, renderDocsTable, renderServiceParams } from './generate.js';
+import { renderContextValuesType } from './generate-types.js';
+import { ContextError } from './parse.js';
 import { expectedGeneratedFiles } from './generated-files.js';
 import { variables } from './schema.js';
 
@@ -46,5 +48,28 @@ describe('generated files', () => {
       'utf8',
     );
     expect(parseYaml(text)).toEqual(marketplaceInputs());
+  });
+
+  it("the marketplace inputs take a default in place of the schema's, checked by the schema", () => {
+    const plain = marketplaceInputs();
+    const built = marketplaceInputs({ ONEAPP_COPILOT_CONTEXT_SIZE: 65536 });
+    expect(built.user_inputs.oneapp_copilot_context_size).toMatch(/\|65536$/);
+    expect(plain.user_inputs.oneapp_copilot_context_size).not.toMatch(/\|65536$/);
+    const { oneapp_copilot_context_size: _a, ...othersBuilt } = built.user_inputs;
+    const { oneapp_copilot_context_size: _b, ...othersPlain } = plain.user_inputs;
+    expect(othersBuilt).toEqual(othersPlain);
+    expect(() => marketplaceInputs({ ONEAPP_COPILOT_CONTEXT_SIZE: 1000 })).toThrow(ContextError);
+    expect(() => marketplaceInputs({ ONEAPP_COPILOT_CONTEXT_SIZE: 1000 })).toThrow(
+      /ONEAPP_COPILOT_CONTEXT_SIZE = "1000"/,
+    );
+  });
+
+  it('ContextValues has one member per schema variable, typed from the schema', () => {
+    const text = renderContextValuesType();
+    for (const v of variables) expect(text).toMatch(new RegExp(`^  ${v.name}: .+;$`, 'm'));
+    expect(text).toContain("ONEAPP_COPILOT_ENGINE: 'localai' | 'llama-server';");
+    expect(text).toContain('ONEAPP_COPILOT_CONTEXT_SIZE: number;');
+    expect(text).toContain('ONEAPP_COPILOT_EXTRA_API_KEYS: string[];');
+    expect(text).toContain('ONEAPP_COPILOT_METRICS: boolean;');
   });
 });

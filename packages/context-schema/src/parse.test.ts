@@ -137,6 +137,8 @@ describe('bad values are refused, naming the variable and what was expected', ()
 
   it('refuses unknown ONEAPP_COPILOT_* variables (typos) but ignores other variables', () => {
     const error = refused({ ONEAPP_COPILOT_CONTEXTSIZE: '4096', ETH0_IP: '10.0.0.1' });
+    // the value of an unknown name is not shown: it may be a misspelled secret
+    expect(error.message).toContain('ONEAPP_COPILOT_CONTEXTSIZE = [hidden]');
     expect(error.problems).toEqual([
       expect.objectContaining({
         variable: 'ONEAPP_COPILOT_CONTEXTSIZE',
@@ -199,5 +201,53 @@ describe('secrets', () => {
     log.info(`config: ${JSON.stringify(config)}`);
     expect(logged).not.toContain(secretKey);
     expect(logged).toContain('config:');
+  });
+});
+
+/** What a text gives away about a secret: its length as a number, or any 3-character run of it. */
+function leaks(text: string, secret: string): string[] {
+  const found = new Set<string>();
+  if (new RegExp(`(^|[^0-9])${secret.length}([^0-9]|$)`).test(text)) found.add(`length ${secret.length}`);
+  if (text.includes('*'.repeat(secret.length))) found.add('asterisks of its length');
+  for (let i = 0; i + 3 <= secret.length; i++) {
+    const run = secret.slice(i, i + 3);
+    if (text.includes(run)) found.add(`run "${run}"`);
+  }
+  return [...found];
+}
+
+describe('masked secrets reveal neither length nor characters', () => {
+  // chosen so that no 3-character run occurs in the messages' own text
+  const refusedCases: Array<[string, string]> = [
+    ['ONEAPP_COPILOT_PASSWORD', 'Vq7Xz2W'], // too short
+    ['ONEAPP_COPILOT_PASSWORD', 'Vq7Xz2Wm4Pt9Rb6Ny3Lh!kG'], // a character outside the alphabet
+    ['ONEAPP_COPILOT_EXTRA_API_KEYS', 'Jc5Hd8Fs2Gk4Qw'], // too short
+    ['ONEAPP_COPILOT_EXTRA_API_KEYS', 'Bn4Mj7Yh2Ux5Ic8Ol3Ia#'],
+    ['ONEAPP_COPILOT_TLS_KEY', Buffer.from('Ry6Ot4Wp2Zq8Xa3Sd7Cf').toString('base64')],
+  ];
+  for (const [name, secret] of refusedCases) {
+    it(`a refused ${name} = ${secret.length} characters shows only that it was set`, () => {
+      const error = refused({ [name]: secret });
+      expect(error.problems[0]!.shown).toBe('[hidden]');
+      expect(leaks(error.message, secret)).toEqual([]);
+      expect(leaks(JSON.stringify(error.problems), secret)).toEqual([]);
+    });
+  }
+
+  it('a redacted config shows accepted secrets as set, nothing more', () => {
+    const password = 'Vb8Nq3Zr5Tw7Ky2Mx6PdGj';
+    const extra = 'Hs9Lc4Vf6Bn2Xq8Wr5Tz3Mk';
+    const config = parseContext({ ONEAPP_COPILOT_PASSWORD: password, ONEAPP_COPILOT_EXTRA_API_KEYS: extra });
+    const keyPem = '-----BEGIN PRIVATE KEY-----\nQm3Vz8Kd5Rx2Pw7Nt4Yh\n-----END PRIVATE KEY-----\n';
+    const redacted = redactConfig({ ...config, tls: { ...config.tls, privateKeyPem: keyPem } });
+    const text = JSON.stringify(redacted);
+    expect(leaks(text, password)).toEqual([]);
+    expect(leaks(text, extra)).toEqual([]);
+    expect(leaks(text, 'Qm3Vz8Kd5Rx2Pw7Nt4Yh')).toEqual([]);
+    expect(redacted).toMatchObject({
+      apiKey: '[hidden]',
+      extraApiKeys: ['[hidden]'],
+      tls: { privateKeyPem: '[hidden]' },
+    });
   });
 });

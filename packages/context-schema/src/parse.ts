@@ -1,6 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
 import { TaskError, ExitCode, maskSecret } from '@slm-copilot/task-kit';
-import type { Config, Engine, TlsMode } from './config.js';
+import type { Config } from './config.js';
+import type { ContextValues } from './context-values.generated.js';
 import { contextSchema, VARIABLE_PREFIX, variableByName, variables, type VariableSpec } from './schema.js';
 
 export interface ContextProblem {
@@ -31,9 +32,13 @@ const ajv = new Ajv({ allErrors: true, strict: true, verbose: true, useDefaults:
 for (const keyword of ['x-kind', 'x-secret', 'x-stage', 'x-hint', 'x-expect']) ajv.addKeyword({ keyword });
 const validate = ajv.compile(contextSchema);
 
-/** Shows a value the way an operator can recognise it: quoted, escapes visible, secrets masked, long values cut. */
+/**
+ * Shows a value the way an operator can recognise it: quoted, escapes visible, long values cut. A
+ * secret — or the value of an unknown name, which may be a misspelled secret — shows only whether it
+ * was set (task-kit's maskSecret: neither length nor characters).
+ */
 export function showValue(spec: VariableSpec | undefined, raw: string): string {
-  if (spec?.secret) return maskSecret(raw);
+  if (!spec || spec.secret) return maskSecret(raw);
   const cut = raw.length > 80 ? `${raw.slice(0, 77)}...` : raw;
   return JSON.stringify(cut);
 }
@@ -57,31 +62,6 @@ function coerce(spec: VariableSpec, raw: string): unknown {
     case 'string':
       return text;
   }
-}
-
-/** The validated context, keyed by variable name (mirrors the schema). */
-interface ContextValues {
-  ONEAPP_COPILOT_PASSWORD: string;
-  ONEAPP_COPILOT_EXTRA_API_KEYS: string[];
-  ONEAPP_COPILOT_ENGINE: Engine;
-  ONEAPP_COPILOT_MODEL_ID: string;
-  ONEAPP_COPILOT_CONTEXT_SIZE: number;
-  ONEAPP_COPILOT_THREADS: number;
-  ONEAPP_COPILOT_PARALLEL: number;
-  ONEAPP_COPILOT_HOSTNAME: string;
-  ONEAPP_COPILOT_HTTPS_PORT: number;
-  ONEAPP_COPILOT_TLS_MODE: TlsMode | 'auto';
-  ONEAPP_COPILOT_TLS_CERT: string;
-  ONEAPP_COPILOT_TLS_KEY: string;
-  ONEAPP_COPILOT_LETSENCRYPT_EMAIL: string;
-  ONEAPP_COPILOT_ACME_DIRECTORY: string;
-  ONEAPP_COPILOT_CORS_ORIGINS: string[];
-  ONEAPP_COPILOT_RATE_LIMIT: number;
-  ONEAPP_COPILOT_CONNECTION_LIMIT: number;
-  ONEAPP_COPILOT_REQUEST_TIMEOUT: number;
-  ONEAPP_COPILOT_MAX_BODY_SIZE: number;
-  ONEAPP_COPILOT_METRICS: boolean;
-  ONEAPP_COPILOT_BASIC_AUTH: boolean;
 }
 
 function variableOf(error: ErrorObject): string | undefined {
@@ -198,13 +178,14 @@ function decodePem(
   return text.endsWith('\n') ? text : `${text}\n`;
 }
 
-/** The config with every secret masked: safe to log or print. */
+/** The config with every secret masked (task-kit's maskSecret): safe to log or print. */
 export function redactConfig(config: Config): Record<string, unknown> {
+  const { privateKeyPem } = config.tls;
   return {
     ...config,
     apiKey: config.apiKey === null ? '(generated on first boot)' : maskSecret(config.apiKey),
-    extraApiKeys: config.extraApiKeys.map(maskSecret),
-    tls: { ...config.tls, privateKeyPem: config.tls.privateKeyPem === null ? null : '(set)' },
+    extraApiKeys: config.extraApiKeys.map((k) => maskSecret(k)),
+    tls: { ...config.tls, privateKeyPem: privateKeyPem === null ? null : maskSecret(privateKeyPem) },
   };
 }
 

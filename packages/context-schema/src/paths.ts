@@ -1,4 +1,4 @@
-import path from 'node:path';
+import { underRoot } from '@slm-copilot/task-kit';
 
 /**
  * Where the appliance keeps things. Renderers take this instead of hard-coding paths, so a test
@@ -48,36 +48,36 @@ export interface AppliancePaths {
 }
 
 export function appliancePaths(prefix = ''): AppliancePaths {
-  const p = (...parts: string[]) => path.join(prefix || '/', ...parts);
+  const p = (appliancePath: string) => underRoot(prefix || '/', appliancePath);
   return {
     prefix,
-    stateDir: p('var/lib/slm-copilot'),
-    apiKeyFile: p('var/lib/slm-copilot/api-key'),
-    configDir: p('etc/slm-copilot'),
-    modelsDir: p('opt/slm-copilot/models'),
-    logDir: p('var/log/slm-copilot'),
-    systemdDir: p('etc/systemd/system'),
+    stateDir: p('/var/lib/slm-copilot'),
+    apiKeyFile: p('/var/lib/slm-copilot/api-key'),
+    configDir: p('/etc/slm-copilot'),
+    modelsDir: p('/opt/slm-copilot/models'),
+    logDir: p('/var/log/slm-copilot'),
+    systemdDir: p('/etc/systemd/system'),
     engine: {
       host: '127.0.0.1',
       port: 8080,
-      localaiBinary: p('opt/local-ai/bin/local-ai'),
-      localaiBackendsDir: p('opt/local-ai/backends'),
-      llamaServerBinary: p('opt/llama.cpp/bin/llama-server'),
-      chatTemplate: p('etc/slm-copilot/devstral-chat-template.jinja'),
+      localaiBinary: p('/opt/local-ai/bin/local-ai'),
+      localaiBackendsDir: p('/opt/local-ai/backends'),
+      llamaServerBinary: p('/opt/llama.cpp/bin/llama-server'),
+      chatTemplate: p('/etc/slm-copilot/devstral-chat-template.jinja'),
     },
     tls: {
-      dir: p('etc/slm-copilot/tls'),
-      caCert: p('etc/slm-copilot/tls/ca.crt'),
-      caKey: p('var/lib/slm-copilot/tls/ca.key'),
-      cert: p('etc/slm-copilot/tls/server.crt'),
-      key: p('etc/slm-copilot/tls/server.key'),
+      dir: p('/etc/slm-copilot/tls'),
+      caCert: p('/etc/slm-copilot/tls/ca.crt'),
+      caKey: p('/var/lib/slm-copilot/tls/ca.key'),
+      cert: p('/etc/slm-copilot/tls/server.crt'),
+      key: p('/etc/slm-copilot/tls/server.key'),
     },
     nginx: {
-      confDir: p('etc/nginx'),
-      siteFile: p('etc/nginx/conf.d/slm-copilot.conf'),
-      acmeWebroot: p('var/lib/slm-copilot-acme'),
-      snippetsDir: p('etc/nginx/slm-copilot'),
+      confDir: p('/etc/nginx'),
+      siteFile: p('/etc/nginx/conf.d/slm-copilot.conf'),
+      acmeWebroot: p('/var/lib/slm-copilot-acme'),
+      snippetsDir: p('/etc/nginx/slm-copilot'),
     },
-    reportFile: p('etc/one-appliance/config'),
+    reportFile: p('/etc/one-appliance/config'),
   };
 }

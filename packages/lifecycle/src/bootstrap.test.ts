@@ -11,14 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installLocalAiStandIn, standInModeFile } from '@slm-copilot/localai-install';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { createLogger, TaskError } from '@slm-copilot/task-kit';
-import { ensureLlamaBuild, ensureTinyModel, freePort } from '@slm-copilot/testbed';
+import { createLogger, freePort, TaskError } from '@slm-copilot/task-kit';
+import { ensureLlamaBuild, ensureTinyModel } from '@slm-copilot/testbed';
 import { bootstrap, readyz } from './bootstrap.js';
 import { configure } from './configure.js';
 import { stagePaths, type StageOptions } from './options.js';
 import { stateFiles, writeJson } from './state.js';
-import { testHost } from './test-support/doubles.js';
-import { ProcessServices } from './test-support/process-services.js';
+import { testHost } from '../test-support/doubles.js';
+import { ProcessServices } from '../test-support/process-services.js';
 
 const host = testHost;
 
@@ -33,7 +33,10 @@ beforeAll(async () => {
 }, 30 * 60_000);
 afterAll(() => removeTempRoots());
 
-/** TEST DOUBLE (slow loader), not LocalAI: reads the model slowly for `seconds` with next to no CPU, then answers 200. */
+/**
+ * TEST DOUBLE (slow loader), not LocalAI: reads the model slowly for `seconds` with next to no CPU,
+ * then answers 200.
+ */
 const slowLoader = (modelFile: string, seconds: number) => `#!/usr/bin/env python3
 # TEST DOUBLE (slow loader), not LocalAI: stands in for an engine loading a big model.
 import http.server, os, time
@@ -210,7 +213,7 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
     }
   }, 120_000);
 
-  it('both engines failing: bootstrap fails, yet the report (0600) has endpoint, key, what failed and what to do', async () => {
+  it('both engines failing: bootstrap fails; the report (0600) has endpoint, key, what failed, the fix', async () => {
     const app = await appliance('both', { localai: 'exit', llamaServer: false });
     try {
       const { error, report, key } = await boot(app);

@@ -2,7 +2,7 @@ import path from 'node:path';
 import { Agent, request } from 'node:https';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
 import { readManifest } from '@slm-copilot/model-fetch';
-import { certbotDirs, obtainLetsEncrypt, resolveApiKeys, type ServedCertificate } from '@slm-copilot/nginx-config';
+import { letsEncryptRequest, obtainLetsEncrypt, type ServedCertificate } from '@slm-copilot/nginx-config';
 import {
   endpointOf,
   publishToOneGate,
@@ -16,7 +16,7 @@ import { DEFAULT_WATCH_BOUNDS, type WatchBounds } from './engine-watch.js';
 import { serveAnEngine, type ServeResult } from './fallback.js';
 import { stagePaths, type StageOptions } from './options.js';
 import { mappedCpuVariant } from './cpu-variant.js';
-import { renderServing, type EngineName } from './serving.js';
+import { renderServing, servingInputs, type EngineName, type Serving } from './serving.js';
 import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
 
 /**
@@ -72,26 +72,45 @@ async function writeReport(report: ReportInputs, file: string): Promise<void> {
   await writeJson(file, stored);
 }
 
-/** Configure's render step for another engine, from what configure recorded (for the fallback). */
-function renderer(
-  opts: StageOptions,
-  paths: AppliancePaths,
-  inputs: StoredInputs,
-  pending: PendingWork,
-  installed: InstalledImage,
-) {
-  return async (engine: EngineName, tls?: ServedCertificate) => {
+interface ConfiguredState {
+  pending: PendingWork;
+  inputs: StoredInputs;
+  installed: InstalledImage;
+}
+
+/** What configure left for bootstrap; null when configure has not run (or not to the end). */
+async function readConfigured(paths: AppliancePaths): Promise<ConfiguredState | null> {
+  const files = stateFiles(paths);
+  const pending = await readJson<PendingWork>(files.pending);
+  const inputs = await readJson<StoredInputs>(files.reportInputs);
+  const installed = await readJson<InstalledImage>(files.installed);
+  return pending && inputs && installed ? { pending, inputs, installed } : null;
+}
+
+/**
+ * Configure's render step again, from what configure recorded, for another engine (the fallback) or
+ * another certificate (Let's Encrypt): the same Config through the same inputs builder.
+ */
+function renderer(opts: StageOptions, paths: AppliancePaths, state: ConfiguredState) {
+  const { pending, inputs, installed } = state;
+  return async (engine: EngineName, tls?: ServedCertificate): Promise<Serving> => {
     if (!pending.render) {
       const why = 'configure recorded no render facts (an older configure ran): cannot switch engines';
       throw new TaskError(why, { exitCode: ExitCode.failure });
     }
     const manifest = await readManifest(path.join(paths.modelsDir, installed.model.file));
     if (!manifest) throw new TaskError(`no manifest for ${installed.model.file}`, { exitCode: ExitCode.integrity });
-    const keys = await resolveApiKeys(inputs.config, paths);
-    const config = { ...inputs.config, engine };
-    const served = tls ?? pending.render.tls;
-    return renderServing({ config, paths, host: pending.render.host, manifest, keys, tls: served }, opts);
+    const facts = { host: pending.render.host, tls: tls ?? pending.render.tls, manifest };
+    return renderServing(await servingInputs({ ...inputs.config, engine }, paths, facts), opts);
   };
+}
+
+/** Bootstrap's render step from the recorded state (the engine configure chose unless given): for tests. */
+export async function renderFromState(opts: StageOptions, engine?: EngineName): Promise<Serving> {
+  const paths = stagePaths(opts);
+  const state = await readConfigured(paths);
+  if (!state) throw new TaskError('nothing configured yet: run configure first', { exitCode: ExitCode.usage });
+  return renderer(opts, paths, state)(engine ?? state.inputs.config.engine);
 }
 
 /**
@@ -104,21 +123,18 @@ export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }
   const { log, services } = opts;
   const paths = stagePaths(opts);
   const files = stateFiles(paths);
-  const pending = await readJson<PendingWork>(files.pending);
-  const inputs = await readJson<StoredInputs>(files.reportInputs);
-  const installed = await readJson<InstalledImage>(files.installed);
-  if (!pending || !inputs || !installed) {
-    throw new TaskError('nothing configured yet: run configure first', { exitCode: ExitCode.usage });
-  }
+  const state = await readConfigured(paths);
+  if (!state) throw new TaskError('nothing configured yet: run configure first', { exitCode: ExitCode.usage });
+  const { pending, inputs, installed } = state;
   log.addSecret(inputs.apiKey);
   const timeoutMs = opts.readyTimeoutMs ?? READY_TIMEOUT_MS;
   const bounds: WatchBounds = { ...DEFAULT_WATCH_BOUNDS, timeoutMs, ...opts.watch };
   const requested = inputs.config.engine;
-  const render = renderer(opts, paths, inputs, pending, installed);
+  const render = renderer(opts, paths, state);
   const serving = { requested, serving: null, fallbackReason: null };
   let report: ReportInputs = { ...inputs, paths, serving, failure: null };
 
-  let result: ServeResult | null = null;
+  let result: ServeResult;
   try {
     await services.daemonReload();
     await services.ensureStarted('nginx');
@@ -181,15 +197,7 @@ async function letsEncrypt(
 ): Promise<ReportInputs> {
   const { log } = opts;
   const result = await log.phase("Let's Encrypt", () =>
-    obtainLetsEncrypt({
-      hostname: report.config.hostname!,
-      email: report.config.tls.letsEncryptEmail,
-      acmeDirectory: report.config.tls.acmeDirectory,
-      webroot: paths.nginx.acmeWebroot,
-      dirs: certbotDirs(paths),
-      deployHook: 'systemctl reload nginx',
-      log,
-    }),
+    obtainLetsEncrypt(letsEncryptRequest(report.config, paths, { deployHook: 'systemctl reload nginx', log })),
   );
   if (!result.ok) {
     log.warn(`Let's Encrypt failed, the self-signed certificate stays: ${result.reason}`);

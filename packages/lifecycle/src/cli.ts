@@ -1,25 +1,28 @@
 import { readFile } from 'node:fs/promises';
-import { ExitCode, runCommand, runSubcommands, TaskError, type Logger } from '@slm-copilot/task-kit';
+import { appliancePaths, loadContext } from '@slm-copilot/context-schema';
+import { ExitCode, runCommand, runSubcommands, TaskError, usageLine, type Logger } from '@slm-copilot/task-kit';
 import { bootstrap } from './bootstrap.js';
 import { configure } from './configure.js';
-import { loadContext } from './context.js';
 import { install, type BuildPlan } from './install.js';
 import { runStage, type Stage } from './runner.js';
 import { systemdControl } from './services.js';
+import { requireInstalled } from './state.js';
 
 const TOOL = 'slm-copilot-service';
 
 const stageOptions = {
   'context-file': { type: 'string' },
-  prefix: { type: 'string' },
+  root: { type: 'string' },
   'no-runner': { type: 'boolean', default: false },
 } as const;
 const stageHelp = {
   'context-file':
     'read ONEAPP_* from this context.sh (read, never executed) instead of the environment (one-context exports them)',
-  prefix: 'treat this directory as / (tests)',
+  root: 'treat this directory as / (tests; default /)',
   'no-runner': 'run the stage bare: the upstream one-apps framework already keeps the status, logs and lock',
 };
+
+const rootOf = (values: Record<string, unknown>): string => (typeof values.root === 'string' ? values.root : '');
 
 /** Runs a stage under our own one-apps-compatible runner unless the framework is doing that. */
 async function stage(
@@ -28,31 +31,41 @@ async function stage(
   fn: (log: Logger) => Promise<void>,
   log: Logger,
 ): Promise<number> {
-  const prefix = typeof values.prefix === 'string' ? values.prefix : '';
   if (values['no-runner']) {
     await fn(log);
     return ExitCode.ok;
   }
-  return runStage(name, prefix || '/', fn);
+  return runStage(name, rootOf(values) || '/', fn);
 }
+
+const stageExamples = (name: string) =>
+  'Examples:\n' +
+  `  ${TOOL} ${name} --no-runner                      # as appliance.sh runs it under one-apps\n` +
+  `  ${TOOL} ${name} --context-file /var/run/one-context/context.sh\n` +
+  `  ${TOOL} ${name} --root /tmp/appliance --context-file ctx.sh   # a test root`;
 
 const stageCommand = (name: 'configure' | 'bootstrap', summary: string) => (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} ${name}`,
       summary,
-      usage: `${TOOL} ${name} [--context-file context.sh] [--no-runner]`,
+      usage: `${TOOL} ${name} [--context-file context.sh] [--root DIR] [--no-runner]`,
       options: stageOptions,
+      details:
+        'Refuses, writing nothing (no status file, no motd, no log), when the root holds no installed appliance.\n\n' +
+        stageExamples(name),
     },
     stageHelp,
     argv,
-    async ({ values, log }) =>
-      stage(
+    async ({ values, log }) => {
+      // decide before the runner writes its status file, log and motd
+      await requireInstalled(appliancePaths(rootOf(values)));
+      return stage(
         name,
         values,
         async (stageLog) => {
           const opts = {
-            prefix: typeof values.prefix === 'string' ? values.prefix : '',
+            prefix: rootOf(values),
             env: await loadContext(values['context-file'] as string | undefined, stageLog),
             services: systemdControl(stageLog),
             log: stageLog,
@@ -60,7 +73,8 @@ const stageCommand = (name: 'configure' | 'bootstrap', summary: string) => (argv
           await (name === 'configure' ? configure(opts) : bootstrap(opts));
         },
         log,
-      ),
+      );
+    },
   );
 
 const installCommand = (argv: string[]) =>
@@ -68,27 +82,40 @@ const installCommand = (argv: string[]) =>
     {
       name: `${TOOL} install`,
       summary: 'build-time stage: packages, engine, model (from the build plan); nothing per-VM',
-      usage: `${TOOL} install --plan build-plan.json [--no-runner]`,
+      usage: `${TOOL} install --plan build-plan.json [--root DIR] [--no-runner]`,
       options: {
         plan: { type: 'string' },
-        prefix: { type: 'string' },
+        root: { type: 'string' },
         'no-runner': { type: 'boolean', default: false },
       },
+      details:
+        'Examples:\n' +
+        `  ${TOOL} install --plan /opt/slm-copilot/build-plan.json --no-runner   # as appliance.sh runs it\n` +
+        `  ${TOOL} install --plan build-plan.json --root /tmp/appliance`,
     },
     {
       plan: 'the build plan written by the image build (profile, mirrors, model, engines)',
-      prefix: stageHelp.prefix,
+      root: stageHelp.root,
       'no-runner': stageHelp['no-runner'],
     },
     argv,
     async ({ values, log }) => {
-      if (typeof values.plan !== 'string') throw new TaskError('--plan is required', { exitCode: ExitCode.usage });
-      const plan = JSON.parse(await readFile(values.plan, 'utf8')) as BuildPlan;
+      if (typeof values.plan !== 'string') {
+        process.stderr.write(`${usageLine(`${TOOL} install`, new Error('missing option --plan'))}\n`);
+        return ExitCode.usage;
+      }
+      const planFile = values.plan;
+      const plan = JSON.parse(
+        await readFile(planFile, 'utf8').catch((error: Error) => {
+          throw new TaskError(`cannot read the build plan ${planFile}: ${error.message}`, {
+            exitCode: ExitCode.environment,
+          });
+        }),
+      ) as BuildPlan;
       return stage(
         'install',
         values,
-        async (stageLog) =>
-          void (await install(plan, { prefix: typeof values.prefix === 'string' ? values.prefix : '', log: stageLog })),
+        async (stageLog) => void (await install(plan, { prefix: rootOf(values), log: stageLog })),
         log,
       );
     },
@@ -97,7 +124,7 @@ const installCommand = (argv: string[]) =>
 export function main(argv: string[]): Promise<number> {
   return runSubcommands(
     TOOL,
-    'the SLM-Copilot appliance lifecycle (one-apps stages: install at build time; configure and bootstrap on every boot)',
+    'the SLM-Copilot appliance lifecycle (one-apps stages: install at build time; configure, bootstrap at every boot)',
     {
       install: { summary: 'build-time install from a build plan', run: installCommand },
       configure: {

@@ -4,22 +4,25 @@
  * such): systemd is not PID 1 on these machines; the VM test covers the real units.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appliancePaths, ContextError } from '@slm-copilot/context-schema';
+import { gatewayFiles } from '@slm-copilot/nginx-config';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { createLogger } from '@slm-copilot/task-kit';
+import { createLogger, ExitCode, TaskError } from '@slm-copilot/task-kit';
 import { ensureTinyModel } from '@slm-copilot/testbed';
 import { configure, type StageOptions } from './configure.js';
-import { stateFiles, writeJson } from './state.js';
-import { RecordingServices, testHost } from './test-support/doubles.js';
+import { renderFromState } from './bootstrap.js';
+import { stateFiles, writeJson, type InstalledImage } from './state.js';
+import { RecordingServices, testHost } from '../test-support/doubles.js';
 
 const host = testHost;
 
 let root: string;
 let services: RecordingServices;
+let installedImage: InstalledImage;
 const baseEnv = {
   ONEAPP_COPILOT_ENGINE: 'llama-server',
   ONEAPP_COPILOT_HTTPS_PORT: '8443',
@@ -68,13 +71,14 @@ beforeAll(async () => {
   const dest = path.join(paths.modelsDir, 'tiny.gguf');
   await symlink(model.path, dest);
   await writeManifest(dest, await buildManifest(dest, { sha256: model.sha256 }));
-  await writeJson(stateFiles(paths).installed, {
+  installedImage = {
     engineDefault: 'llama-server',
     model: { file: 'tiny.gguf', sha256: model.sha256, source: null },
     localai: null,
     llamaServer: { sha256: 'x', source: 'test' },
     builtAt: '2026-11-28T00:00:00Z',
-  });
+  };
+  await writeJson(stateFiles(paths).installed, installedImage);
 }, 20 * 60_000);
 
 afterAll(() => removeTempRoots());
@@ -104,7 +108,8 @@ describe('configure', () => {
   it('is idempotent: the same context again changes no file and owes no restart once bootstrap ran', async () => {
     const paths = appliancePaths(root);
     const pendingFile = stateFiles(paths).pending;
-    await writeJson(pendingFile, { ...JSON.parse(await readFile(pendingFile, 'utf8')), restartEngine: false }); // as bootstrap leaves it
+    // as bootstrap leaves it
+    await writeJson(pendingFile, { ...JSON.parse(await readFile(pendingFile, 'utf8')), restartEngine: false });
     const before = await snapshot(root);
     await configure(options(baseEnv));
     const after = await snapshot(root);
@@ -112,6 +117,22 @@ describe('configure', () => {
     // only the timestamps of state records may differ
     expect(changed.filter((p) => !p.startsWith('var/lib/slm-copilot/') && !p.startsWith('run/'))).toEqual([]);
     expect(JSON.parse(await readFile(pendingFile, 'utf8')).restartEngine).toBe(false);
+  }, 120_000);
+
+  it('configure and bootstrap render byte-identical gateway files from the same Config', async () => {
+    const opts = options({
+      ...baseEnv,
+      ONEAPP_COPILOT_CORS_ORIGINS: 'https://ide.example.com',
+      ONEAPP_COPILOT_RATE_LIMIT: '7',
+    });
+    await configure(opts);
+    const files = Object.values(gatewayFiles(appliancePaths(root)));
+    const byConfigure = await Promise.all(files.map((f) => readFile(f, 'utf8')));
+    expect(byConfigure[0]).toMatch(/ide\.example\.com/);
+    for (const f of files) await rm(f); // bootstrap must write them again, from what configure recorded
+    await renderFromState(opts);
+    const byBootstrap = await Promise.all(files.map((f) => readFile(f, 'utf8')));
+    for (const [i, f] of files.entries()) expect(byBootstrap[i], path.relative(root, f)).toBe(byConfigure[i]);
   }, 120_000);
 
   it('a changed context value takes effect and owes an engine restart', async () => {
@@ -148,7 +169,7 @@ describe('configure', () => {
       /error_1 = ONEAPP_COPILOT_CONTEXT_SIZE = "abc": expected an integer/,
     );
     expect(await readFile(path.join(paths.configDir, 'motd'), 'utf8')).toMatch(
-      /ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/,
+      /ERROR {4}: ONEAPP_COPILOT_CONTEXT_SIZE/,
     );
     expect(await readFile(path.join(paths.systemdDir, 'slm-copilot-engine.service'), 'utf8')).toMatch(
       /--ctx-size 8192 /,
@@ -164,6 +185,7 @@ describe('configure on a first boot with a refused context', () => {
     await writeFile(path.join(first, 'etc/nginx/nginx.conf'), mainConf(first, paths));
     for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
       await mkdir(path.join(first, 'run/nginx', d), { recursive: true });
+    await writeJson(stateFiles(paths).installed, installedImage);
     const recorder = new RecordingServices();
     const conf = path.join(first, 'etc/nginx/nginx.conf');
     await expect(
@@ -181,4 +203,15 @@ describe('configure on a first boot with a refused context', () => {
     expect(recorder.calls).toEqual(['start nginx']);
     expect(await readFile(paths.reportFile, 'utf8')).toMatch(/error_1 = ONEAPP_COPILOT_ENGINE = "ollama"/);
   }, 120_000);
+});
+
+describe('configure on a root the install stage never built', () => {
+  it('refuses before writing anything: the root stays empty', async () => {
+    const empty = await tempRoot('lifecycle-empty');
+    const error = await configure({ ...options(baseEnv), prefix: empty }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TaskError);
+    expect((error as TaskError).exitCode).toBe(ExitCode.environment);
+    expect((error as TaskError).message).toMatch(/installed\.json is missing/);
+    expect(await readdir(empty)).toEqual([]);
+  });
 });

@@ -7,12 +7,12 @@ import {
   type Config,
 } from '@slm-copilot/context-schema';
 import { readManifest, verifySampled } from '@slm-copilot/model-fetch';
-import { installGateway, prepareTls, renderUnconfigured, resolveApiKeys } from '@slm-copilot/nginx-config';
+import { installGateway, prepareTls, renderUnconfigured } from '@slm-copilot/nginx-config';
 import { renderBanner, renderRefusedReport, renderReport, type ReportInputs } from '@slm-copilot/report-writer';
-import { applyFileSet, ExitCode, gatherHostFacts, TaskError, type HostFacts } from '@slm-copilot/task-kit';
+import { applyFileSet, ExitCode, gatherHostFacts, TaskError, underRoot, type HostFacts } from '@slm-copilot/task-kit';
 import { stagePaths, type StageOptions } from './options.js';
-import { defaultSite, renderPorts, renderServing } from './serving.js';
-import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
+import { defaultSite, renderPorts, renderServing, servingInputs } from './serving.js';
+import { readJson, requireInstalled, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
 
 export type { StageOptions } from './options.js';
 
@@ -22,10 +22,17 @@ function contextOnly(env: Record<string, string | undefined>): Record<string, st
   );
 }
 
-/** The HTTPS port to answer on even when the context was refused: the given one if it is a valid port, else 443. */
+/**
+ * The HTTPS port to answer on when the context was refused: the given one if the schema accepts it,
+ * else the schema's default.
+ */
 function httpsPortOf(env: Record<string, string | undefined>): number {
-  const port = Number(env.ONEAPP_COPILOT_HTTPS_PORT);
-  return Number.isInteger(port) && port > 0 && port < 65536 && port !== 80 ? port : 443;
+  try {
+    return parseContext({ ONEAPP_COPILOT_HTTPS_PORT: env.ONEAPP_COPILOT_HTTPS_PORT }).httpsPort;
+  } catch (error) {
+    if (error instanceof ContextError) return parseContext({}).httpsPort;
+    throw error;
+  }
 }
 
 /** Where clients reach the appliance: its DNS name, else its first address. */
@@ -42,6 +49,8 @@ export async function configure(opts: StageOptions): Promise<void> {
   const { log } = opts;
   const paths = stagePaths(opts);
   const files = stateFiles(paths);
+  // first: on a root the install stage never built, nothing is written
+  const installed = await requireInstalled(paths);
   const host = await (opts.hostFacts ?? gatherHostFacts)();
 
   let config: Config;
@@ -52,11 +61,6 @@ export async function configure(opts: StageOptions): Promise<void> {
     throw error;
   }
 
-  const installed = await readJson<InstalledImage>(files.installed);
-  if (!installed)
-    throw new TaskError(`${files.installed} is missing: the image was not built by the install stage`, {
-      exitCode: ExitCode.environment,
-    });
   const modelPath = path.join(paths.modelsDir, installed.model.file);
   const manifest = await readManifest(modelPath);
   if (!manifest)
@@ -74,15 +78,15 @@ export async function configure(opts: StageOptions): Promise<void> {
     });
   }
 
-  const keys = await resolveApiKeys(config, paths, { generate: true });
-  log.addSecret(keys.main);
-  for (const k of keys.extra) log.addSecret(k);
-  if (keys.generated) log.info(`generated an API key (kept in ${paths.apiKeyFile})`);
-
   const tls = await log.phase('TLS certificate', () =>
     prepareTls(config, { paths, ipAddresses: host.ipAddresses, log }),
   );
-  const engine = await renderServing({ config, paths, host, manifest, keys, tls: tls.served }, opts);
+  const serving = await servingInputs(config, paths, { host, tls: tls.served, manifest }, { generateKey: true });
+  const { keys } = serving;
+  log.addSecret(keys.main);
+  for (const k of keys.extra) log.addSecret(k);
+  if (keys.generated) log.info(`generated an API key (kept in ${paths.apiKeyFile})`);
+  const engine = await renderServing(serving, opts);
   const engineChanged = engine.engineChanged;
 
   const warnings = [
@@ -126,7 +130,8 @@ export async function configure(opts: StageOptions): Promise<void> {
   await writeJson(files.pending, pending);
   await writeJson(files.lastGoodContext, contextOnly(opts.env));
   log.info(
-    `configured: engine ${config.engine}, ${engineChanged.length} engine file(s) changed, context ${engine.plan.contextPerSlot} × ${engine.plan.parallelSlots}`,
+    `configured: engine ${config.engine}, ${engineChanged.length} engine file(s) changed, ` +
+      `context ${engine.plan.contextPerSlot} × ${engine.plan.parallelSlots}`,
   );
 }
 
@@ -137,7 +142,10 @@ export function engineVersion(engine: Config['engine'], installed: InstalledImag
   return `LocalAI ${installed.localai?.version ?? '(not installed)'}`;
 }
 
-/** A refused context: say so everywhere the operator looks; serve the last good configuration (or a 503 that names the problem). */
+/**
+ * A refused context: say so everywhere the operator looks; serve the last good configuration (or a
+ * 503 that names the problem).
+ */
 async function reportRefusedContext(
   error: ContextError,
   paths: AppliancePaths,
@@ -170,7 +178,7 @@ async function reportRefusedContext(
     }),
     {
       removeFile: defaultSite(opts.prefix),
-      directories: [path.join(opts.prefix || '/', 'var/log/nginx')],
+      directories: [underRoot(opts.prefix || '/', '/var/log/nginx')],
       testConfigCommand: opts.gateway?.testConfigCommand,
       reload: nginxRunning ? () => opts.services.reload('nginx') : null,
       log: opts.log,

@@ -92,8 +92,14 @@ describe('watchEngine', () => {
 describe('readProcessProgress', () => {
   it('reads CPU time and bytes read of a real process; null once it is gone', async () => {
     // reads 8 MiB from /dev/zero, then burns CPU for a moment, then waits for stdin
-    const script =
-      'import os,sys,time\nos.read(os.open("/dev/zero",0),8<<20)\nt=time.time()\nwhile time.time()-t<0.3: pass\nprint("done",flush=True)\nsys.stdin.read()';
+    const script = [
+      'import os,sys,time',
+      'os.read(os.open("/dev/zero",0),8<<20)',
+      't=time.time()',
+      'while time.time()-t<0.3: pass',
+      'print("done",flush=True)',
+      'sys.stdin.read()',
+    ].join('\n');
     const child = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'ignore'] });
     await new Promise((r) => child.stdout!.once('data', r));
     const p = await readProcessProgress(child.pid!);

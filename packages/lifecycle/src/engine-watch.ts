@@ -120,11 +120,10 @@ export async function watchEngine(
   const started = clock.now();
   let lastPrint = '';
   let lastProgressAt = started;
-  let lastReadyz = 0;
   for (;;) {
     const now = clock.now();
     const tookMs = now - started;
-    lastReadyz = await probe.readyz();
+    const lastReadyz = await probe.readyz();
     if (lastReadyz === 200) return { ready: true, tookMs };
     const status = await probe.status();
     const failed = unitFailure(status, bounds.maxRestarts);

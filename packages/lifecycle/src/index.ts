@@ -1,5 +1,5 @@
 export { configure, engineVersion, publicHost, type StageOptions } from './configure.js';
-export { bootstrap, readyz, READY_TIMEOUT_MS } from './bootstrap.js';
+export { bootstrap, readyz, renderFromState, READY_TIMEOUT_MS } from './bootstrap.js';
 export {
   DEFAULT_WATCH_BOUNDS,
   readProcessProgress,
@@ -15,7 +15,6 @@ export { serveAnEngine, type Attempt, type ServeResult } from './fallback.js';
 export { install, installServiceHardening, type BuildPlan, type PlannedArtifact } from './install.js';
 export { stagePaths } from './options.js';
 export { runStage, contractPaths, type Stage } from './runner.js';
-export { engineBinary, otherEngine, renderServing, type EngineName } from './serving.js';
+export { engineBinary, gatewayInputs, otherEngine, renderServing, servingInputs, type EngineName } from './serving.js';
 export { parseShow, systemdControl, type ServiceControl } from './services.js';
-export { loadContext } from './context.js';
-export { stateFiles, type InstalledImage, type PendingWork, type RenderFacts } from './state.js';
+export { requireInstalled, stateFiles, type InstalledImage, type PendingWork, type RenderFacts } from './state.js';

@@ -161,7 +161,10 @@ async function installLlamaServerArtifact(
   }
 }
 
-/** The gateway's systemd drop-in for nginx.service, under the root prefix; systemd reads it at the next daemon-reload (bootstrap does one). */
+/**
+ * The gateway's systemd drop-in for nginx.service, under the root prefix; systemd reads it at the
+ * next daemon-reload (bootstrap does one).
+ */
 export async function installServiceHardening(prefix: string): Promise<string> {
   const dropIn = renderNginxHardening({ systemdDir: appliancePaths(prefix).systemdDir });
   await ensureDir(path.dirname(dropIn.path), 0o755);

@@ -17,7 +17,7 @@ describe('runStage (the one-apps contract without the framework)', () => {
     expect(code).toBe(0);
     expect(seen).toEqual(['configure_started']);
     expect((await readFile(files.status, 'utf8')).trim()).toBe('configure_success');
-    expect(await readFile(files.log('configure'), 'utf8')).toMatch(/INFO  hello from the stage/);
+    expect(await readFile(files.log('configure'), 'utf8')).toMatch(/INFO {2}hello from the stage/);
     expect(await readFile(files.motd, 'utf8')).toMatch(/All set and ready to serve/);
   });
 

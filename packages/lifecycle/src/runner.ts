@@ -1,5 +1,4 @@
 import { appendFile, mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import {
   createLogger,
   formatError,
@@ -7,6 +6,7 @@ import {
   ExitCode,
   withLock,
   writeFileAtomic,
+  underRoot,
   type Logger,
 } from '@slm-copilot/task-kit';
 
@@ -14,13 +14,13 @@ export type Stage = 'install' | 'configure' | 'bootstrap';
 
 /** Where the one-apps contract keeps its files (under a root prefix for tests). */
 export function contractPaths(root: string) {
-  const p = (...parts: string[]) => path.join(root, ...parts);
+  const p = (appliancePath: string) => underRoot(root, appliancePath);
   return {
-    status: p('etc/one-appliance/status'),
-    logDir: p('var/log/one-appliance'),
-    log: (stage: Stage) => p('var/log/one-appliance', `${stage}.log`),
-    motd: p('etc/motd'),
-    lock: p('run/lock/one-appliance.lock'),
+    status: p('/etc/one-appliance/status'),
+    logDir: p('/var/log/one-appliance'),
+    log: (stage: Stage) => p(`/var/log/one-appliance/${stage}.log`),
+    motd: p('/etc/motd'),
+    lock: p('/run/lock/one-appliance.lock'),
   };
 }
 

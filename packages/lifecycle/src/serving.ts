@@ -1,10 +1,17 @@
-import path from 'node:path';
 import type { AppliancePaths, Config } from '@slm-copilot/context-schema';
 import { loadChatTemplate, modelFactsFromManifest, renderEngine, type EnginePlan } from '@slm-copilot/localai-install';
 import type { ModelManifest } from '@slm-copilot/model-fetch';
-import { installGateway, renderGateway, type ResolvedKeys, type ServedCertificate } from '@slm-copilot/nginx-config';
-import { applyFileSet, changedPaths, type HostFacts } from '@slm-copilot/task-kit';
+import {
+  installGateway,
+  renderGateway,
+  resolveApiKeys,
+  type GatewayRenderOptions,
+  type ResolvedKeys,
+  type ServedCertificate,
+} from '@slm-copilot/nginx-config';
+import { applyFileSet, changedPaths, underRoot, type HostFacts } from '@slm-copilot/task-kit';
 import type { StageOptions } from './options.js';
+import type { RenderFacts } from './state.js';
 
 export type EngineName = Config['engine'];
 
@@ -19,7 +26,7 @@ export function renderPorts(opts: Pick<StageOptions, 'gateway'>): { httpPort?: n
 }
 
 /** The Debian/Ubuntu default site (its default_server clashes with ours), under the prefix. */
-export const defaultSite = (prefix: string) => path.join(prefix || '/', DEBIAN_DEFAULT_SITE);
+export const defaultSite = (prefix: string) => underRoot(prefix || '/', DEBIAN_DEFAULT_SITE);
 
 export const otherEngine = (engine: EngineName): EngineName => (engine === 'localai' ? 'llama-server' : 'localai');
 
@@ -34,6 +41,29 @@ export interface ServingInputs {
   manifest: ModelManifest;
   keys: ResolvedKeys;
   tls: ServedCertificate;
+}
+
+/**
+ * The one builder of the render step's inputs from a Config and what configure decided (host facts,
+ * served certificate) — configure and bootstrap (fallback, Let's Encrypt) both build them here, so
+ * the same Config renders the same files. `generateKey`: only configure may create the kept API key.
+ */
+export async function servingInputs(
+  config: Config,
+  paths: AppliancePaths,
+  facts: RenderFacts & { manifest: ModelManifest },
+  options: { generateKey?: boolean } = {},
+): Promise<ServingInputs & { keys: { generated: boolean } }> {
+  const keys = await resolveApiKeys(config, paths, { generate: options.generateKey ?? false });
+  return { config, paths, host: facts.host, manifest: facts.manifest, keys, tls: facts.tls };
+}
+
+/** What renderGateway gets besides the Config: keys, certificate, paths, and the ports and addresses tests move. */
+export function gatewayInputs(
+  inputs: Pick<ServingInputs, 'paths' | 'keys' | 'tls'>,
+  opts: Pick<StageOptions, 'gateway'>,
+): GatewayRenderOptions {
+  return { paths: inputs.paths, keys: inputs.keys, tls: inputs.tls, ...renderPorts(opts) };
 }
 
 export interface Serving {
@@ -53,13 +83,13 @@ export async function renderServing(inputs: ServingInputs, opts: StageOptions): 
   const model = modelFactsFromManifest(inputs.manifest);
   const engine = renderEngine({ config, model, host: inputs.host, paths, chatTemplate: await loadChatTemplate() });
   for (const w of engine.plan.warnings) log.warn(w.message);
-  const gateway = renderGateway(config, { paths, keys: inputs.keys, tls: inputs.tls, ...renderPorts(opts) });
+  const gateway = renderGateway(config, gatewayInputs(inputs, opts));
 
   const engineChanged = changedPaths(await applyFileSet('/', engine.files));
   const nginxRunning = await opts.services.isActive('nginx');
   await installGateway(gateway, {
     removeFile: defaultSite(opts.prefix),
-    directories: [paths.nginx.acmeWebroot, path.join(opts.prefix || '/', 'var/log/nginx')],
+    directories: [paths.nginx.acmeWebroot, underRoot(opts.prefix || '/', '/var/log/nginx')],
     reload: nginxRunning ? () => opts.services.reload('nginx') : null,
     testConfigCommand: opts.gateway?.testConfigCommand,
     log,

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
 import type { ServedCertificate } from '@slm-copilot/nginx-config';
-import { writeFileAtomic, type HostFacts } from '@slm-copilot/task-kit';
+import { ExitCode, TaskError, writeFileAtomic, type HostFacts } from '@slm-copilot/task-kit';
 
 /** What the install stage baked into the image, read by every boot. */
 export interface InstalledImage {
@@ -54,4 +54,20 @@ export async function readJson<T>(file: string): Promise<T | null> {
 /** State files may hold keys: always 0600. */
 export function writeJson(file: string, value: unknown): Promise<unknown> {
   return writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+}
+
+/**
+ * What the install stage baked into the image. Missing: this root is no installed appliance, and a
+ * stage refuses before writing anything (a status file or /etc/motd on a host that is not the appliance).
+ */
+export async function requireInstalled(paths: AppliancePaths): Promise<InstalledImage> {
+  const file = stateFiles(paths).installed;
+  const installed = await readJson<InstalledImage>(file);
+  if (!installed) {
+    throw new TaskError(`${file} is missing: this is not an appliance the install stage built; nothing was changed`, {
+      exitCode: ExitCode.environment,
+      hint: 'run the stage on the appliance (or give --root the root of one)',
+    });
+  }
+  return installed;
 }

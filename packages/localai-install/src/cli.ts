@@ -1,15 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { appliancePaths, parseContext, parseContextFile } from '@slm-copilot/context-schema';
+import { appliancePaths, loadContext, parseContext } from '@slm-copilot/context-schema';
 import { readManifest } from '@slm-copilot/model-fetch';
 import {
   applyFileSet,
-  ExitCode,
   gatherHostFacts,
   resolveRoot,
   runCommand,
   runSubcommands,
-  TaskError,
+  UsageError,
   type Logger,
 } from '@slm-copilot/task-kit';
 import { installLlamaServer, installLocalAi } from './install.js';
@@ -29,24 +27,22 @@ const contextHelp = {
   root: 'render under this prefix as if it were / (default: $SLM_COPILOT_ROOT or /)',
 };
 
+/** Config, model facts and host facts: every input is checked before anything is written. */
 async function inputs(values: Record<string, unknown>, log: Logger) {
-  let env: Record<string, string | undefined> = process.env;
-  if (typeof values['context-file'] === 'string') {
-    const parsed = parseContextFile(await readFile(values['context-file'], 'utf8'));
-    for (const w of parsed.warnings) log.warn(w);
-    env = parsed.values;
-  }
-  const config = parseContext(env);
-  if (typeof values.model !== 'string') throw new TaskError('--model is required', { exitCode: ExitCode.usage });
+  if (typeof values.model !== 'string') throw new UsageError('missing option --model');
   const manifest = await readManifest(values.model);
   if (!manifest) {
-    throw new TaskError(`no manifest beside ${values.model}`, {
-      exitCode: ExitCode.usage,
-      hint: `model-fetch inspect ${values.model} --write`,
-    });
+    throw new UsageError(
+      `--model ${values.model}: no manifest beside it`,
+      `create it with: model-fetch inspect ${values.model} --write`,
+    );
   }
+  const config = parseContext(await loadContext(values['context-file'] as string | undefined, log));
   return { config, model: modelFactsFromManifest(manifest), host: await gatherHostFacts() };
 }
+
+/** The appliance paths under `--root` (the prefix is '' for the real root). */
+const pathsUnder = (root: string) => appliancePaths(root === '/' ? '' : root);
 
 const plan = (argv: string[]) =>
   runCommand(
@@ -54,7 +50,12 @@ const plan = (argv: string[]) =>
       name: `${TOOL} plan`,
       summary: 'print the threads, context and RAM the engine would run with (and every warning)',
       usage: `${TOOL} plan --model FILE.gguf [--context-file context.sh]`,
-      options: contextOptions,
+      options: { 'context-file': contextOptions['context-file'], model: contextOptions.model },
+      details:
+        'Prints the plan as JSON on stdout; writes nothing.\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} plan --model /opt/slm-copilot/models/model.gguf\n` +
+        `  ${TOOL} plan --model model.gguf --context-file context.sh`,
     },
     contextHelp,
     argv,
@@ -73,7 +74,11 @@ const render = (argv: string[]) =>
       summary: 'write the engine files (model YAML, env, systemd unit, chat template) for the configured engine',
       usage: `${TOOL} render --model FILE.gguf [--context-file context.sh] [--root DIR]`,
       options: contextOptions,
-      details: 'Prints each file as created, updated or unchanged. Unchanged inputs give byte-identical files.',
+      details:
+        'Prints each file as created, updated or unchanged. Unchanged inputs give byte-identical files.\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} render --model /opt/slm-copilot/models/model.gguf\n` +
+        `  ${TOOL} render --model model.gguf --context-file context.sh --root /tmp/appliance`,
     },
     contextHelp,
     argv,
@@ -104,14 +109,19 @@ const localai = (argv: string[]) =>
         root: { type: 'string' },
       },
       details:
-        'Mirrors are tried first (<mirror>/<artifact-name>), then the GitHub release unless --offline.\nOffline backend installs need local-ai-backends-<tag>-cpu-llama-cpp.tar (an OCI image tarball) in a mirror directory.',
+        'Mirrors are tried first (<mirror>/<artifact-name>), then the GitHub release unless --offline.\n' +
+        'Offline backend installs need local-ai-backends-<tag>-cpu-llama-cpp.tar (an OCI image tarball)\n' +
+        'in a mirror directory.\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} localai\n` +
+        `  ${TOOL} localai --mirror /srv/mirror --offline --root /tmp/appliance`,
     },
     { mirror: 'a mirror directory or http(s) base (repeatable)', offline: 'mirrors only', root: contextHelp.root },
     argv,
     async ({ values, log }) => {
       const root = resolveRoot(values.root as string | undefined);
       const result = await installLocalAi({
-        paths: appliancePaths(root === '/' ? '' : root),
+        paths: pathsUnder(root),
         mirrors: (values.mirror as string[] | undefined) ?? [],
         upstream: !values.offline,
         log,
@@ -127,13 +137,18 @@ const llamaServer = (argv: string[]) =>
       summary: 'install the llama-server runtime (dispatching build of the pinned llama.cpp source)',
       usage: `${TOOL} llama-server --from ARCHIVE [--root DIR]`,
       options: { from: { type: 'string' }, root: { type: 'string' } },
+      details:
+        'Replaces an earlier install as a whole; a broken archive leaves the previous one in place.\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} llama-server --from llama-server-<release>-dispatch.tar.xz\n` +
+        `  ${TOOL} llama-server --from runtime.tar.xz --root /tmp/appliance`,
     },
     { from: 'the runtime archive, llama-server-<release>-dispatch.tar.xz', root: contextHelp.root },
     argv,
     async ({ values, log }) => {
-      if (typeof values.from !== 'string') throw new TaskError('--from is required', { exitCode: ExitCode.usage });
+      if (typeof values.from !== 'string') throw new UsageError('missing option --from');
       const root = resolveRoot(values.root as string | undefined);
-      const result = await installLlamaServer(path.resolve(values.from), appliancePaths(root === '/' ? '' : root), log);
+      const result = await installLlamaServer(path.resolve(values.from), pathsUnder(root), log);
       process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     },
   );

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
-import { contractViolations, loadContracts, yamlKeyPaths } from './contract.js';
-import { devstralFacts, vm16x32 } from './fixtures.js';
+import { contractViolations, loadContracts, yamlKeyPaths } from '../test-support/contract.js';
+import { devstralFacts, vm16x32 } from '../test-support/fixtures.js';
 import { llamaServerArgs } from './llama-server.js';
 import { localAiEnv, localAiModel } from './localai.js';
 import { planEngine } from './plan.js';

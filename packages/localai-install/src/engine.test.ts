@@ -9,9 +9,9 @@ import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appliancePaths, parseContext, type AppliancePaths } from '@slm-copilot/context-schema';
-import { gatherHostFacts } from '@slm-copilot/task-kit';
+import { freePort, gatherHostFacts } from '@slm-copilot/task-kit';
 import { buildManifest } from '@slm-copilot/model-fetch';
-import { ensureLlamaBuild, ensureTinyModel, freePort, startLlamaServer, type LlamaServer } from '@slm-copilot/testbed';
+import { ensureLlamaBuild, ensureTinyModel, startLlamaServer, type LlamaServer } from '@slm-copilot/testbed';
 import { modelFactsFromManifest } from './model.js';
 import { loadChatTemplate, renderEngine } from './render.js';
 import { applyFileSet } from '@slm-copilot/task-kit';
@@ -73,16 +73,25 @@ afterAll(async () => {
 const client = (server: LlamaServer) =>
   new OpenAI({ baseURL: `${server.baseUrl}/v1`, apiKey: 'unused-by-a-bare-engine', maxRetries: 0 });
 
+/** The parts of an OpenAI chat completion response these tests read. */
+interface ChatBody {
+  choices: { message: unknown }[];
+  usage: { prompt_tokens: number; prompt_tokens_details: { cached_tokens: number } };
+}
+
 async function chat(server: LlamaServer, body: Record<string, unknown>) {
   const r = await fetch(`${server.baseUrl}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ model: MODEL_ID, max_tokens: 8, temperature: 0, ...body }),
   });
-  return { status: r.status, body: (await r.json()) as any };
+  return { status: r.status, body: (await r.json()) as ChatBody };
 }
 
-/** What Cline sends: a system prompt, a user turn, an assistant tool call with a UUID id, its result, then the user again. */
+/**
+ * What Cline sends: a system prompt, a user turn, an assistant tool call with a UUID id, its result,
+ * then the user again.
+ */
 const clineConversation = [
   { role: 'system', content: 'You are Cline, a coding agent. Use tools to read files.' },
   { role: 'user', content: 'What does main.ts do?' },
@@ -141,7 +150,7 @@ describe('llama-server from the rendered unit', () => {
     expect(events.at(-1)!.trim()).toBe('data: [DONE]');
   });
 
-  it('the openai client streams content and a final usage chunk (stream_options.include_usage, as Cline sends)', async () => {
+  it('the openai client streams content and a final usage chunk (stream_options.include_usage, as Cline)', async () => {
     const stream = await client(ours).chat.completions.create({
       model: MODEL_ID,
       stream: true,
@@ -170,7 +179,7 @@ describe('llama-server from the rendered unit', () => {
     it(`our template accepts ${name}; the stock Mistral 2512 template refuses it`, async () => {
       const withOurs = await chat(ours, { messages, tools });
       expect(withOurs.status, JSON.stringify(withOurs.body)).toBe(200);
-      expect(withOurs.body.choices[0].message).toBeDefined();
+      expect(withOurs.body.choices[0]?.message).toBeDefined();
       const withStock = await chat(stock, { messages, tools });
       expect(withStock.status).toBe(500);
       expect(JSON.stringify(withStock.body)).toMatch(/roles must alternate/);

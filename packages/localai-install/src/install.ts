@@ -101,7 +101,7 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   }
 
   const backendDir = path.join(options.paths.engine.localaiBackendsDir, release.backendName);
-  const tarballName = `local-ai-backends-${release.version}-cpu-llama-cpp.tar`;
+  const tarballName = release.backendArchive;
   const localTarball = mirrors
     .map((m) => path.join(m, tarballName))
     .find((p) => !/^[a-z]+:\/\//i.test(p) && existsSync(p));
@@ -115,13 +115,15 @@ export async function installLocalAi(options: InstallLocalAiOptions): Promise<Lo
   }
   await ensureDir(options.paths.engine.localaiBackendsDir);
   await log.phase(`install backend ${backendRef}`, async () => {
+    const backendsPath = options.paths.engine.localaiBackendsDir;
     const r = await sh({
       nothrow: true,
-    })`${binary} backends install ${backendRef} ${release.backendName} --backends-path ${options.paths.engine.localaiBackendsDir}`;
+    })`${binary} backends install ${backendRef} ${release.backendName} --backends-path ${backendsPath}`;
     if (r.exitCode !== 0 || !existsSync(backendDir)) {
       await rm(backendDir, { recursive: true, force: true });
       throw new TaskError(
-        `installing the llama-cpp backend from ${backendRef} failed (exit ${r.exitCode}): ${r.stderr.trim().split('\n').slice(-5).join('\n')}`,
+        `installing the llama-cpp backend from ${backendRef} failed (exit ${r.exitCode}): ` +
+          r.stderr.trim().split('\n').slice(-5).join('\n'),
         {
           exitCode: ExitCode.failure,
         },

@@ -49,7 +49,8 @@ export function renderLocalAiModelYaml(
   model: ModelFacts,
   paths: AppliancePaths,
 ): string {
-  return `# Rendered by SLM-Copilot (localai-install) on every boot; edits are overwritten.\n${stringify(localAiModel(config, plan, model, paths))}`;
+  const header = '# Rendered by SLM-Copilot (localai-install) on every boot; edits are overwritten.\n';
+  return `${header}${stringify(localAiModel(config, plan, model, paths))}`;
 }
 
 /** LocalAI's environment (core/cli/run.go env names, checked by the contract test). */

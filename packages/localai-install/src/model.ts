@@ -16,11 +16,6 @@ export interface ModelFacts {
   valueLength: number;
 }
 
-/** Bytes of f16 KV cache per token of context: K and V, every layer, every KV head. */
-export function kvBytesPerToken(model: ModelFacts): number {
-  return model.blockCount * model.headCountKv * (model.keyLength + model.valueLength) * 2;
-}
-
 /** The engine's view of model-fetch's manifest; refuses a file that is not a GGUF. */
 export function modelFactsFromManifest(manifest: {
   file: string;

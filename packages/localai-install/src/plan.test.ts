@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseContext } from '@slm-copilot/context-schema';
 import { TaskError } from '@slm-copilot/task-kit';
-import { defaultConfig, devstralFacts, vm16x32 } from './fixtures.js';
-import { kvBytesPerToken } from './model.js';
+import { defaultConfig, devstralFacts, vm16x32 } from '../test-support/fixtures.js';
+import { kvCacheBytes } from '@slm-copilot/model-fetch';
 import { planEngine, PROMPT_CACHE_MAX_MIB, RESERVED_BYTES } from './plan.js';
 
 const GiB = 1024 ** 3;
@@ -11,7 +11,7 @@ const MiB = 1024 ** 2;
 describe('planEngine', () => {
   it('default config on the recommended VM: physical cores, 32k context, 1 slot, no warnings', () => {
     const plan = planEngine(defaultConfig(), devstralFacts, vm16x32);
-    expect(kvBytesPerToken(devstralFacts)).toBe(163_840); // 40 layers × 8 heads × (128+128) × 2 bytes
+    expect(kvCacheBytes(devstralFacts, 1)).toBe(163_840); // 40 layers × 8 heads × (128+128) × 2 bytes
     expect(plan).toEqual({
       threads: 8,
       parallelSlots: 1,

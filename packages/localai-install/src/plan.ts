@@ -1,9 +1,13 @@
 import type { Config } from '@slm-copilot/context-schema';
 import { ExitCode, TaskError, type HostFacts } from '@slm-copilot/task-kit';
-import { kvBytesPerToken, type ModelFacts } from './model.js';
+import { kvCacheBytes } from '@slm-copilot/model-fetch';
+import type { ModelFacts } from './model.js';
 
 const GiB = 1024 ** 3;
-/** RAM kept for the OS, nginx and the engine's compute buffers (measured buffers stay below 1 GiB for a 24B model at ubatch 512). */
+/**
+ * RAM kept for the OS, nginx and the engine's compute buffers (measured buffers stay below 1 GiB for a
+ * 24B model at ubatch 512).
+ */
 export const RESERVED_BYTES = 1.5 * GiB;
 /** Context sizes are rounded down to this (llama.cpp pads the KV cache to 256). */
 const CONTEXT_STEP = 256;
@@ -65,7 +69,8 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
       code: 'no-avx2',
       message:
         `this VM's CPU (${host.cpuModel}) does not expose AVX2: inference falls back to a much slower build. ` +
-        'Set CPU_MODEL="host-passthrough" in the VM template (CPU_MODEL = [ MODEL = "host-passthrough" ]) and restart the VM.',
+        'Set CPU_MODEL="host-passthrough" in the VM template (CPU_MODEL = [ MODEL = "host-passthrough" ]) ' +
+        'and restart the VM.',
     });
   }
 
@@ -74,7 +79,9 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
     warnings.push({
       code: 'threads-above-cpus',
       variable: 'ONEAPP_COPILOT_THREADS',
-      message: `ONEAPP_COPILOT_THREADS=${config.threads} is more than the ${host.logicalCpus} vCPUs of this VM; threads will compete and slow generation down`,
+      message:
+        `ONEAPP_COPILOT_THREADS=${config.threads} is more than the ${host.logicalCpus} vCPUs of this VM; ` +
+        'threads will compete and slow generation down',
     });
   }
 
@@ -84,20 +91,25 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
     warnings.push({
       code: 'context-clamped-trained',
       variable: 'ONEAPP_COPILOT_CONTEXT_SIZE',
-      message: `ONEAPP_COPILOT_CONTEXT_SIZE=${config.contextSize} exceeds the model's trained context of ${model.contextLength} tokens; using ${model.contextLength}`,
+      message:
+        `ONEAPP_COPILOT_CONTEXT_SIZE=${config.contextSize} exceeds the model's trained context of ` +
+        `${model.contextLength} tokens; using ${model.contextLength}`,
     });
     perSlot = model.contextLength;
   }
 
-  const perToken = kvBytesPerToken(model);
+  const perToken = kvCacheBytes(model, 1); // f16 cache: 2 bytes per element
   const available = host.memTotalBytes - RESERVED_BYTES - model.bytes;
   if (available < perToken * MIN_CONTEXT * slots) {
     throw new TaskError(
-      `the model (${model.fileName}, ${gib(model.bytes)}) does not fit in this VM's ${gib(host.memTotalBytes)} of RAM ` +
+      `the model (${model.fileName}, ${gib(model.bytes)}) does not fit in this VM's ` +
+        `${gib(host.memTotalBytes)} of RAM ` +
         `with ${slots} slot(s) of ${MIN_CONTEXT} tokens and ${gib(RESERVED_BYTES)} kept for the system`,
       {
         exitCode: ExitCode.environment,
-        hint: `give the VM at least ${gib(model.bytes + RESERVED_BYTES + perToken * MIN_CONTEXT * slots + 0.5 * GiB)} of memory, or lower ONEAPP_COPILOT_PARALLEL`,
+        hint:
+          `give the VM at least ${gib(model.bytes + RESERVED_BYTES + perToken * MIN_CONTEXT * slots + 0.5 * GiB)} ` +
+          'of memory, or lower ONEAPP_COPILOT_PARALLEL',
       },
     );
   }
@@ -107,8 +119,9 @@ export function planEngine(config: Config, model: ModelFacts, host: HostFacts): 
       code: 'context-clamped-ram',
       variable: 'ONEAPP_COPILOT_CONTEXT_SIZE',
       message:
-        `ONEAPP_COPILOT_CONTEXT_SIZE=${config.contextSize} × ${slots} slot(s) needs ${gib(perToken * perSlot * slots)} of KV cache ` +
-        `besides the ${gib(model.bytes)} model, more than this VM's ${gib(host.memTotalBytes)} allows; using ${fitting} tokens per request`,
+        `ONEAPP_COPILOT_CONTEXT_SIZE=${config.contextSize} × ${slots} slot(s) needs ` +
+        `${gib(perToken * perSlot * slots)} of KV cache besides the ${gib(model.bytes)} model, ` +
+        `more than this VM's ${gib(host.memTotalBytes)} allows; using ${fitting} tokens per request`,
     });
     perSlot = fitting;
   }

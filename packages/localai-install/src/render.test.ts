@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { applyFileSet, changedPaths, writeFileAtomic } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
-import { devstralFacts, vm16x32 } from './fixtures.js';
+import { devstralFacts, vm16x32 } from '../test-support/fixtures.js';
 import { loadChatTemplate, renderEngine } from './render.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');

@@ -46,7 +46,9 @@ export function renderEngine({ config, model, host, paths, chatTemplate }: Engin
         mode: 0o644,
         text: renderEngineUnit(
           {
-            description: `SLM-Copilot inference engine (LocalAI ${LOCALAI_VERSION}, llama-cpp backend, model ${config.modelId})`,
+            description:
+              `SLM-Copilot inference engine (LocalAI ${LOCALAI_VERSION}, llama-cpp backend, ` +
+              `model ${config.modelId})`,
             execStart: [paths.engine.localaiBinary, 'run'],
             environmentFile: envFile,
             startTimeoutSeconds: START_TIMEOUT_SECONDS,

@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { createLogger, formatDuration } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
 import { fetchModel, type HashMode } from '../src/fetch.js';
-import { ggufHeader } from '../src/test-support.js';
+import { ggufHeader } from '../test-support/index.js';
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')), // `pnpm bench -- …` passes the "--" on
@@ -151,17 +151,20 @@ try {
   const load = loadavg()[0]!.toFixed(2);
   const sha = (await readFile('/proc/cpuinfo', 'utf8')).includes(' sha_ni') ? 'with SHA-NI' : 'no SHA-NI';
   console.log(
-    `\n${sizeMb} MiB over loopback${rateMb > 0 ? ` throttled to ${rateMb} MB/s` : ''}, ${runs} run(s), median; ${cpus().length} CPUs (${sha}), load ${load}`,
+    `\n${sizeMb} MiB over loopback${rateMb > 0 ? ` throttled to ${rateMb} MB/s` : ''}, ${runs} run(s), median; ` +
+      `${cpus().length} CPUs (${sha}), load ${load}`,
   );
   for (const [k, xs] of Object.entries(results)) {
     const m = median(xs);
     console.log(
-      `  ${k.padEnd(46)} ${formatDuration(m).padStart(9)}  ${k.startsWith('  ') ? '' : `ratio to wget+sha256sum: ${(m / ref).toFixed(2)}`}`,
+      `  ${k.padEnd(46)} ${formatDuration(m).padStart(9)}  ` +
+        (k.startsWith('  ') ? '' : `ratio to wget+sha256sum: ${(m / ref).toFixed(2)}`),
     );
   }
   for (const [mode, list] of Object.entries(phases)) {
     console.log(
-      `  phases of fetchModel (hash ${mode}, run 1): ${list[0]!.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', ')}`,
+      `  phases of fetchModel (hash ${mode}, run 1): ` +
+        list[0]!.map((p) => `${p.name} ${formatDuration(p.ms)}`).join(', '),
     );
   }
 } finally {

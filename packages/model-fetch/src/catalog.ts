@@ -55,7 +55,8 @@ export const CATALOG: readonly CatalogEntry[] = Object.freeze([
       "the hub's own listing was not reachable from here. Locked in artifacts.lock.json; " +
       'model-fetch verifies every byte on download',
     notes:
-      'Mistral 2512 generation. Its real shape (layers, KV heads, trained context) comes from the manifest read from the file.',
+      'Mistral 2512 generation. Its real shape (layers, KV heads, trained context) comes from the manifest ' +
+      'read from the file.',
   },
   {
     id: 'qwen2.5-coder-7b',
@@ -86,7 +87,8 @@ export const CATALOG: readonly CatalogEntry[] = Object.freeze([
     verified: true,
     verifiedBy: 'file listed in huggingface.co/bartowski/Qwen2.5-Coder-3B-Instruct-GGUF/tree/828f50e…',
     notes:
-      'Smallest fallback. Its repository lists the qwen-research license (not Apache 2.0): check the terms before shipping it.',
+      'Smallest fallback. Its repository lists the qwen-research license (not Apache 2.0): ' +
+      'check the terms before shipping it.',
   },
 ] satisfies CatalogEntry[]);
 

@@ -2,7 +2,7 @@ import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { startMirror, type Mirror } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomGguf, runCli, settledRequests, startCli, tempDir } from './test-support.js';
+import { randomGguf, runCli, settledRequests, startCli, tempDir } from '../test-support/index.js';
 
 const SIZE = 4 * 1024 * 1024;
 let root: string;
@@ -48,15 +48,45 @@ describe('model-fetch CLI', () => {
       const r = runs[i + 1]!;
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: model-fetch ${sub}`);
+      expect(r.stdout, sub).toMatch(/Examples:\n {2}model-fetch /);
     }
     expect(runs[1]!.stdout).toMatch(/--mirror <value>/);
+  }, 60_000);
+
+  it('usage errors (unknown, missing, bad flags): exit 2, one stderr line naming the flag, no write', async () => {
+    const dest = path.join(root, 'never', 'm.gguf');
+    const url = `${mirror.baseUrl}/model.gguf`;
+    const cases: Array<[string[], string]> = [
+      [['--bogus'], '--bogus'],
+      ...['fetch', 'catalog', 'resolve', 'inspect', 'verify'].map((c): [string[], string] => [
+        [c, '--bogus'],
+        '--bogus',
+      ]),
+      [['fetch', '--url', url, '--sha256', file.sha256], '--dest'],
+      [['fetch', '--dest'], '--dest'],
+      [['fetch', '--url', url, '--sha256', file.sha256, '--dest', dest, '--tries', 'many'], '--tries'],
+      [['fetch', '--url', url, '--sha256', file.sha256, '--dest', dest, '--progress', 'loud'], '--progress'],
+      [['resolve', '--model', 'devstral-small-2'], '--lock'],
+    ];
+    const runs = await Promise.all(cases.map(([args]) => runCli(args)));
+    for (const [i, [args, flag]] of cases.entries()) {
+      const r = runs[i]!;
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr.split('\n').filter(Boolean), args.join(' ')).toHaveLength(1);
+      expect(r.stderr, args.join(' ')).toContain(flag);
+      expect(r.stdout, args.join(' ')).toBe('');
+    }
+    expect(await sizeOf(path.dirname(dest))).toBe(-1);
   }, 60_000);
 
   it('catalog lists the default model first, marked unverified when its file name was not checked', async () => {
     const r = await runCli(['catalog']);
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')[0]).toMatch(
-      /^devstral-small-2 \(default\) .*NOT CHECKED .*unsloth\/Devstral-Small-2-24B-Instruct-2512-GGUF\/Devstral-Small-2-24B-Instruct-2512-Q4_K_M\.gguf/,
+      new RegExp(
+        '^devstral-small-2 \\(default\\) .*NOT CHECKED .*' +
+          'unsloth/Devstral-Small-2-24B-Instruct-2512-GGUF/Devstral-Small-2-24B-Instruct-2512-Q4_K_M\\.gguf',
+      ),
     );
     const j = JSON.parse((await runCli(['catalog', '--json'])).stdout) as Array<{ sha256: null }>;
     expect(j.every((e) => e.sha256 === null)).toBe(true);
@@ -72,7 +102,7 @@ describe('model-fetch CLI', () => {
     expect(u.stderr).toMatch(/--sha256 is required/);
   });
 
-  it('a fetch killed with SIGKILL mid-download takes wget with it, and the next run resumes from the bytes on disk', async () => {
+  it('a fetch SIGKILLed mid-download takes wget with it; the next run resumes from the bytes on disk', async () => {
     mirror.setFault('model.gguf', { bytesPerSecond: 800_000 });
     const dest = path.join(root, 'killed', 'model.gguf');
     const partial = `${dest}.partial`;
@@ -90,7 +120,8 @@ describe('model-fetch CLI', () => {
       '1',
     ];
     const first = startCli(args);
-    for (let i = 0; i < 1200 && (await sizeOf(partial)) < 1_000_000; i++) await sleep(50); // tsx start-up is slow on a busy machine
+    // tsx start-up is slow on a busy machine
+    for (let i = 0; i < 1200 && (await sizeOf(partial)) < 1_000_000; i++) await sleep(50);
     const wget = await wgetPids(partial);
     expect(wget).toHaveLength(1);
     first.child.kill('SIGKILL');

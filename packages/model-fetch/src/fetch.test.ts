@@ -1,12 +1,12 @@
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, TaskError } from '@slm-copilot/task-kit';
-import { freePort, startMirror, type Mirror } from '@slm-copilot/testbed';
+import { ExitCode, freePort, TaskError } from '@slm-copilot/task-kit';
+import { startMirror, type Mirror } from '@slm-copilot/testbed';
 import { $ } from 'zx';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { classifyWgetFailure, fetchModel, mirrorSources, type FetchModelOptions } from './fetch.js';
 import { readManifest } from './manifest.js';
-import { captureLogger, randomFile, randomGguf, settledRequests, tempDir } from './test-support.js';
+import { captureLogger, randomFile, randomGguf, settledRequests, tempDir } from '../test-support/index.js';
 
 const SIZE = 4 * 1024 * 1024;
 let root: string; // mirror root
@@ -135,7 +135,7 @@ describe('fetchModel: resumable download', () => {
 describe('fetchModel: integrity', () => {
   // Mutation check (tried by hand): restoring the old "retry that source once from scratch" loop makes
   // this fail (two full GETs of the same source).
-  it('rejects wrong bytes: never installed at dest, kept aside as .bad, the same source never downloaded twice', async () => {
+  it('rejects wrong bytes: never installed at dest, kept aside as .bad, no source downloaded twice', async () => {
     mirror.setFault('model.gguf', { corrupt: true });
     const dest = freshDest();
     const { log, text } = captureLogger();
@@ -156,7 +156,7 @@ describe('fetchModel: integrity', () => {
     expect(reqs.map((q) => [q.range, q.status])).toEqual([[null, 200]]);
   });
 
-  it('falls back to the next source after a corrupt mirror, and removes the .bad copy once a good one is installed', async () => {
+  it('falls back to the next source after a corrupt mirror; the .bad copy goes once a good one is in', async () => {
     const good = await startMirror({ root });
     try {
       mirror.setFault('model.gguf', { corrupt: [10] });
@@ -216,7 +216,8 @@ describe('fetchModel: errors name the URL and the cause', () => {
       classifyWgetFailure(
         8,
         null,
-        'HTTP request sent, awaiting response... 503 Service Unavailable\n2026-11-28 05:39:03 ERROR 503: Service Unavailable.\n',
+        'HTTP request sent, awaiting response... 503 Service Unavailable\n' +
+          '2026-11-28 05:39:03 ERROR 503: Service Unavailable.\n',
       ),
     ).toEqual({
       kind: 'http',
@@ -336,7 +337,8 @@ describe('fetchModel: sources', () => {
 describe('fetchModel: bounded retries of refused and reset connections', () => {
   const retryLines = (text: string) => text.split('\n').filter((l) => / retry \d+\/\d+ in /.test(l));
 
-  // Mutation check (tried by hand): removing 'refused' from isTransient (retry.ts) makes this fail at the first refusal.
+  // Mutation check (tried by hand): removing 'refused' from isTransient (retry.ts) makes this fail at
+  // the first refusal.
   it('retries "connection refused" with backoff until the server listens again', async () => {
     const late = await startMirror({ root });
     try {
@@ -381,8 +383,9 @@ describe('fetchModel: bounded retries of refused and reset connections', () => {
     expect(retryLines(text()).length).toBeLessThanOrEqual(3);
   });
 
-  // Mutation check (tried by hand): removing 'reset' from isTransient makes this fail ("connection reset by peer at byte 0").
-  it('retries connections reset by the server (TCP RST), then resumes one reset mid-file with a Range request', async () => {
+  // Mutation check (tried by hand): removing 'reset' from isTransient makes this fail
+  // ("connection reset by peer at byte 0").
+  it('retries connections reset by the server (TCP RST), resumes one reset mid-file with a Range request', async () => {
     mirror.setFault('model.gguf', { resetAfterBytes: 0, dropRequests: 2 });
     const dest = freshDest();
     const { log, text } = captureLogger();
@@ -422,7 +425,7 @@ describe('fetchModel: a server that ignores Range', () => {
   // Mutation checks (tried by hand): without the status check in runWget, wget silently restarts from 0
   // and the "ignored Range" line is missing; without `ctx.hash.restart()` on that path, the streamed hash
   // follows the deleted file and the fallback 'verify SHA-256' phase appears.
-  it('is detected and said as such ("restarting from 0"), and the file and its hash start over from byte 0', async () => {
+  it('is detected and said as such ("restarting from 0"); the file and its hash start over from byte 0', async () => {
     mirror.setFault('model.gguf', { dropAfterBytes: 1_500_000, ignoreRange: true });
     const dest = freshDest();
     const { log, text } = captureLogger();
@@ -430,7 +433,8 @@ describe('fetchModel: a server that ignores Range', () => {
     expect((await readFile(dest)).equals(file.data)).toBe(true);
     expect(r.sha256).toBe(file.sha256);
     expect(text()).toContain(
-      `${mirror.baseUrl}/model.gguf: server ignored Range (asked for bytes 1500000-, it answered 200 with the whole file): restarting from 0`,
+      `${mirror.baseUrl}/model.gguf: server ignored Range ` +
+        '(asked for bytes 1500000-, it answered 200 with the whole file): restarting from 0',
     );
     const names = r.phases.map((p) => p.name);
     expect(names).toContain('finish streamed SHA-256');
@@ -463,7 +467,7 @@ describe('fetchModel: a .gguf destination must be a GGUF', () => {
   });
 
   // Mutation check (tried by hand): making wantsGguf() return false installs the file and this fails.
-  it('refuses a file whose checksum matches but which is not GGUF, naming it; kept as .bad, nothing installed', async () => {
+  it('refuses a file with the right checksum that is not GGUF, naming it; kept as .bad, none installed', async () => {
     const dest = freshDest();
     const url = `${mirror.baseUrl}/random.bin`;
     const e = await expectTaskError(
@@ -491,7 +495,7 @@ describe('fetchModel: a .gguf destination must be a GGUF', () => {
     expect(r.manifest?.gguf).toBeNull();
   });
 
-  it('refuses a non-GGUF file already at a .gguf dest with the expected checksum (no manifest), without any request', async () => {
+  it('refuses a non-GGUF file at a .gguf dest with the expected checksum (no manifest), with no request', async () => {
     const dest = freshDest();
     await mkdir(path.dirname(dest), { recursive: true });
     await writeFile(dest, notGguf.data);
@@ -505,7 +509,7 @@ describe('fetchModel: a .gguf destination must be a GGUF', () => {
 });
 
 describe('fetchModel: disk space', () => {
-  it('refuses before downloading when statfs shows too little room, naming the path, needed and free bytes', async () => {
+  it('refuses before downloading when statfs shows too little room, naming path, needed and free bytes', async () => {
     const dest = freshDest();
     const e = await expectTaskError(
       fetchModel(

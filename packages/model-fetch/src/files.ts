@@ -21,17 +21,6 @@ export async function fsyncFile(file: string): Promise<void> {
   }
 }
 
-export async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } catch {
-    // not supported everywhere; the rename is still atomic
-  } finally {
-    await fh.close();
-  }
-}
-
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);

@@ -1,6 +1,5 @@
 export { CATALOG, DEFAULT_MODEL_ID, findModel, hubDownloadUrl, type CatalogEntry } from './catalog.js';
 export {
-  DEFAULT_HUB,
   listHubTree,
   lockedArtifact,
   missingLockHint,
@@ -29,19 +28,16 @@ export {
   type StatfsLike,
 } from './fetch.js';
 export { wantsGguf } from './gguf-check.js';
+export { kvCacheBytes, type KvCacheShape } from './kv-cache.js';
 export { backoffDelayMs, isTransient, type RetryPolicy } from './retry.js';
 export {
   SAMPLE_BYTES,
-  SAMPLE_COUNT,
   buildManifest,
   computeSampledHash,
-  isGguf,
-  kvCacheBytes,
   manifestPath,
   readGgufFacts,
   readManifest,
   sampleOffsets,
-  sha256OfFile,
   verifyFull,
   verifySampled,
   writeManifest,

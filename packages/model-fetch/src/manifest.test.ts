@@ -5,7 +5,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildManifest,
   computeSampledHash,
-  kvCacheBytes,
   manifestPath,
   readManifest,
   SAMPLE_BYTES,
@@ -15,7 +14,8 @@ import {
   writeManifest,
   type ModelManifest,
 } from './manifest.js';
-import { randomFile, runCli, tempDir } from './test-support.js';
+import { kvCacheBytes } from './kv-cache.js';
+import { randomFile, runCli, tempDir } from '../test-support/index.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -140,6 +140,8 @@ describe('manifest of the test bed tiny model (a real GGUF)', () => {
     expect(m.gguf!.parameterCount).toBeGreaterThan(0);
     // f16 KV cache: layers × kv heads × (k + v) × 2 bytes per token
     expect(kvCacheBytes(m.gguf!, 32768)).toBe(p.nLayer * p.nHeadKv * (2 * p.headDim) * 2 * 32768);
+    // a one-byte cache type (q8_0-like) halves it
+    expect(kvCacheBytes(m.gguf!, 32768, 1)).toBe(p.nLayer * p.nHeadKv * (2 * p.headDim) * 32768);
   });
 
   it('writes the manifest beside the model; the CLI prints and verifies it', async () => {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { open, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { gguf, GGMLFileQuantizationType } from '@huggingface/gguf';
-import { ExitCode, TaskError, writeFileAtomic } from '@slm-copilot/task-kit';
+import { ExitCode, sha256File, TaskError, writeFileAtomic } from '@slm-copilot/task-kit';
 
 /** What the GGUF header says about the model: enough to cap the context and size the KV cache. */
 export interface GgufFacts {
@@ -62,27 +62,6 @@ export interface ModelManifest {
   createdAt: string;
   /** Null when the file is not a GGUF (the engine refuses such a model). */
   gguf: GgufFacts | null;
-}
-
-/**
- * SHA-256 of a whole file with large positional reads: about 4× faster here than a stream of 64 KiB
- * chunks, and than coreutils' sha256sum (Node's OpenSSL uses the CPU's SHA extensions).
- */
-export async function sha256OfFile(file: string, chunkBytes = 8 * 1024 * 1024): Promise<string> {
-  const handle = await open(file, 'r');
-  try {
-    const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(chunkBytes);
-    for (let offset = 0; ;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
-      if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
-      offset += bytesRead;
-    }
-    return hash.digest('hex');
-  } finally {
-    await handle.close();
-  }
 }
 
 export const SAMPLE_COUNT = 16;
@@ -206,14 +185,6 @@ export async function readGgufFacts(file: string): Promise<GgufFacts> {
   };
 }
 
-/**
- * KV-cache bytes for `contextTokens` tokens (all slots together): layers × KV heads ×
- * (key + value length) × bytes per element (2 for the default f16 cache).
- */
-export function kvCacheBytes(facts: GgufFacts, contextTokens: number, bytesPerElement = 2): number {
-  return facts.blockCount * facts.headCountKv * (facts.keyLength + facts.valueLength) * bytesPerElement * contextTokens;
-}
-
 export interface BuildManifestOptions {
   /** Known SHA-256 (skips hashing the whole file again); computed when omitted. */
   sha256?: string;
@@ -225,7 +196,7 @@ export interface BuildManifestOptions {
 /** Builds the manifest of a local file: full hash (unless given), sampled hash, GGUF facts. */
 export async function buildManifest(file: string, options: BuildManifestOptions = {}): Promise<ModelManifest> {
   const st = await stat(file);
-  const [sha256, sampledHash] = await Promise.all([options.sha256 ?? sha256OfFile(file), computeSampledHash(file)]);
+  const [sha256, sampledHash] = await Promise.all([options.sha256 ?? sha256File(file), computeSampledHash(file)]);
   return {
     manifestVersion: 1,
     file: path.basename(file),
@@ -308,7 +279,9 @@ export async function verifySampled(file: string, manifest: ModelManifest): Prom
       checked: 'sampled',
       ms: performance.now() - t0,
       reason: 'sampled-hash',
-      message: `${file}: sampled hash ${sampled.value.slice(0, 16)}… differs from the manifest's ${manifest.sampledHash.value.slice(0, 16)}… (the file changed)`,
+      message:
+        `${file}: sampled hash ${sampled.value.slice(0, 16)}… differs from the manifest's ` +
+        `${manifest.sampledHash.value.slice(0, 16)}… (the file changed)`,
     };
   }
   return { ok: true, checked: 'sampled', ms: performance.now() - t0 };
@@ -319,7 +292,7 @@ export async function verifyFull(file: string, manifest: ModelManifest): Promise
   const t0 = performance.now();
   const bad = await sizeCheck(file, manifest, 'full', t0);
   if (bad) return bad;
-  const sha = await sha256OfFile(file);
+  const sha = await sha256File(file);
   if (sha !== manifest.sha256.toLowerCase()) {
     return {
       ok: false,

@@ -16,7 +16,7 @@ import {
   writeLockEntries,
 } from './resolve.js';
 import { $ } from 'zx';
-import { captureLogger, PACKAGE_DIR, randomGguf, runCli, startFakeHub, tempDir } from './test-support.js';
+import { captureLogger, PACKAGE_DIR, randomGguf, runCli, startFakeHub, tempDir } from '../test-support/index.js';
 
 const COMMIT = 'a'.repeat(39) + '1';
 const OLD_COMMIT = 'b'.repeat(40);
@@ -180,7 +180,7 @@ describe('artifacts.lock.json', () => {
   });
 
   it(
-    'end to end through the CLI: resolve writes the lock, fetch follows the hub redirect and installs the verified file',
+    'end to end through the CLI: resolve writes the lock, fetch follows the hub redirect, installs the file',
     { timeout: 60_000 },
     async () => {
       const lock = path.join(dir, 'e2e.lock.json');
@@ -222,7 +222,8 @@ describe('artifacts.lock.json', () => {
 describe('the repository lock (artifacts.lock.json at the repository root)', () => {
   const lockPath = path.join(REPO_ROOT, 'artifacts.lock.json');
 
-  // The values are the ones the ship-what-we-test issue records (with their provenance): the lock must carry exactly these.
+  // The values are the ones the ship-what-we-test issue records (with their provenance): the lock must
+  // carry exactly these.
   it('pins the default model: repository, file, revision, size, sha256 and provenance', async () => {
     const lock = JSON.parse(await readFile(lockPath, 'utf8')) as { artifacts: Record<string, Record<string, unknown>> };
     const entry = lock.artifacts['devstral-small-2'];

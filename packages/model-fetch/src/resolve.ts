@@ -199,7 +199,10 @@ export async function readLock(lockPath: string): Promise<ArtifactsLock> {
   return lock;
 }
 
-/** The workspace command that runs model-fetch from the repository root, as typed (pnpm runs it in the package directory). */
+/**
+ * The workspace command that runs model-fetch from the repository root, as typed
+ * (pnpm runs it in the package directory).
+ */
 export const MODEL_FETCH_FROM_ROOT = 'pnpm --filter @slm-copilot/model-fetch exec tsx --conditions=source src/cli.ts';
 
 /**

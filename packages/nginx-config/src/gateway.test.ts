@@ -5,18 +5,25 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { httpsGet, sseTiming, sseTimingH2, type HttpResult } from './test-support/client.js';
-import { MUTATIONS } from './test-support/mutate.js';
-import { startGateway, type Gateway, type StartGatewayOptions, removeTempRoots } from './test-support/nginx.js';
-import { startUpstreamDouble, type UpstreamDouble } from './test-support/upstream-double.js';
+import { httpsGet, sseTiming, sseTimingH2, type HttpResult } from '../test-support/client.js';
+import { MUTATIONS } from '../test-support/mutate.js';
+import { startGateway, type Gateway, type StartGatewayOptions, removeTempRoots } from '../test-support/nginx.js';
+import { waitFor } from '../test-support/poll.js';
+import { startUpstreamDouble, type UpstreamDouble } from '../test-support/upstream-double.js';
 import { CORS_ALLOWED_HEADERS, renderUnconfigured } from './render.js';
 
 const MAIN = 'sk-test-main-key-0123456789abcdef';
 const EXTRA1 = 'sk-extra-one-0123456789abcd';
 const EXTRA2 = 'sk.extra+two/x=y~z-0123';
 const ORIGIN = 'https://ide.example.com';
-const MISSING_BODY =
-  '{"error":{"message":"Missing API key: send the header Authorization: Bearer YOUR_KEY (or x-api-key: YOUR_KEY).","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}';
+/** The exact body of an OpenAI-shaped error (key order as the gateway writes it). */
+const errorBody = (message: string, type: string, code: string | null) =>
+  JSON.stringify({ error: { message, type, param: null, code } });
+const MISSING_BODY = errorBody(
+  'Missing API key: send the header Authorization: Bearer YOUR_KEY (or x-api-key: YOUR_KEY).',
+  'invalid_request_error',
+  'invalid_api_key',
+);
 const INVALID_BODY =
   '{"error":{"message":"Invalid API key.","type":"authentication_error","param":null,"code":"invalid_api_key"}}';
 const WWW_AUTH = 'Bearer realm="slm-copilot"';
@@ -162,21 +169,28 @@ async function bodyLimitProperty(r: Rig): Promise<string[]> {
     headers: { Authorization: `Bearer ${MAIN}`, 'Content-Type': 'application/json', 'Content-Length': body.length },
     body,
   });
-  const want =
-    '{"error":{"message":"Request body too large: the limit is 1 MiB (ONEAPP_COPILOT_MAX_BODY_SIZE).","type":"invalid_request_error","param":null,"code":"request_too_large"}}';
+  const want = errorBody(
+    'Request body too large: the limit is 1 MiB (ONEAPP_COPILOT_MAX_BODY_SIZE).',
+    'invalid_request_error',
+    'request_too_large',
+  );
   const bad: string[] = [];
   if (res.status !== 413) bad.push(`status ${res.status}`);
   if (res.body !== want) bad.push(`body ${res.body}`);
   return bad;
 }
 
+const logLines = async (r: Rig) => (await r.gw.accessLog()).split('\n').filter(Boolean).length;
+
 async function keysNotLoggedProperty(r: Rig): Promise<string[]> {
+  const before = await logLines(r);
   await r.get('/v1/models', { headers: { Authorization: `Bearer ${MAIN}` } });
   await r.get('/v1/models', { headers: { 'x-api-key': EXTRA1 } });
   await r.get('/v1/models', { headers: { Authorization: `Basic ${Buffer.from(`me:${EXTRA2}`).toString('base64')}` } });
   await r.get(`/v1/models?api_key=${encodeURIComponent(MAIN)}`);
   await r.get('/v1/models', { headers: { Authorization: 'Bearer sk-not-a-valid-key-but-secret-0000' } });
-  await new Promise((res) => setTimeout(res, 200));
+  // nginx writes a request's log line once it has finished it: wait for all five, however long that takes
+  await waitFor('five access log lines', async () => (await logLines(r)) >= before + 5);
   const logs = (await r.gw.accessLog()) + (await r.gw.errorLog());
   const bad: string[] = [];
   for (const k of [
@@ -218,7 +232,7 @@ describe('gateway on the real nginx', () => {
     expect(r.exitCode).toBe(0);
   });
 
-  it('401 with the exact OpenAI-shaped body and WWW-Authenticate without/with a wrong key; 200 with each key and scheme', async () => {
+  it('401 with the exact OpenAI body and WWW-Authenticate without/with a wrong key; 200 with each key', async () => {
     expect(await authProperty(main)).toEqual([]);
     const r = await main.get('/v1/models');
     expect(r.status).toBe(401);
@@ -385,8 +399,11 @@ describe('limits', () => {
     });
   }, HOOK);
 
-  const RATE_BODY =
-    '{"error":{"message":"Rate limit reached for this API key: 1 requests per minute.","type":"rate_limit_error","param":null,"code":"rate_limit_exceeded"}}';
+  const RATE_BODY = errorBody(
+    'Rate limit reached for this API key: 1 requests per minute.',
+    'rate_limit_error',
+    'rate_limit_exceeded',
+  );
 
   async function rateProperty(r: Rig, key: string): Promise<string[]> {
     const bad: string[] = [];
@@ -424,7 +441,8 @@ describe('limits', () => {
     const r = await rig({ env: { ONEAPP_COPILOT_RATE_LIMIT: '0', ONEAPP_COPILOT_CONNECTION_LIMIT: '1' } });
     const headers = { Authorization: `Bearer ${MAIN}` };
     const stream = sseTiming(`${r.gw.baseUrl}/slow-sse`, { ca: r.ca, headers });
-    await new Promise((res) => setTimeout(res, 700));
+    // the stream holds its connection slot from the moment nginx proxies it (the double sees it)
+    await waitFor('the stream to reach the engine', () => r.up.requests.some((q) => q.url === '/slow-sse'));
     const second = await r.get('/v1/models', { headers });
     expect(second.status).toBe(429);
     expect(JSON.parse(second.body).error).toEqual({
@@ -516,9 +534,8 @@ async function startClosingDouble(): Promise<{
           return;
         }
         const body = '{"ok":true}';
-        sock.write(
-          `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: keep-alive\r\n\r\n${body}`,
-        );
+        const lines = ['HTTP/1.1 200 OK', 'Content-Type: application/json', `Content-Length: ${body.length}`];
+        sock.write(`${[...lines, 'Connection: keep-alive'].join('\r\n')}\r\n\r\n${body}`);
       }
     });
   });
@@ -611,8 +628,8 @@ describe('other configurations', () => {
 
 describe('first boot without a good configuration', () => {
   it('answers every path on both ports with 503 JSON naming the problem, and never proxies', async () => {
-    const problem =
-      'invalid context: 1 variable refused\n  ONEAPP_COPILOT_HTTPS_PORT = "80": expected a port from 1 to 65535 other than 80, 8080 and 8081';
+    const refusal = 'expected a port from 1 to 65535 other than 80, 8080 and 8081';
+    const problem = `invalid context: 1 variable refused\n  ONEAPP_COPILOT_HTTPS_PORT = "80": ${refusal}`;
     const r = await rig({
       mutate: (_files, c) =>
         renderUnconfigured(problem, {
@@ -626,7 +643,8 @@ describe('first boot without a good configuration', () => {
     const want = {
       error: {
         message:
-          'SLM-Copilot is not configured: invalid context: 1 variable refused ONEAPP_COPILOT_HTTPS_PORT = ?80?: expected a port from 1 to 65535 other than 80, 8080 and 8081. Fix the VM context and reboot (or run configure again).',
+          'SLM-Copilot is not configured: invalid context: 1 variable refused ONEAPP_COPILOT_HTTPS_PORT = ?80?: ' +
+          `${refusal}. Fix the VM context and reboot (or run configure again).`,
         type: 'server_error',
         param: null,
         code: 'appliance_not_configured',

@@ -7,10 +7,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { installGateway } from './install.js';
 import { renderGateway } from './render.js';
-import { httpsGet } from './test-support/client.js';
-import { mutation } from './test-support/mutate.js';
-import { startGateway, testConfig, type Gateway, removeTempRoots } from './test-support/nginx.js';
-import { startUpstreamDouble, type UpstreamDouble } from './test-support/upstream-double.js';
+import { httpsGet } from '../test-support/client.js';
+import { mutation } from '../test-support/mutate.js';
+import { startGateway, testConfig, type Gateway, removeTempRoots } from '../test-support/nginx.js';
+import { waitFor } from '../test-support/poll.js';
+import { startUpstreamDouble, type UpstreamDouble } from '../test-support/upstream-double.js';
 
 const MAIN = 'sk-test-main-key-0123456789abcdef';
 const NEW_KEY = 'sk-added-later-0123456789abcdef';
@@ -60,14 +61,9 @@ const rerender = (extra: string[]) =>
 const install = (files: FileSet) =>
   installGateway(files, { testConfigCommand: gw.testCommand, reload: gw.reloadCommand, log: quietLog });
 
-async function eventually(fn: () => Promise<boolean>, ms = 5000): Promise<boolean> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await fn()) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return false;
-}
+/** Waits until requests with `key` get `want` (a reload's new workers take over at their own pace). */
+const answers = (key: string, want: number) =>
+  waitFor(`${want} for key ${key.slice(0, 8)}…`, async () => (await status(key)) === want);
 
 describe('installGateway', () => {
   it('refuses a render that fails nginx -t, restores every file, and the old configuration keeps serving', async () => {
@@ -83,15 +79,20 @@ describe('installGateway', () => {
     const err = await install(broken).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).message).toMatch(
-      /^nginx -t refused the new gateway configuration; the previous configuration was restored and keeps serving:\n.*unknown directive "this_is_not_a_directive"/s,
+      new RegExp(
+        '^nginx -t refused the new gateway configuration; the previous configuration was restored and keeps ' +
+          'serving:\n.*unknown directive "this_is_not_a_directive"',
+        's',
+      ),
     );
     expect(await snapshot(good)).toEqual(before);
     const [bin, ...args] = gw.testCommand;
     expect((await $({ nothrow: true, quiet: true })`${bin!} ${args}`).exitCode).toBe(0);
     // even a reload now (e.g. logrotate, certbot) loads the good files
     const [rb, ...rargs] = gw.reloadCommand;
+    const reloads = await gw.reloads();
     await $({ quiet: true })`${rb!} ${rargs}`;
-    await new Promise((r) => setTimeout(r, 500));
+    await waitFor('nginx to finish the reload', async () => (await gw.reloads()) > reloads);
     expect(await status(MAIN)).toBe(200);
     expect(await status(NEW_KEY)).toBe(401);
   });
@@ -116,7 +117,7 @@ describe('installGateway', () => {
     expect(r.tested).toBe(true);
     expect(r.reloaded).toBe(true);
     expect(r.changed.map((p) => path.basename(p)).sort()).toEqual(['api-keys.conf']);
-    expect(await eventually(async () => (await status(NEW_KEY)) === 200)).toBe(true);
+    await answers(NEW_KEY, 200);
     expect(await status(MAIN)).toBe(200);
     // the same render again: nothing to do
     expect(await install(rerender([NEW_KEY]))).toEqual({ changed: [], tested: false, reloaded: false });
@@ -150,7 +151,7 @@ describe('installGateway', () => {
     });
     expect(r.reloaded).toBe(true);
     await expect(stat(clash)).rejects.toThrow(/ENOENT/);
-    expect(await eventually(async () => (await status(NEW_KEY)) === 401)).toBe(true);
+    await answers(NEW_KEY, 401);
     expect(await status(MAIN)).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readFile, readlink, rename, rm, stat, symlink } from 'node:fs/promises';
+import { lstat, open, readFile, readlink, rename, rm, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   applyFileSet,
@@ -23,7 +23,10 @@ export interface InstallGatewayOptions {
   testConfigCommand?: readonly string[];
   /** How to apply it: a command (default `<nginx> -s reload`), a function, or null for "nginx is not running yet". */
   reload?: readonly string[] | (() => Promise<void>) | null;
-  /** A file (e.g. Debian's `sites-enabled/default`, whose default_server clashes with ours) to remove; restored on failure. */
+  /**
+   * A file (e.g. Debian's `sites-enabled/default`, whose default_server clashes with ours) to remove;
+   * restored on failure.
+   */
   removeFile?: string | null;
   /** Directories nginx needs before it can load the config (log dir, ACME webroot); created 0755 when missing. */
   directories?: readonly string[];
@@ -140,7 +143,8 @@ export async function installGateway(
     const r = await run(reload);
     if (r.exitCode !== 0) {
       throw new TaskError(
-        `nginx reload failed (the new configuration passed nginx -t and is in place): ${`${r.stderr}${r.stdout}`.trim()}`,
+        'nginx reload failed (the new configuration passed nginx -t and is in place): ' +
+          `${r.stderr}${r.stdout}`.trim(),
         {
           exitCode: ExitCode.environment,
           hint: 'is nginx running? start it (systemctl start nginx) and it will load the new configuration',
@@ -150,12 +154,4 @@ export async function installGateway(
   }
   log.info('nginx reloaded');
   return { changed, tested: true, reloaded: true };
-}
-
-/** Whether a path exists (helper for callers deciding how to start nginx). */
-export async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  );
 }

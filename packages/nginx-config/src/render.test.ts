@@ -1,10 +1,19 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { appliancePaths, parseContext, type Config } from '@slm-copilot/context-schema';
+import { appliancePaths, parseContext, variableByName, type Config } from '@slm-copilot/context-schema';
+import type { FileSet } from '@slm-copilot/task-kit';
 import { describe, expect, it } from 'vitest';
+import { mutation } from '../test-support/mutate.js';
 import { basicCredentialPatterns, namedKeys } from './keys.js';
-import { assertSafe, gatewayFiles, renderGateway, type GatewayRenderOptions } from './render.js';
+import {
+  assertSafe,
+  gatewayFiles,
+  renderGateway,
+  renderUnconfigured,
+  tlsDirectives,
+  type GatewayRenderOptions,
+} from './render.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const fixtures = path.join(here, '..', 'fixtures', 'default');
@@ -105,7 +114,8 @@ describe('renderGateway: configuration variants', () => {
     expect(keys).toContain('    "~^(?i:bearer)\\s+sk-default-main-key-0123456789\\s*$" main;\n');
     expect(keys).toContain('    "~^(?i:bearer)\\s+sk\\.extra\\+two/x=y~z-0123\\s*$" extra-1;\n');
     expect(keys).toContain('    "~^sk\\.extra\\+two/x=y~z-0123$" extra-1;\n');
-    expect(keys.match(/\(\?i:basic\)/g)).toHaveLength(6); // 2 distinct keys x 3 alignments (the repeated main key counted once)
+    // 2 distinct keys x 3 alignments (the repeated main key counted once)
+    expect(keys.match(/\(\?i:basic\)/g)).toHaveLength(6);
     for (const f of files) if (f.path !== gatewayFiles(paths).keys) expect(f.text).not.toContain(KEY);
   });
 
@@ -117,9 +127,78 @@ describe('renderGateway: configuration variants', () => {
   it('renders metrics off as a 404 after the key check', () => {
     const site = text(render({ ONEAPP_COPILOT_METRICS: 'NO' }), 'site');
     expect(site).toContain('        error_page 404 = @slm_copilot_metrics_disabled;\n');
-    expect(site).toMatch(
-      /location = \/metrics \{\n(.*\n)*?\s+auth_request \/_slm_copilot_auth;\n(.*\n)*?\s+try_files \/slm-copilot-metrics-disabled =404;/,
-    );
+    const start = site.indexOf('    location = /metrics {\n');
+    const block = site.slice(start, site.indexOf('\n    }\n', start));
+    const auth = block.indexOf('        auth_request /_slm_copilot_auth;\n');
+    expect(auth).toBeGreaterThan(0);
+    expect(block.indexOf('        try_files /slm-copilot-metrics-disabled =404;')).toBeGreaterThan(auth);
+  });
+});
+
+describe('one HTTPS server renderer for every site', () => {
+  const config = parseContext({ ONEAPP_COPILOT_HTTPS_PORT: '8443' });
+  const site = (files: FileSet) => files.find((f) => f.path === paths.nginx.siteFile)!.text;
+  const configured = render({ ONEAPP_COPILOT_HTTPS_PORT: '8443' });
+  const unconfigured = renderUnconfigured('ONEAPP_COPILOT_HTTPS_PORT = "x": expected a port', {
+    paths,
+    tls: options.tls,
+    httpsPort: config.httpsPort,
+  });
+  /** The TLS lines of a site: its HTTPS listeners and every ssl_* directive (the HTTP server has none). */
+  const tlsLines = (files: FileSet) =>
+    site(files)
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('ssl_') || / ssl http2 default_server;$/.test(l));
+  /** What differs between the TLS lines of two renders (empty = the same settings). */
+  const tlsDifference = (a: FileSet, b: FileSet) => {
+    const [x, y] = [tlsLines(a), tlsLines(b)];
+    return [...x.filter((l) => !y.includes(l)), ...y.filter((l) => !x.includes(l))];
+  };
+
+  it('the unconfigured site carries exactly the TLS settings of the configured one', () => {
+    expect(tlsLines(configured)).toEqual(tlsLines(unconfigured));
+    expect(tlsDifference(configured, unconfigured)).toEqual([]);
+    // … which are those of the one renderer, including the settings that once drifted
+    const directives = tlsDirectives(options.tls);
+    expect(tlsLines(unconfigured).filter((l) => l.startsWith('ssl_'))).toEqual(directives);
+    for (const d of ['ssl_ecdh_curve ', 'ssl_session_cache ', 'ssl_session_timeout ', 'ssl_session_tickets off;']) {
+      expect(
+        directives.some((l) => l.startsWith(d)),
+        d,
+      ).toBe(true);
+    }
+  });
+
+  it('the comparison fails when the unconfigured site loses a TLS directive (mutation)', () => {
+    for (const dropped of [/^\s*ssl_session_tickets off;\n/m, /^\s*ssl_ecdh_curve [^\n]*\n/m]) {
+      const broken = mutation('slm-copilot.conf', dropped, '')(unconfigured);
+      expect(tlsDifference(configured, broken)).toHaveLength(1);
+    }
+  });
+});
+
+describe('bounds come from the context schema', () => {
+  const base = parseContext({});
+  const cases: Array<[string, keyof Config, RegExp]> = [
+    ['ONEAPP_COPILOT_HTTPS_PORT', 'httpsPort', /HTTPS port/],
+    ['ONEAPP_COPILOT_RATE_LIMIT', 'rateLimitPerMinute', /rate limit/],
+    ['ONEAPP_COPILOT_CONNECTION_LIMIT', 'connectionLimit', /connection limit/],
+    ['ONEAPP_COPILOT_REQUEST_TIMEOUT', 'requestTimeoutSeconds', /request timeout/],
+    ['ONEAPP_COPILOT_MAX_BODY_SIZE', 'maxBodyMegabytes', /body size limit/],
+  ];
+
+  it("accepts each number at the schema's minimum and maximum and refuses one step outside", () => {
+    for (const [name, field, what] of cases) {
+      const { minimum, maximum } = variableByName.get(name)!;
+      expect([minimum, maximum], name).not.toContain(undefined);
+      const at = (value: number) => () => renderGateway({ ...base, [field]: value }, options);
+      expect(at(minimum!), `${name}=${minimum}`).not.toThrow();
+      expect(at(maximum!), `${name}=${maximum}`).not.toThrow();
+      expect(at(minimum! - 1), `${name}=${minimum! - 1}`).toThrow(what);
+      expect(at(maximum! + 1), `${name}=${maximum! + 1}`).toThrow(what);
+      expect(at(minimum! - 1), name).toThrow(new RegExp(`\\(${name}\\) = .*from ${minimum} to ${maximum}$`));
+    }
   });
 });
 

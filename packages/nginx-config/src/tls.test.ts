@@ -6,8 +6,8 @@ import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { TaskError } from '@slm-copilot/task-kit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { httpsGet, lookupTo } from './test-support/client.js';
-import { startGateway, tempRoot, type Gateway, removeTempRoots } from './test-support/nginx.js';
+import { httpsGet, lookupTo } from '../test-support/client.js';
+import { startGateway, tempRoot, type Gateway, removeTempRoots } from '../test-support/nginx.js';
 import {
   canonicalIp,
   ensureSelfSigned,
@@ -101,9 +101,14 @@ describe('per-VM CA and leaf (real openssl)', () => {
     expect(await readFile(paths.tls.caCert, 'utf8')).toBe(caPem);
     expect(await readFile(paths.tls.caKey, 'utf8')).toBe(caKey);
     const leaf = new X509Certificate(await readFile(paths.tls.cert));
-    expect(leaf.subjectAltName).toBe(
-      'DNS:copilot.example.test, DNS:localhost, IP Address:0:0:0:0:0:0:0:1, IP Address:10.0.0.6, IP Address:127.0.0.1, IP Address:2001:DB8:0:0:0:0:0:6',
-    );
+    expect(leaf.subjectAltName?.split(', ')).toEqual([
+      'DNS:copilot.example.test',
+      'DNS:localhost',
+      'IP Address:0:0:0:0:0:0:0:1',
+      'IP Address:10.0.0.6',
+      'IP Address:127.0.0.1',
+      'IP Address:2001:DB8:0:0:0:0:0:6',
+    ]);
     const verify = await $({
       quiet: true,
       nothrow: true,
@@ -124,7 +129,11 @@ describe('per-VM CA and leaf (real openssl)', () => {
     const first = await ensureSelfSigned({ paths, hostname: null, ipAddresses: [], log: quietLog });
     await $({
       quiet: true,
-    })`openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ${paths.tls.key} -out ${paths.tls.cert} -days 30 -subj /CN=intruder -addext subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1`;
+    })`openssl req -x509 ${[
+      ...['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'],
+      ...['-keyout', paths.tls.key, '-out', paths.tls.cert, '-days', '30', '-subj', '/CN=intruder'],
+      ...['-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1'],
+    ]}`;
     const again = await ensureSelfSigned({ paths, hostname: null, ipAddresses: [], log: quietLog });
     expect([again.caCreated, again.leafIssued, again.reason]).toEqual([false, true, 'not signed by the appliance CA']);
     const later = await ensureSelfSigned({
@@ -201,7 +210,9 @@ describe('custom certificate', () => {
     const crt = path.join(dir, `${name}.crt`);
     await $({
       quiet: true,
-    })`openssl req -x509 -newkey rsa:2048 -nodes -keyout ${key} -out ${crt} -days 90 -subj /CN=${name}.example.com -addext subjectAltName=DNS:${name}.example.com`;
+    })`openssl req -x509 -newkey rsa:2048 -nodes -keyout ${key} -out ${crt} -days 90 ${[
+      ...['-subj', `/CN=${name}.example.com`, '-addext', `subjectAltName=DNS:${name}.example.com`],
+    ]}`;
     return { key: await readFile(key, 'utf8'), crt: await readFile(crt, 'utf8') };
   }
 
@@ -222,7 +233,8 @@ describe('custom certificate', () => {
     );
     expect(err).toBeInstanceOf(TaskError);
     expect((err as TaskError).message).toBe(
-      'ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY do not match: the certificate was not issued for this private key',
+      'ONEAPP_COPILOT_TLS_CERT and ONEAPP_COPILOT_TLS_KEY do not match: ' +
+        'the certificate was not issued for this private key',
     );
     expect((err as TaskError).exitCode).toBe(3);
     expect(await readFile(paths.tls.cert, 'utf8')).toBe(a.crt); // untouched
@@ -234,7 +246,7 @@ describe('custom certificate', () => {
     );
   }, 60_000);
 
-  it('prepareTls: custom installs the pair; letsencrypt without a certificate serves the self-signed leaf meanwhile', async () => {
+  it('prepareTls: custom installs the pair; letsencrypt with no certificate serves the self-signed leaf', async () => {
     const root = await tempRoot('plan');
     const paths = appliancePaths(root);
     const a = await pair(root, 'a');
@@ -252,7 +264,8 @@ describe('custom certificate', () => {
     expect(planL.kind).toBe('self-signed');
     expect(planL.letsEncryptPending).toBe(true);
     expect(planL.letsEncryptReason).toBe('no certificate yet');
-    expect(planL.selfSigned?.reason).toBe('new CA'); // the custom pair at the served paths is replaced by a leaf of the new CA
+    // the custom pair at the served paths is replaced by a leaf of the new CA
+    expect(planL.selfSigned?.reason).toBe('new CA');
   }, 60_000);
 });
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
-import type { FileSpec } from '@slm-copilot/task-kit';
+import { underRoot, type FileSpec } from '@slm-copilot/task-kit';
 import { endpointOf, type ReportInputs } from './report.js';
 
 /**
@@ -10,7 +10,7 @@ import { endpointOf, type ReportInputs } from './report.js';
 export function bannerFiles(paths: AppliancePaths): { text: string; script: string } {
   return {
     text: path.join(paths.configDir, 'motd'),
-    script: path.join(paths.prefix || '/', 'etc/update-motd.d/60-slm-copilot'),
+    script: underRoot(paths.prefix || '/', '/etc/update-motd.d/60-slm-copilot'),
   };
 }
 

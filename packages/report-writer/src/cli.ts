@@ -1,11 +1,35 @@
 import { readFile } from 'node:fs/promises';
-import { appliancePaths } from '@slm-copilot/context-schema';
-import { applyFileSet, ExitCode, resolveRoot, runCommand, runSubcommands, TaskError } from '@slm-copilot/task-kit';
+import { appliancePaths, loadContext } from '@slm-copilot/context-schema';
+import {
+  applyFileSet,
+  ExitCode,
+  resolveRoot,
+  runCommand,
+  runSubcommands,
+  TaskError,
+  usageLine,
+} from '@slm-copilot/task-kit';
 import { renderBanner } from './banner.js';
 import { publishToOneGate } from './onegate.js';
 import { renderReport, type ReportInputs } from './report.js';
 
 const TOOL = 'report-writer';
+
+/** A usage error: one line on stderr naming the flag, exit 2 (as for an unknown flag). */
+function usage(command: string, message: string): number {
+  process.stderr.write(`${usageLine(`${TOOL} ${command}`, new Error(message))}\n`);
+  return ExitCode.usage;
+}
+
+async function readInputs(file: string): Promise<Omit<ReportInputs, 'paths'>> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Omit<ReportInputs, 'paths'>;
+  } catch (error) {
+    throw new TaskError(`cannot read the report inputs ${file}: ${(error as Error).message}`, {
+      exitCode: ExitCode.environment,
+    });
+  }
+}
 
 const render = (argv: string[]) =>
   runCommand(
@@ -15,16 +39,20 @@ const render = (argv: string[]) =>
       usage: `${TOOL} render --inputs report-inputs.json [--root DIR]`,
       options: { inputs: { type: 'string' }, root: { type: 'string' } },
       details:
-        'report-inputs.json is a ReportInputs object (see src/report.ts) without `paths`; the lifecycle writes it.',
+        'report-inputs.json is a ReportInputs object (see src/report.ts) without `paths`; the lifecycle writes it\n' +
+        '(/var/lib/slm-copilot/report-inputs.json).\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} render --inputs /var/lib/slm-copilot/report-inputs.json\n` +
+        `  ${TOOL} render --inputs report-inputs.json --root /tmp/appliance`,
     },
-    { inputs: 'JSON file with the report inputs', root: 'write under this prefix as if it were /' },
+    {
+      inputs: 'JSON file with the report inputs',
+      root: 'write under this directory as if it were / (default: $SLM_COPILOT_ROOT, else /)',
+    },
     argv,
     async ({ values, log }) => {
-      if (typeof values.inputs !== 'string') throw new TaskError('--inputs is required', { exitCode: ExitCode.usage });
-      const inputs = {
-        ...(JSON.parse(await readFile(values.inputs, 'utf8')) as Omit<ReportInputs, 'paths'>),
-        paths: appliancePaths(),
-      };
+      if (typeof values.inputs !== 'string') return usage('render', 'missing option --inputs');
+      const inputs = { ...(await readInputs(values.inputs)), paths: appliancePaths() };
       log.addSecret(inputs.apiKey);
       const applied = await applyFileSet(resolveRoot(values.root as string | undefined), [
         ...renderReport(inputs),
@@ -39,19 +67,28 @@ const onegate = (argv: string[]) =>
     {
       name: `${TOOL} onegate`,
       summary: 'publish KEY=VALUE pairs on this VM through OneGate (skipped quietly when OneGate is absent)',
-      usage: `${TOOL} onegate --data KEY=VALUE [--data KEY=VALUE]...`,
-      options: { data: { type: 'string', multiple: true } },
+      usage: `${TOOL} onegate --data KEY=VALUE [--data KEY=VALUE]... [--context-file context.sh]`,
+      options: { data: { type: 'string', multiple: true }, 'context-file': { type: 'string' } },
+      details:
+        'OneGate is found through ONEGATE_ENDPOINT (and the VM token) of the context.\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} onegate --data ONEAPP_COPILOT_ENDPOINT=https://192.0.2.10/v1\n` +
+        `  ${TOOL} onegate --data ONEAPP_COPILOT_MODEL_ID=devstral-small-2 ` +
+        '--context-file /var/run/one-context/context.sh',
     },
-    { data: 'a KEY=VALUE pair (repeatable)' },
+    {
+      data: 'a KEY=VALUE pair (repeatable; at least one)',
+      'context-file': 'read ONEGATE_ENDPOINT and the rest of the context from this context.sh (never executed)',
+    },
     argv,
     async ({ values, log }) => {
-      const pairs = ((values.data as string[] | undefined) ?? []).map((d) => {
-        const i = d.indexOf('=');
-        if (i <= 0)
-          throw new TaskError(`--data ${JSON.stringify(d)}: expected KEY=VALUE`, { exitCode: ExitCode.usage });
-        return [d.slice(0, i), d.slice(i + 1)] as const;
-      });
-      const result = await publishToOneGate(Object.fromEntries(pairs), { log });
+      const data = (values.data as string[] | undefined) ?? [];
+      if (data.length === 0) return usage('onegate', 'missing option --data KEY=VALUE');
+      const bad = data.find((d) => d.indexOf('=') <= 0);
+      if (bad !== undefined) return usage('onegate', `--data ${JSON.stringify(bad)}: expected KEY=VALUE`);
+      const pairs = data.map((d) => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] as const);
+      const env = await loadContext(values['context-file'] as string | undefined, log);
+      const result = await publishToOneGate(Object.fromEntries(pairs), { env, log });
       if (!result.published) log.info(`not published: ${result.reason}`);
     },
   );

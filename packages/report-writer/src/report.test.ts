@@ -36,8 +36,12 @@ function inputs(overrides: Partial<ReportInputs> = {}, env: Record<string, strin
 
 /** Parses the report with Python's configparser: an independent INI reader. */
 async function parseIni(text: string): Promise<Record<string, Record<string, string>>> {
-  const script =
-    'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
+  const script = [
+    'import configparser,json,sys',
+    'c=configparser.ConfigParser(interpolation=None)',
+    'c.read_string(sys.stdin.read())',
+    'print(json.dumps({s:dict(c[s]) for s in c.sections()}))',
+  ].join('\n');
   const r = await $({ input: text, quiet: true })`python3 -c ${script}`;
   return JSON.parse(r.stdout);
 }

@@ -123,124 +123,132 @@ export const clientFiles = (paths: AppliancePaths) => ({
   clineJson: path.join(paths.configDir, 'clients/cline-settings.json'),
 });
 
+type Lines = Array<[string, string | number]>;
+
+/** Where clients keep the downloaded CA (the report's commands use it). */
+const CA_ON_CLIENT = '~/slm-copilot-ca.crt';
+
+function statusSection(inputs: ReportInputs): Lines {
+  return [
+    ['state', reportState(inputs)],
+    ['generated_at', inputs.generatedAt],
+    ...(inputs.failure?.what ?? []).map((e, i): [string, string] => [`failure_${i + 1}`, e]),
+    ...(inputs.failure ? ([['fix', inputs.failure.fix]] as Lines) : []),
+    ...inputs.errors.map((e, i): [string, string] => [`error_${i + 1}`, e]),
+    ...inputs.warnings.map((w, i): [string, string] => [`warning_${i + 1}`, w]),
+  ];
+}
+
+function connectionSection(inputs: ReportInputs): Lines {
+  const endpoint = endpointOf(inputs);
+  const source = inputs.generatedKeyFile
+    ? `generated on first boot, kept in ${inputs.generatedKeyFile}`
+    : 'ONEAPP_COPILOT_PASSWORD';
+  return [
+    ['endpoint', `${endpoint}/v1`],
+    ['api_key', inputs.apiKey],
+    ['api_key_source', source],
+    ['extra_api_keys', inputs.config.extraApiKeys.length],
+    ['model_id', inputs.config.modelId],
+    ['context_window', inputs.engine.contextPerSlot],
+    ['health_url', `${endpoint}/readyz`],
+  ];
+}
+
+function engineSection(inputs: ReportInputs): Lines {
+  const { engine } = inputs;
+  return [
+    ['engine', engine.name],
+    ...engineChoice(inputs),
+    ['version', engine.version],
+    ['threads', engine.threads],
+    ...(engine.cpuVariant ? ([['cpu_variant', engine.cpuVariant]] as Lines) : []),
+    ['parallel_slots', engine.parallelSlots],
+    ['context_per_request', engine.contextPerSlot],
+  ];
+}
+
+function tlsSection(inputs: ReportInputs): Lines {
+  const { tls } = inputs;
+  const ca: Lines =
+    tls.mode === 'self-signed' && tls.caCertPath
+      ? [
+          ['ca_certificate', tls.caCertPath],
+          ['ca_sha256', tls.caFingerprintSha256 ?? ''],
+          ['ca_download', `scp root@${inputs.host}:${tls.caCertPath} ${CA_ON_CLIENT}`],
+          ['ca_check', `openssl x509 -noout -fingerprint -sha256 -in ${CA_ON_CLIENT}   # must print ca_sha256`],
+        ]
+      : [];
+  return [
+    ['mode', tls.mode],
+    ['certificate_sha256', tls.certFingerprintSha256],
+    ['certificate_not_after', tls.notAfter],
+    ...ca,
+  ];
+}
+
+function clineSection(inputs: ReportInputs): Lines {
+  return [
+    ['api_provider', 'OpenAI Compatible'],
+    ['base_url', `${endpointOf(inputs)}/v1`],
+    ['api_key', inputs.apiKey],
+    ['model_id', inputs.config.modelId],
+    ['context_window_size', inputs.engine.contextPerSlot],
+    ['settings_json', JSON.stringify(clineSettings(inputs))],
+    ['settings_file', clientFiles(inputs.paths).clineJson],
+  ];
+}
+
+function continueSection(inputs: ReportInputs): Lines {
+  const yaml = stringify(continueConfig(inputs, CA_ON_CLIENT_YAML), { collectionStyle: 'flow', lineWidth: 0 });
+  return [
+    ['config_yaml', yaml.trim()],
+    ['config_file', clientFiles(inputs.paths).continueYaml],
+  ];
+}
+
+function trustSection(inputs: ReportInputs): Lines {
+  if (inputs.tls.mode !== 'self-signed') return [['note', 'the certificate is publicly trusted: no CA file is needed']];
+  const vscode =
+    `start VS Code from an environment with NODE_EXTRA_CA_CERTS=${CA_ON_CLIENT} ` +
+    `(e.g. NODE_EXTRA_CA_CERTS=${CA_ON_CLIENT} code .); Cline and Continue then trust the appliance`;
+  return [
+    ['vscode', vscode],
+    ['continue', 'set requestOptions.caBundlePath in config_yaml to the absolute path of the downloaded CA file'],
+    ['python', `SSL_CERT_FILE=${CA_ON_CLIENT} (httpx/openai) or REQUESTS_CA_BUNDLE=${CA_ON_CLIENT} (requests)`],
+  ];
+}
+
+function examplesSection(inputs: ReportInputs): Lines {
+  const endpoint = endpointOf(inputs);
+  const curl = `curl ${inputs.tls.mode === 'self-signed' ? `--cacert ${CA_ON_CLIENT} ` : ''}`;
+  const auth = `-H 'Authorization: Bearer ${inputs.apiKey}'`;
+  const body = JSON.stringify({
+    model: inputs.config.modelId,
+    stream: true,
+    messages: [{ role: 'user', content: 'Write hello world in Go' }],
+  });
+  return [
+    ['curl_models', `${curl}${auth} ${endpoint}/v1/models`],
+    ['curl_chat', `${curl}-N ${auth} -H 'Content-Type: application/json' ${endpoint}/v1/chat/completions -d '${body}'`],
+  ];
+}
+
 /** The one-apps report (`/etc/one-appliance/config`, 0600) plus the client snippet files. Pure. */
 export function renderReport(inputs: ReportInputs): FileSpec[] {
-  const { config, paths, tls } = inputs;
-  const endpoint = endpointOf(inputs);
-  const selfSigned = tls.mode === 'self-signed';
-  const caOnClient = '~/slm-copilot-ca.crt';
-  const files = clientFiles(paths);
-  const curlCa = selfSigned ? `--cacert ${caOnClient} ` : '';
-
   const sections: IniSections = [
-    [
-      'Status',
-      [
-        ['state', reportState(inputs)],
-        ['generated_at', inputs.generatedAt],
-        ...(inputs.failure?.what ?? []).map((e, i): [string, string] => [`failure_${i + 1}`, e]),
-        ...(inputs.failure ? ([['fix', inputs.failure.fix]] as Array<[string, string]>) : []),
-        ...inputs.errors.map((e, i): [string, string] => [`error_${i + 1}`, e]),
-        ...inputs.warnings.map((w, i): [string, string] => [`warning_${i + 1}`, w]),
-      ],
-    ],
-    [
-      'Connection',
-      [
-        ['endpoint', `${endpoint}/v1`],
-        ['api_key', inputs.apiKey],
-        [
-          'api_key_source',
-          inputs.generatedKeyFile
-            ? `generated on first boot, kept in ${inputs.generatedKeyFile}`
-            : 'ONEAPP_COPILOT_PASSWORD',
-        ],
-        ['extra_api_keys', config.extraApiKeys.length],
-        ['model_id', config.modelId],
-        ['context_window', inputs.engine.contextPerSlot],
-        ['health_url', `${endpoint}/readyz`],
-      ],
-    ],
-    [
-      'Engine',
-      [
-        ['engine', inputs.engine.name],
-        ...engineChoice(inputs),
-        ['version', inputs.engine.version],
-        ['threads', inputs.engine.threads],
-        ...(inputs.engine.cpuVariant ? ([['cpu_variant', inputs.engine.cpuVariant]] as Array<[string, string]>) : []),
-        ['parallel_slots', inputs.engine.parallelSlots],
-        ['context_per_request', inputs.engine.contextPerSlot],
-      ],
-    ],
-    [
-      'TLS',
-      [
-        ['mode', tls.mode],
-        ['certificate_sha256', tls.certFingerprintSha256],
-        ['certificate_not_after', tls.notAfter],
-        ...(selfSigned && tls.caCertPath
-          ? ([
-              ['ca_certificate', tls.caCertPath],
-              ['ca_sha256', tls.caFingerprintSha256 ?? ''],
-              ['ca_download', `scp root@${inputs.host}:${tls.caCertPath} ${caOnClient}`],
-              ['ca_check', `openssl x509 -noout -fingerprint -sha256 -in ${caOnClient}   # must print ca_sha256`],
-            ] as Array<[string, string]>)
-          : []),
-      ],
-    ],
-    [
-      'Cline',
-      [
-        ['api_provider', 'OpenAI Compatible'],
-        ['base_url', `${endpoint}/v1`],
-        ['api_key', inputs.apiKey],
-        ['model_id', config.modelId],
-        ['context_window_size', inputs.engine.contextPerSlot],
-        ['settings_json', JSON.stringify(clineSettings(inputs))],
-        ['settings_file', files.clineJson],
-      ],
-    ],
-    [
-      'Continue',
-      [
-        [
-          'config_yaml',
-          stringify(continueConfig(inputs, CA_ON_CLIENT_YAML), { collectionStyle: 'flow', lineWidth: 0 }).trim(),
-        ],
-        ['config_file', files.continueYaml],
-      ],
-    ],
-    [
-      'Trust',
-      selfSigned
-        ? [
-            [
-              'vscode',
-              `start VS Code from an environment with NODE_EXTRA_CA_CERTS=${caOnClient} (e.g. NODE_EXTRA_CA_CERTS=${caOnClient} code .); Cline and Continue then trust the appliance`,
-            ],
-            [
-              'continue',
-              `set requestOptions.caBundlePath in config_yaml to the absolute path of the downloaded CA file`,
-            ],
-            ['python', `SSL_CERT_FILE=${caOnClient} (httpx/openai) or REQUESTS_CA_BUNDLE=${caOnClient} (requests)`],
-          ]
-        : [['note', 'the certificate is publicly trusted: no CA file is needed']],
-    ],
-    [
-      'Examples',
-      [
-        ['curl_models', `curl ${curlCa}-H 'Authorization: Bearer ${inputs.apiKey}' ${endpoint}/v1/models`],
-        [
-          'curl_chat',
-          `curl ${curlCa}-N -H 'Authorization: Bearer ${inputs.apiKey}' -H 'Content-Type: application/json' ${endpoint}/v1/chat/completions -d '{"model":"${config.modelId}","stream":true,"messages":[{"role":"user","content":"Write hello world in Go"}]}'`,
-        ],
-      ],
-    ],
+    ['Status', statusSection(inputs)],
+    ['Connection', connectionSection(inputs)],
+    ['Engine', engineSection(inputs)],
+    ['TLS', tlsSection(inputs)],
+    ['Cline', clineSection(inputs)],
+    ['Continue', continueSection(inputs)],
+    ['Trust', trustSection(inputs)],
+    ['Examples', examplesSection(inputs)],
   ];
-
+  const files = clientFiles(inputs.paths);
   return [
-    { path: paths.reportFile, text: renderIni(sections, REPORT_HEADER), mode: 0o600 },
+    { path: inputs.paths.reportFile, text: renderIni(sections, REPORT_HEADER), mode: 0o600 },
     { path: files.continueYaml, text: stringify(continueConfig(inputs, CA_ON_CLIENT_YAML)), mode: 0o600 },
     { path: files.clineJson, text: `${JSON.stringify(clineSettings(inputs), null, 2)}\n`, mode: 0o600 },
   ];

@@ -99,7 +99,9 @@ export async function aptFromMirror(
       `the mirror's ${dir} has no .deb for: ${lacking.join(' ')} (${available.length} .deb files there)`,
       {
         exitCode: ExitCode.environment,
-        hint: 'fill the mirror on a connected machine with the `mirror` command (it downloads the packages and their dependencies)',
+        hint:
+          'fill the mirror on a connected machine with the `mirror` command ' +
+          '(it downloads the packages and their dependencies)',
       },
     );
   }

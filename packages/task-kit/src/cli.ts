@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createLogger, type Logger } from './log.js';
-import { ExitCode, formatError, isTaskError } from './errors.js';
+import { ExitCode, formatError, isTaskError, type TaskError } from './errors.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -26,7 +26,8 @@ export function helpText(spec: CommandSpec<Options>, optionHelp: Record<string, 
   const lines = [`${spec.name} — ${spec.summary}`, '', `Usage: ${spec.usage}`, '', 'Options:'];
   const all = { ...spec.options, ...commonOptions };
   for (const [name, def] of Object.entries(all)) {
-    const flag = `${def.short ? `-${def.short}, ` : '    '}--${name}${(def.type as string) === 'string' ? ' <value>' : ''}`;
+    const value = (def.type as string) === 'string' ? ' <value>' : '';
+    const flag = `${def.short ? `-${def.short}, ` : '    '}--${name}${value}`;
     const help =
       optionHelp[name] ??
       (
@@ -58,8 +59,19 @@ export function usageLine(command: string, error: unknown): string {
 }
 
 /**
+ * One line for a usage error a command found after parsing (missing flag, bad value):
+ * `<command>: <message>[; <hint>] (see <command> --help)`; a hint that only points at --help is dropped.
+ */
+export function usageErrorLine(command: string, error: TaskError): string {
+  const hint = error.hint && !/--help\b/.test(error.hint) ? `; ${error.hint}` : '';
+  const text = `${error.message.split('\n').join('; ')}${hint}`;
+  return `${command}: ${text} (see ${command} --help)`;
+}
+
+/**
  * Parses argv, prints --help, builds the logger and turns errors into exit codes:
- * a TaskError prints its message and hint (never a stack), anything else is a bug and prints its stack.
+ * a usage error (unknown or missing flag, bad value) is one line on stderr and exit 2;
+ * another TaskError prints its message and hint (never a stack); anything else is a bug and prints its stack.
  */
 export async function runCommand<O extends Options>(
   spec: CommandSpec<O>,
@@ -90,6 +102,10 @@ export async function runCommand<O extends Options>(
     log = createLogger({ quiet: Boolean(values.quiet), level: values.verbose ? 'debug' : undefined });
     return (await main({ values, positionals: parsed.positionals, log })) ?? ExitCode.ok;
   } catch (error) {
+    if (isTaskError(error) && error.exitCode === ExitCode.usage) {
+      process.stderr.write(`${usageErrorLine(spec.name, error)}\n`);
+      return ExitCode.usage;
+    }
     log.error(formatError(error));
     return isTaskError(error) ? error.exitCode : ExitCode.failure;
   }
@@ -102,18 +118,20 @@ export async function runSubcommands(
   commands: Record<string, { summary: string; run: (argv: string[]) => Promise<number> }>,
   argv: string[],
 ): Promise<number> {
-  const [sub, ...rest] = argv;
+  const [sub, ...rest] = dropLeadingDashes(argv);
   const list = Object.entries(commands)
     .map(([name, c]) => `  ${name.padEnd(14)} ${c.summary}`)
     .join('\n');
-  const help = `${tool} — ${summary}\n\nUsage: ${tool} <command> [options]\n\nCommands:\n${list}\n\nRun "${tool} <command> --help" for a command's options.\n`;
+  const help =
+    `${tool} — ${summary}\n\nUsage: ${tool} <command> [options]\n\nCommands:\n${list}\n\n` +
+    `Run "${tool} <command> --help" for a command's options.\n`;
   if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     process.stdout.write(help);
     return sub === undefined ? ExitCode.usage : ExitCode.ok;
   }
   const command = commands[sub];
   if (!command) {
-    process.stderr.write(`${tool}: unknown command "${sub}"\n\n${help}`);
+    process.stderr.write(`${tool}: unknown command "${sub}" (see ${tool} --help)\n`);
     return ExitCode.usage;
   }
   return command.run(rest);

@@ -2,7 +2,8 @@ import { mkdtemp, readdir, readFile, stat, chmod, mkdir } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyFileSet, changedPaths, ensureDir, underRoot, writeFileAtomic } from './files.js';
+import { applyFileSet, changedPaths, ensureDir, writeFileAtomic } from './files.js';
+import { underRoot } from './root.js';
 import { TaskError } from './errors.js';
 
 const tempRoot = () => mkdtemp(path.join(tmpdir(), 'task-kit-'));

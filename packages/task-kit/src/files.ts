@@ -1,7 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { chmod, chown, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { chmod, lstat, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { TaskError, ExitCode } from './errors.js';
+import { fsyncDir } from './fs.js';
+import { underRoot } from './root.js';
 
 /** One file a renderer wants on disk. Paths are absolute as seen inside the appliance. */
 export interface FileSpec {
@@ -36,19 +38,6 @@ export async function ensureDir(dir: string, mode = 0o755): Promise<void> {
     });
     await chmod(d, mode);
   }
-}
-
-/** Maps an appliance path (`/etc/nginx/…`) under a root prefix (`/tmp/x` in tests, `/` in the VM). */
-export function underRoot(root: string, appliancePath: string): string {
-  if (!path.isAbsolute(appliancePath)) {
-    throw new TaskError(`internal: file path must be absolute, got "${appliancePath}"`);
-  }
-  return path.join(root, appliancePath);
-}
-
-/** The root prefix from `--root`, else SLM_COPILOT_ROOT, else `/`. */
-export function resolveRoot(flag?: string): string {
-  return path.resolve(flag ?? process.env.SLM_COPILOT_ROOT ?? '/');
 }
 
 async function readIfExists(file: string): Promise<Buffer | undefined> {
@@ -123,17 +112,6 @@ export async function writeFileAtomic(
   return before === undefined ? 'created' : 'updated';
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
-  } finally {
-    await handle.close();
-  }
-}
-
 export interface AppliedFile {
   path: string;
   result: WriteResult;
@@ -171,15 +149,4 @@ export async function removeFile(root: string, appliancePath: string): Promise<b
   }
   await rm(file, { force: true });
   return true;
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const hash = createHash('sha256');
-  const handle = await open(file, 'r');
-  try {
-    for await (const chunk of handle.createReadStream()) hash.update(chunk as Buffer);
-  } finally {
-    await handle.close().catch(() => undefined);
-  }
-  return hash.digest('hex');
 }

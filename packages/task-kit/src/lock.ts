@@ -40,7 +40,8 @@ export async function withLock<T>(lockFile: string, fn: () => Promise<T>, opts: 
       (o) =>
         reject(
           new TaskError(
-            `could not lock ${lockFile} within ${formatDuration(timeoutMs)} (flock exit ${o.exitCode}): ${o.stderr.trim()}`,
+            `could not lock ${lockFile} within ${formatDuration(timeoutMs)} ` +
+              `(flock exit ${o.exitCode}): ${o.stderr.trim()}`,
             { exitCode: ExitCode.environment },
           ),
         ),

@@ -18,12 +18,23 @@ describe('logger', () => {
     expect(out.text()).not.toContain('sk-supersecretvalue1234');
     expect(out.text()).toContain('[nginx]');
   });
+  it('shows a registered secret as set without its length or any run of its characters', () => {
+    const secret = 'Sup3rS3cretPassw0rd-4567';
+    const out = capture(false);
+    const log = createLogger({ stream: out.stream, timestamps: false });
+    log.addSecret(secret);
+    log.info(`value: ${secret};`);
+    const text = out.text();
+    for (let i = 0; i + 3 <= secret.length; i++) expect(text).not.toContain(secret.slice(i, i + 3));
+    expect(text).not.toContain(String(secret.length));
+    expect(text).toContain('value: [hidden];');
+  });
   it('adds timestamps and no colour when not a TTY; honours levels and quiet', () => {
     const out = capture(false);
     const log = createLogger({ stream: out.stream, level: 'info' });
     log.debug('hidden');
     log.info('shown');
-    expect(out.text()).toMatch(/^\d{4}-\d\d-\d\dT[^ ]+ INFO  shown\n$/);
+    expect(out.text()).toMatch(/^\d{4}-\d\d-\d\dT[^ ]+ INFO {2}shown\n$/);
     const q = capture(false);
     const quiet = createLogger({ stream: q.stream, quiet: true });
     quiet.info('no');

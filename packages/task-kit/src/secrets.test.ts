@@ -19,11 +19,27 @@ describe('generateApiKey', () => {
   });
 });
 
+/** Every run of `n` consecutive characters of `secret` that appears in `text`. */
+function leakedRuns(text: string, secret: string, n: number): string[] {
+  const runs: string[] = [];
+  for (let i = 0; i + n <= secret.length; i++)
+    if (text.includes(secret.slice(i, i + n))) runs.push(secret.slice(i, i + n));
+  return runs;
+}
+
 describe('maskSecret', () => {
-  it('never returns the secret', () => {
-    const key = generateApiKey();
-    expect(maskSecret(key)).not.toContain(key.slice(3, 10));
-    expect(maskSecret('short')).toBe('*****');
+  it('reveals neither the length nor any two-character run of the secret', () => {
+    const secrets = ['Sup3rS3cretPassw0rd-4567', generateApiKey(), 'x', 'q9'];
+    for (const secret of secrets) {
+      const masked = maskSecret(secret);
+      expect(leakedRuns(masked, secret, Math.min(2, secret.length))).toEqual([]);
+      expect(masked).not.toContain(String(secret.length));
+    }
+  });
+  it('is the same for secrets of any length, and tells an empty value apart', () => {
+    const masks = new Set([1, 5, 11, 12, 24, 43, 256].map((n) => maskSecret('k'.repeat(n))));
+    expect(masks.size).toBe(1);
+    expect(maskSecret('')).not.toBe(maskSecret('k'));
     expect(maskSecret('')).toBe('(empty)');
   });
 });

@@ -19,9 +19,10 @@ export function generateApiKey(length = 40): string {
   return out;
 }
 
-/** `sk-…wxyz`-style masking: enough to recognise a key, never enough to use it. */
+/**
+ * What a log line or an error shows in place of a secret: that it was set, nothing more — neither
+ * its length nor any of its characters (a prefix or suffix narrows a guess, a length too).
+ */
 export function maskSecret(value: string): string {
-  if (value.length === 0) return '(empty)';
-  if (value.length < 12) return '*'.repeat(value.length);
-  return `${value.slice(0, 3)}…${value.slice(-2)} (${value.length} chars)`;
+  return value.length === 0 ? '(empty)' : '[hidden]';
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ExitCode, runCommand, UsageError } from '@slm-copilot/task-kit';
 import { formatJson, formatMarkdown, formatTable } from './report.js';
-import { runBench, type BenchOptions } from './run.js';
+import type { BenchOptions } from './types.js';
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 const int = (v: unknown, name: string): number | undefined => {
@@ -17,7 +17,8 @@ const code = await runCommand(
   {
     name: 'slm-bench',
     summary:
-      'benchmark SLM-Copilot: gateway vs bare engine, bandwidth bound, TTFT overhead, prompt cache, threads, model download',
+      'benchmark SLM-Copilot: gateway vs bare engine, bandwidth bound, TTFT overhead, prompt cache, threads, ' +
+      'model download',
     usage: 'slm-bench [--quick] [--url URL --key KEY [--ca FILE]] [--json out.json] [--markdown out.md]',
     options: {
       quick: { type: 'boolean', default: false },
@@ -58,7 +59,8 @@ poll, threads) beside the rendered one, alternating requests between the two, to
 engine defaults (--no-tune skips it, --tune-only runs only that).
 The machine's load (/proc/loadavg) and the CPU used by other processes (/proc/stat minus our own
 process tree) are sampled before and during the run; a busy machine is reported as NOT quiet.
-Full run: the ~1.8 GB Devstral-shaped model (generated once, minutes); --quick: the tiny model, ~2 min.
+Full run: the ~1.8 GB Devstral-shaped model (generated once and cached); --quick: the tiny model.
+How long each takes: the repository README, sections "Benchmarks" and "Development".
 
 With --url/--key/--ca it measures a deployed endpoint (an appliance). Engine-direct figures use
 SSH-free means only: when run ON the VM (URL on localhost) the local model file, llama-bench
@@ -73,7 +75,7 @@ Examples:
   slm-bench --url https://copilot.example.com --key "$KEY" --ca appliance-ca.crt --quick`,
   },
   {
-    quick: 'small model and sizes: every figure in about 2 minutes',
+    quick: 'tiny model and small sizes: every figure, quickly (what `npm test` runs)',
     url: "measure this endpoint instead of the test bed (e.g. https://host[:port]; '/v1' optional)",
     key: 'API key for --url',
     ca: 'PEM CA file to trust for --url (the appliance CA)',
@@ -96,7 +98,7 @@ Examples:
     json: 'write the full report as JSON here',
     markdown: 'write the table as markdown here',
   },
-  process.argv.slice(2).filter((a, i) => !(i === 0 && a === '--')),
+  process.argv.slice(2),
   async ({ values, log }) => {
     const engine = str(values.engine) ?? 'auto';
     if (!['auto', 'llama-server', 'localai'].includes(engine))
@@ -128,6 +130,8 @@ Examples:
         .filter(Boolean),
       log: (m) => log.info(m),
     };
+    // The bench is imported once the command has decided to run (help and usage errors load nothing).
+    const { runBench } = await import('./run.js');
     const report = await runBench(opts);
     process.stdout.write(formatTable(report));
     for (const [file, text] of [

@@ -3,6 +3,7 @@
 // and a raw node:http(s) request for time-to-first-token, so client overhead is the same both ways.
 import { request as httpRequest, type ClientRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createSseParser } from '@slm-copilot/nginx-config/test-support/client';
 import { fetchOver, lookupTo } from '@slm-copilot/testbed';
 import OpenAI from 'openai';
 
@@ -153,16 +154,11 @@ export function rawTtft(ep: Endpoint, body: string): Promise<number> {
         reject(new Error(`HTTP ${res.statusCode} from ${ep.baseUrl}`));
         return;
       }
-      let buf = '';
+      const sse = createSseParser();
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => {
-        buf += chunk;
-        let i: number;
-        while ((i = buf.indexOf('\n\n')) >= 0) {
-          const event = buf.slice(0, i);
-          buf = buf.slice(i + 2);
+        for (const event of sse.push(chunk))
           if (first === undefined && /"(content|reasoning_content)":"[^"]/.test(event)) first = performance.now() - t0;
-        }
       });
       res.on('end', () => (first === undefined ? reject(new Error('no token in the stream')) : resolve(first)));
       res.on('error', reject);
@@ -233,7 +229,9 @@ export async function detectEngine(ep: Endpoint): Promise<{ kind: EngineKind; de
   }
   return {
     kind: 'unknown',
-    detail: `neither /props (llama-server) nor /version (LocalAI) answered (${props?.status ?? 'no answer'}, ${version?.status ?? 'no answer'})`,
+    detail:
+      'neither /props (llama-server) nor /version (LocalAI) answered ' +
+      `(${props?.status ?? 'no answer'}, ${version?.status ?? 'no answer'})`,
   };
 }
 

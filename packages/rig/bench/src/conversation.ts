@@ -40,7 +40,8 @@ function paragraph(i: number): string {
   const other = RULES[(i * 7 + 3) % RULES.length]!;
   return (
     `## ${tool} (section ${i})\nDescription: Request to use ${tool} on the workspace. ${rule}\n` +
-    `Parameters:\n- path: (required) The path relative to the current working directory, for example src/module${i}/index.ts.\n` +
+    'Parameters:\n- path: (required) The path relative to the current working directory, ' +
+    `for example src/module${i}/index.ts.\n` +
     `- content: (optional) Text for the operation; keep it complete, never truncated. ${other}\n` +
     `Usage:\n<${tool}>\n<path>src/module${i}/index.ts</path>\n</${tool}>\n\n`
   );
@@ -52,7 +53,10 @@ export async function clineSystemPrompt(
   targetTokens: number,
   nonce: string,
 ): Promise<{ text: string; tokens: number | null }> {
-  const head = `[session ${nonce}] You are Cline, a highly skilled software engineer with extensive knowledge in many programming languages, frameworks, design patterns and best practices.\n\n====\n\nTOOL USE\n\nYou have access to a set of tools that are executed upon the user's approval.\n\n# Tools\n\n`;
+  const head =
+    `[session ${nonce}] You are Cline, a highly skilled software engineer with extensive knowledge in many ` +
+    'programming languages, frameworks, design patterns and best practices.\n\n====\n\nTOOL USE\n\n' +
+    "You have access to a set of tools that are executed upon the user's approval.\n\n# Tools\n\n";
   const count = async (text: string): Promise<number | null> => {
     try {
       const r = await postJson(ep, '/tokenize', { content: text });
@@ -64,12 +68,14 @@ export async function clineSystemPrompt(
   };
   let sample = '';
   for (let i = 0; i < 8; i++) sample += paragraph(i);
-  const perParagraph = ((await count(sample)) ?? sample.length / 3.5) / 8; // ~3.5 characters per token without a tokenizer
+  // ~3.5 characters per token without a tokenizer
+  const perParagraph = ((await count(sample)) ?? sample.length / 3.5) / 8;
   const n = Math.max(1, Math.round(targetTokens / perParagraph));
   let text = head;
   for (let i = 0; i < n; i++) text += paragraph(i);
   text +=
-    '\n====\n\nSYSTEM INFORMATION\n\nOperating System: Linux 6.1\nDefault Shell: /bin/bash\nCurrent Working Directory: /home/dev/project\n';
+    '\n====\n\nSYSTEM INFORMATION\n\nOperating System: Linux 6.1\nDefault Shell: /bin/bash\n' +
+    'Current Working Directory: /home/dev/project\n';
   return { text, tokens: await count(text) };
 }
 
@@ -79,8 +85,10 @@ export function firstTurn(system: string): ChatMessage[] {
     {
       role: 'user',
       content:
-        '<task>\nThe function parseConfig in src/config.ts throws on empty files. Make it return the defaults instead, and add a unit test.\n</task>\n' +
-        '<environment_details>\n# Current Working Directory (/home/dev/project) Files\npackage.json\nsrc/config.ts\nsrc/config.test.ts\nsrc/index.ts\ntsconfig.json\n</environment_details>',
+        '<task>\nThe function parseConfig in src/config.ts throws on empty files. ' +
+        'Make it return the defaults instead, and add a unit test.\n</task>\n' +
+        '<environment_details>\n# Current Working Directory (/home/dev/project) Files\n' +
+        'package.json\nsrc/config.ts\nsrc/config.test.ts\nsrc/index.ts\ntsconfig.json\n</environment_details>',
     },
   ];
 }
@@ -96,7 +104,9 @@ export function secondTurn(turn1: ChatMessage[], assistantText: string): ChatMes
     { role: 'assistant', content: assistantText },
     {
       role: 'user',
-      content: `[read_file for 'src/config.ts'] Result:\n${file}\n<environment_details>\n# Current Mode\nACT MODE\n</environment_details>`,
+      content:
+        `[read_file for 'src/config.ts'] Result:\n${file}\n` +
+        '<environment_details>\n# Current Mode\nACT MODE\n</environment_details>',
     },
   ];
 }

@@ -8,8 +8,9 @@ import {
   missingCpuFlags,
   type LlamaVariant,
 } from '@slm-copilot/testbed';
+import { asLogger } from './context.js';
 import { ppRate, runLlamaBench } from './llama-bench.js';
-import type { Figure } from './run.js';
+import type { Figure } from './types.js';
 import { median, round } from './stats.js';
 
 export interface DispatchFigureOptions {
@@ -25,8 +26,8 @@ export const DISPATCH_GOAL = 0.95;
 export async function dispatchVsNativeFigure(opts: DispatchFigureOptions): Promise<Figure> {
   const { log } = opts;
   const nativeVariant: LlamaVariant = (await missingCpuFlags('host')).length === 0 ? 'host' : 'dispatch';
-  const dispatch = await ensureLlamaBuild({ variant: 'dispatch', log });
-  const native = await ensureLlamaBuild({ variant: nativeVariant, log });
+  const dispatch = await ensureLlamaBuild({ variant: 'dispatch', log: asLogger(log) });
+  const native = await ensureLlamaBuild({ variant: nativeVariant, log: asLogger(log) });
   const prompt = opts.quick ? 128 : 512;
   const rounds = 5;
   // -r: llama-bench's own repetitions per round; -n 0: prompt processing only
@@ -45,7 +46,8 @@ export async function dispatchVsNativeFigure(opts: DispatchFigureOptions): Promi
       } else b.push(ppRate(run));
     }
     log(
-      `  round ${r + 1}/${rounds}: dispatch pp${prompt} ${a.at(-1)!.toFixed(1)} tok/s, ${nativeVariant} ${b.at(-1)!.toFixed(1)} tok/s`,
+      `  round ${r + 1}/${rounds}: dispatch pp${prompt} ${a.at(-1)!.toFixed(1)} tok/s, ` +
+        `${nativeVariant} ${b.at(-1)!.toFixed(1)} tok/s`,
     );
   }
   const expected = bestCpuVariant(await hostCpuFlags());
@@ -54,13 +56,18 @@ export async function dispatchVsNativeFigure(opts: DispatchFigureOptions): Promi
   return {
     n: '8',
     id: 'dispatch-vs-native',
-    title: `prompt tok/s: shipped dispatching build ÷ host-native ('${nativeVariant}') build, same source (pp${prompt})`,
+    title:
+      `prompt tok/s: shipped dispatching build ÷ host-native ('${nativeVariant}') build, ` +
+      `same source (pp${prompt})`,
     value: round(ratio),
     unit: '×',
-    verdict: `${ratio >= DISPATCH_GOAL ? 'OK' : 'BELOW GOAL'} (goal ≥ ${DISPATCH_GOAL}); loaded CPU module: ${loaded ?? 'not named'}${
-      loaded && loaded !== expected ? ` — expected ${expected} for this CPU` : ''
-    }`,
-    detail: `llama-bench median ${median(a).toFixed(1)} ÷ ${median(b).toFixed(1)} tok/s over ${rounds} interleaved rounds, ${opts.threads} thread(s)`,
+    verdict:
+      `${ratio >= DISPATCH_GOAL ? 'OK' : 'BELOW GOAL'} (goal ≥ ${DISPATCH_GOAL}); ` +
+      `loaded CPU module: ${loaded ?? 'not named'}` +
+      (loaded && loaded !== expected ? ` — expected ${expected} for this CPU` : ''),
+    detail:
+      `llama-bench median ${median(a).toFixed(1)} ÷ ${median(b).toFixed(1)} tok/s ` +
+      `over ${rounds} interleaved rounds, ${opts.threads} thread(s)`,
     data: {
       dispatchPp: a,
       nativePp: b,

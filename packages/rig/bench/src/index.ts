@@ -1,12 +1,5 @@
-export {
-  runBench,
-  type BenchOptions,
-  type BenchReport,
-  type Figure,
-  type FigureId,
-  type TuningResult,
-  type TuningVariant,
-} from './run.js';
+export { runBench } from './run.js';
+export type { BenchOptions, BenchReport, Figure, FigureId, TuningResult, TuningVariant } from './types.js';
 export { formatJson, formatMarkdown, formatTable } from './report.js';
 export {
   QuietMonitor,

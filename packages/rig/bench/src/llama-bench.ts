@@ -42,7 +42,7 @@ export async function runLlamaBench(binary: string, model: string, args: string[
   try {
     rows = JSON.parse(r.stdout) as LlamaBenchRow[];
   } catch (e) {
-    throw new Error(`llama-bench printed no JSON: ${(e as Error).message}\n${r.stdout.slice(0, 500)}`);
+    throw new Error(`llama-bench printed no JSON: ${(e as Error).message}\n${r.stdout.slice(0, 500)}`, { cause: e });
   }
   return { rows, args: all, ms, stderr: r.stderr };
 }

@@ -66,7 +66,8 @@ export function treeJiffies(root = process.pid): number {
 }
 
 export function readCounters(): CpuCounters {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!; // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+  // "cpu  user nice system idle iowait irq softirq steal guest guest_nice"
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
   const v = line.trim().split(/\s+/).slice(1).map(Number);
   const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = v;
   const total = user + nice + system + idle + iowait + irq + softirq + steal;
@@ -214,7 +215,8 @@ export class QuietMonitor {
     if (before.load1 > thresholds.load1Before) reasons.push(`load average ${before.load1.toFixed(2)} before the start`);
     if (Math.max(before.othersCores, during.othersCoresMean) > thresholds.othersCoresMean)
       reasons.push(
-        `other processes used ${Math.max(before.othersCores, during.othersCoresMean).toFixed(2)} of ${this.nCpu} cores on average`,
+        `other processes used ${Math.max(before.othersCores, during.othersCoresMean).toFixed(2)} ` +
+          `of ${this.nCpu} cores on average`,
       );
     else if (during.othersCoresMax > thresholds.othersCoresMax)
       reasons.push(`other processes peaked at ${during.othersCoresMax.toFixed(2)} of ${this.nCpu} cores`);

@@ -11,3 +11,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A short random tag that makes a prompt unique (no prompt-cache hit from earlier requests). */
 export const nonce = () => Math.random().toString(36).slice(2, 10);
+
+/** A number for the log and the figures' words: `d` decimals, or as is when not finite. */
+export const fmt = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : String(x));
+
+/** A token rate for the log and the figures' words. */
+export const tps = (x: number) => `${fmt(x, x < 10 ? 2 : 1)} tok/s`;

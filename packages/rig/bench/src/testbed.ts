@@ -15,29 +15,39 @@ import {
 } from '@slm-copilot/localai-install';
 import { buildManifest } from '@slm-copilot/model-fetch';
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
-import { applyFileSet, createLogger, gatherHostFacts, type HostFacts } from '@slm-copilot/task-kit';
-import { freePort, startLlamaServer, startNginx, type LlamaServer } from '@slm-copilot/testbed';
+import {
+  applyFileSet,
+  createLogger,
+  freePort,
+  gatherHostFacts,
+  reapOnExit,
+  type HostFacts,
+} from '@slm-copilot/task-kit';
+import { startLlamaServer, startNginx, type LlamaServer } from '@slm-copilot/testbed';
 
 /** The API key of the test-bed gateway (never a real one). */
 export const BENCH_KEY = 'sk-bench-0123456789abcdef0123';
 /** The name the leaf certificate is checked against (a SAN of every self-signed leaf). */
 export const BENCH_HOST = 'localhost';
 
-const roots = new Set<string>();
-process.on('exit', () => {
-  for (const r of roots) rmSync(r, { recursive: true, force: true });
-});
+/** Temp roots to remove when the process exits: dir → unregister. */
+const roots = new Map<string, () => void>();
 
 /** A temp root for one appliance layout (world-traversable: nginx's workers run as nobody). */
 export async function tempRoot(): Promise<string> {
   const dir = await mkdtemp(path.join(tmpdir(), 'slm-bench-'));
   chmodSync(dir, 0o755);
-  if (process.env.SLM_COPILOT_TESTBED_KEEP_TEMP !== '1') roots.add(dir);
+  if (process.env.SLM_COPILOT_TESTBED_KEEP_TEMP !== '1')
+    roots.set(
+      dir,
+      reapOnExit(() => rmSync(dir, { recursive: true, force: true })),
+    );
   return dir;
 }
 
 export function removeRoot(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+  roots.get(dir)?.();
   roots.delete(dir);
 }
 

@@ -79,7 +79,8 @@ async function waitReady(timeoutMs: number): Promise<number> {
     }
     if (performance.now() - started > timeoutMs) {
       const status = await vm.ssh(
-        'cat /etc/one-appliance/status; tail -n 40 /var/log/one-appliance/*.log; systemctl --no-pager status slm-copilot-engine nginx slm-copilot-context | tail -n 40',
+        'cat /etc/one-appliance/status; tail -n 40 /var/log/one-appliance/*.log; ' +
+          'systemctl --no-pager status slm-copilot-engine nginx slm-copilot-context | tail -n 40',
         { nothrow: true },
       );
       throw new Error(`not ready within ${formatDuration(timeoutMs)}\n${status.stdout}${status.stderr}`);
@@ -91,14 +92,18 @@ async function waitReady(timeoutMs: number): Promise<number> {
 async function report(): Promise<Record<string, Record<string, string>>> {
   const text = (await vm.ssh('cat /etc/one-appliance/config')).stdout;
   const script =
-    'import configparser,json,sys\nc=configparser.ConfigParser(interpolation=None)\nc.read_string(sys.stdin.read())\nprint(json.dumps({s:dict(c[s]) for s in c.sections()}))';
+    'import configparser,json,sys\n' +
+    'c=configparser.ConfigParser(interpolation=None)\n' +
+    'c.read_string(sys.stdin.read())\n' +
+    'print(json.dumps({s:dict(c[s]) for s in c.sections()}))';
   return JSON.parse((await $({ input: text, quiet: true })`python3 -c ${script}`).stdout);
 }
 
 async function fingerprints() {
   return (
     await vm.ssh(
-      'sha256sum /etc/slm-copilot/tls/server.crt /etc/slm-copilot/tls/ca.crt /var/lib/slm-copilot/api-key /etc/systemd/system/slm-copilot-engine.service /etc/nginx/conf.d/slm-copilot.conf',
+      'sha256sum /etc/slm-copilot/tls/server.crt /etc/slm-copilot/tls/ca.crt /var/lib/slm-copilot/api-key ' +
+        '/etc/systemd/system/slm-copilot-engine.service /etc/nginx/conf.d/slm-copilot.conf',
     )
   ).stdout;
 }
@@ -151,7 +156,8 @@ describe('[slow] the appliance image, booted', () => {
   );
 
   it(
-    'first boot, default engine: the LocalAI stand-in fails, llama-server serves (AVX2 variant under TCG), the report says so and shows the key',
+    'first boot, default engine: the LocalAI stand-in fails, llama-server serves (AVX2 variant under TCG), ' +
+      'the report says so and shows the key',
     async () => {
       const cd = await contextCd('first', baseContext);
       vm = await bootVm({
@@ -218,7 +224,8 @@ describe('[slow] the appliance image, booted', () => {
   );
 
   it(
-    'the Packer pipeline left a clean image: loopback-only forwards, no staging, build key gone, no password or history, fresh identity, CONTEXT CD read verbatim',
+    'the Packer pipeline left a clean image: loopback-only forwards, no staging, build key gone, no password or ' +
+      'history, fresh identity, CONTEXT CD read verbatim',
     async () => {
       const listening = (await $({ quiet: true })`ss -Hltnp`).stdout
         .split('\n')
@@ -230,7 +237,8 @@ describe('[slow] the appliance image, booted', () => {
       const onCd = await vm.ssh(
         'mkdir -p /mnt/ctx && mount -o ro LABEL=CONTEXT /mnt/ctx && cat /mnt/ctx/context.sh; umount /mnt/ctx',
       );
-      expect(onCd.stdout).toBe(renderContextSh(baseContext, { sshPublicKey: key.publicKey })); // the tricky value verbatim, never run
+      // the tricky value verbatim, never run
+      expect(onCd.stdout).toBe(renderContextSh(baseContext, { sshPublicKey: key.publicKey }));
       const authorized = (await vm.ssh('cat /root/.ssh/authorized_keys')).stdout;
       expect(authorized).toContain(key.publicKey);
       expect(authorized).not.toContain(built.packer.buildPublicKey.split(' ')[1]);
@@ -298,7 +306,7 @@ describe('[slow] the appliance image, booted', () => {
       expect(ini.Status!.error_1).toMatch(/ONEAPP_COPILOT_CONTEXT_SIZE = "lots": expected an integer/);
       expect(ini.Connection!.context_window).toBe('8192');
       expect((await vm.ssh('cat /etc/one-appliance/status')).stdout.trim()).toBe('configure_failure');
-      expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/ERROR    : ONEAPP_COPILOT_CONTEXT_SIZE/);
+      expect((await vm.ssh('cat /etc/slm-copilot/motd')).stdout).toMatch(/ERROR {4}: ONEAPP_COPILOT_CONTEXT_SIZE/);
       const models = await httpsGet(url('/v1/models'), {
         ...trust(),
         headers: { authorization: `Bearer ${ini.Connection!.api_key}` },

@@ -99,17 +99,22 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
     expect(new Set(TRIES.map((t) => t.id)).size).toBe(TRIES.length);
   });
 
-  it('the gateway answers on the veth address; the engine port there is closed, though the engine listens inside', async (ctx) => {
+  it('the gateway answers on the veth address; the engine port there is closed though it listens', async (ctx) => {
     if (why) ctx.skip();
     const main = gateways[0]!.gateway;
     expect(await tcpProbe(ns!.nsAddress, main.httpsPort)).toBe('open');
     expect(await tcpProbe(ns!.nsAddress, ENGINE_PORT)).toBe('ECONNREFUSED');
-    // …and it does listen on the namespace's loopback (so the refusal above is the bind address, not a dead engine).
+    // …and it does listen on the namespace's loopback (so the refusal above is the bind address, not a dead
+    // engine).
     const { $ } = await import('zx');
+    const probe =
+      `require('net').connect(${ENGINE_PORT},'127.0.0.1')` +
+      ".on('connect',()=>{console.log('open');process.exit(0)})" +
+      ".on('error',e=>{console.log(e.code);process.exit(1)})";
     const inside = await $({
       nothrow: true,
       quiet: true,
-    })`${ns!.exec} ${process.execPath} -e ${`require('net').connect(${ENGINE_PORT},'127.0.0.1').on('connect',()=>{console.log('open');process.exit(0)}).on('error',e=>{console.log(e.code);process.exit(1)})`}`;
+    })`${ns!.exec} ${process.execPath} -e ${probe}`;
     expect(inside.stdout.trim()).toBe('open');
     // The host's own loopback is another machine's: nothing there either.
     expect(await tcpProbe('127.0.0.1', ENGINE_PORT)).not.toBe('open');
@@ -121,7 +126,8 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
     const failures = TRIES.map((t, i) => verdict(t, outcomes[i]!)).filter((f): f is string => f !== null);
     const passes = TRIES.length - failures.length;
     console.log(
-      `auth matrix: ${TRIES.length} tries, ${passes} passed\n${outcomes.map((o) => `  ${o.id.padEnd(28)} ${String(o.status).padEnd(4)} engine×${o.reached}`).join('\n')}`,
+      `auth matrix: ${TRIES.length} tries, ${passes} passed\n` +
+        outcomes.map((o) => `  ${o.id.padEnd(28)} ${String(o.status).padEnd(4)} engine×${o.reached}`).join('\n'),
     );
     expect(failures).toEqual([]);
     // Across the whole run the engine saw: the allowed tries (tagged, without the client's credentials)
@@ -159,7 +165,8 @@ describe('auth-bypass matrix (gateway + engine double in a network namespace, cl
       (x) => x.v !== null,
     );
     console.log(
-      `mutation (auth removed): ${changed.length} of ${TRIES.length} tries change outcome\n${changed.map((c) => `  ${c.v}`).join('\n')}`,
+      `mutation (auth removed): ${changed.length} of ${TRIES.length} tries change outcome\n` +
+        changed.map((c) => `  ${c.v}`).join('\n'),
     );
     expect(changed.length).toBeGreaterThan(0);
     // The plain "no key" try is among them, and it reached the engine.

@@ -3,7 +3,6 @@
 // lifecycle's configure (parse → refuse) leave every rendered gateway and engine file byte-identical.
 // Then a property test: whatever string parseContext ACCEPTS renders nginx/unit/env text without an
 // extra directive, and nginx -t accepts it.
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { appliancePaths, ContextError, parseContext, variables, type Config } from '@slm-copilot/context-schema';
@@ -11,7 +10,7 @@ import { configure } from '@slm-copilot/lifecycle';
 import { loadChatTemplate, renderEngine, type ModelFacts } from '@slm-copilot/localai-install';
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { applyFileSet, type FileSet } from '@slm-copilot/task-kit';
+import { applyFileSet, sha256File, type FileSet } from '@slm-copilot/task-kit';
 import { ensureLlamaBuild, ensureTinyModel } from '@slm-copilot/testbed';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,13 +40,7 @@ async function snapshot(dir: string, out = new Map<string, string>()): Promise<M
   for (const e of await readdir(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) await snapshot(p, out);
-    else if (e.isFile())
-      out.set(
-        p,
-        createHash('sha256')
-          .update(await readFile(p))
-          .digest('hex'),
-      );
+    else if (e.isFile()) out.set(p, await sha256File(p));
   }
   return out;
 }
@@ -106,7 +99,7 @@ describe('bad context input', () => {
   });
 
   for (const engine of ['llama-server', 'localai'] as const) {
-    it(`through the lifecycle's configure (${engine}): every bad context is refused and no rendered file changes`, async () => {
+    it(`through the lifecycle's configure (${engine}): each bad context refused, no render changes`, async () => {
       const a = await appliance(`ctx-${engine}`, model);
       const good = { ...GOOD, ONEAPP_COPILOT_ENGINE: engine };
       await configure(a.options(good));
@@ -133,7 +126,8 @@ describe('bad context input', () => {
           );
           if (!(error instanceof ContextError))
             wrong.push(
-              `${v.name} (${c.kind}) ${JSON.stringify(c.value.slice(0, 40))}: ${error === null ? 'configure succeeded' : String(error)}`,
+              `${v.name} (${c.kind}) ${JSON.stringify(c.value.slice(0, 40))}: ` +
+                (error === null ? 'configure succeeded' : String(error)),
             );
           else if (!error.problems.some((p) => p.variable === v.name)) wrong.push(`${v.name}: refused, but not named`);
           const after = await snapshot(a.root);
@@ -147,7 +141,8 @@ describe('bad context input', () => {
       // The refusal is reported where the operator looks.
       expect(await readFile(paths.reportFile, 'utf8')).toMatch(/ONEAPP_COPILOT_BASIC_AUTH/);
       console.log(
-        `configure (${engine}): ${n} bad contexts refused, ${before.size} files byte-identical except the report/banner`,
+        `configure (${engine}): ${n} bad contexts refused, ` +
+          `${before.size} files byte-identical except the report/banner`,
       );
       expect(wrong).toEqual([]);
       // Control (the comparison can fail): a GOOD change does rewrite rendered files.
@@ -295,7 +290,10 @@ function renderAll(
 
 const count = (text: string, ch: string) => text.split(ch).length - 1;
 
-/** The structure of a render: per nginx file the number of `;`, `{`, `}`; per unit/env/yaml file its line count and keys. */
+/**
+ * The structure of a render: per nginx file the number of `;`, `{`, `}`; per unit/env/yaml file its line
+ * count and keys.
+ */
 function structure(r: Rendered): Record<string, string> {
   const out: Record<string, string> = {};
   // Keyed by position (the LocalAI model YAML's file name is the model id).
@@ -352,7 +350,7 @@ describe('property: any string parseContext accepts renders without extra direct
     return r.exitCode === 0 ? null : (r.stderr + r.stdout).trim();
   };
 
-  it(`random strings with every special character (seed ${seed}): accepted ones keep the structure and pass nginx -t`, async () => {
+  it(`random strings, every special character (seed ${seed}): accepted keep structure, pass nginx -t`, async () => {
     const rand = prng(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const base = { ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123' };
@@ -399,7 +397,8 @@ describe('property: any string parseContext accepts renders without extra direct
         } catch (e) {
           // The renderer's own guard refusing is safe, but the schema should not have accepted it.
           problems.push(
-            `${name} ${JSON.stringify(value)}: accepted by parseContext but the renderer refused: ${(e as Error).message}`,
+            `${name} ${JSON.stringify(value)}: accepted by parseContext but the renderer refused: ` +
+              (e as Error).message,
           );
           continue;
         }
@@ -435,7 +434,8 @@ describe('property: any string parseContext accepts renders without extra direct
       ONEAPP_COPILOT_MODEL_ID: 'neutral-model',
     });
     const good = renderAll(config, root, tls, template);
-    // What a renderer without the guard would produce for MODEL_ID = `x; } server { listen 9; location / { return 200 "pwned"; } #`
+    // What a renderer without the guard would produce for
+    // MODEL_ID = `x; } server { listen 9; location / { return 200 "pwned"; } #`
     const injected = 'x; } server { listen 9; location / { return 200 "pwned"; } #';
     const broken: Rendered = {
       nginx: good.nginx.map((f) => ({ ...f, text: f.text.split('neutral-model').join(injected) })),

@@ -11,7 +11,6 @@ import {
   buildManifest,
   fetchModel,
   sampleOffsets,
-  sha256OfFile,
   verifyFull,
   verifySampled,
   SAMPLE_BYTES,
@@ -19,15 +18,9 @@ import {
 import { ensureSelfSigned, installGateway } from '@slm-copilot/nginx-config';
 import { httpsGet, trustingFetch } from '@slm-copilot/nginx-config/test-support/client';
 import { mutation } from '@slm-copilot/nginx-config/test-support/mutate';
-import {
-  freePort,
-  removeTempRoots,
-  startGateway,
-  tempRoot,
-  type Gateway,
-} from '@slm-copilot/nginx-config/test-support/nginx';
+import { removeTempRoots, startGateway, tempRoot, type Gateway } from '@slm-copilot/nginx-config/test-support/nginx';
 import { ggufHeader } from '@slm-copilot/model-fetch/test-support';
-import { ExitCode, TaskError } from '@slm-copilot/task-kit';
+import { ExitCode, freePort, sha256File, TaskError } from '@slm-copilot/task-kit';
 import {
   ensureLlamaBuild,
   ensureTinyModel,
@@ -101,7 +94,7 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
     await gw?.stop();
   }, 30_000);
 
-  it('the openai client gets an error (never a stream that looks complete); /readyz 503 → 200 after the restart', async () => {
+  it('the openai client gets an error (never a stream that looks complete); /readyz 503 → 200 on restart', async () => {
     const client = new OpenAI({
       baseURL: `https://${HOST}:${gw.httpsPort}/v1`,
       apiKey: KEY,
@@ -134,7 +127,8 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
       error = e;
     }
     console.log(
-      `killed llama-server (pid ${killedPid}) after ${chunks >= 10 ? 10 : chunks} chunks; the client saw ${chunks} chunks, finish_reason ${finishReason}, error: ${String(error)}`,
+      `killed llama-server (pid ${killedPid}) after ${chunks >= 10 ? 10 : chunks} chunks; ` +
+        `the client saw ${chunks} chunks, finish_reason ${finishReason}, error: ${String(error)}`,
     );
     expect(chunks).toBeGreaterThanOrEqual(10);
     expect(error, 'the stream must fail, not end quietly').not.toBeNull();
@@ -166,7 +160,8 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
     }
     await restart;
     console.log(
-      `recovery: /readyz ${seen.join(' → ')}; ${(recoveredMs / 1000).toFixed(2)} s from the restart (${((performance.now() - killedAt) / 1000).toFixed(1)} s since the kill)`,
+      `recovery: /readyz ${seen.join(' → ')}; ${(recoveredMs / 1000).toFixed(2)} s from the restart ` +
+        `(${((performance.now() - killedAt) / 1000).toFixed(1)} s since the kill)`,
     );
     expect(seen[0]).toBe(503);
     expect(seen.at(-1)).toBe(200);
@@ -222,7 +217,8 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
       req.end(body);
     });
     console.log(
-      `raw stream: ${(result.text.match(/^data: /gm) ?? []).length} events, complete=${result.complete}, error=${result.error}`,
+      `raw stream: ${(result.text.match(/^data: /gm) ?? []).length} events, ` +
+        `complete=${result.complete}, error=${result.error}`,
     );
     expect(result.text).not.toContain('[DONE]');
     expect(result.complete).toBe(false);
@@ -230,7 +226,7 @@ describe('(a) the engine SIGKILLed mid-stream, then restarted', () => {
     expect(await readyz()).toBe(200);
   }, 120_000);
 
-  it('(b) a reload with a broken render is refused by installGateway; the old configuration keeps serving 200', async () => {
+  it('(b) a reload with a broken render is refused by installGateway; the old configuration serves 200', async () => {
     const site = gw.files.find((f) => f.path === gw.paths.nginx.siteFile)!;
     const before = await readFile(site.path, 'utf8');
     const broken = mutation('proxy.conf', 'proxy_buffering off;', 'proxy_buffering sideways;')(gw.files);
@@ -311,7 +307,7 @@ describe('(c) disk full during a model fetch', () => {
     if (mounted === null) await $({ nothrow: true, quiet: true })`umount ${mnt}`;
   });
 
-  it('a 4 MiB tmpfs: refused up front when the size is known, naming the path, the needed and the free bytes', async (ctx) => {
+  it('a 4 MiB tmpfs: refused up front when the size is known, naming the path, needed and free bytes', async (ctx) => {
     if (mounted) ctx.skip(); // e.g. in an unprivileged container
     const dest = path.join(mnt, 'models', 'model.gguf');
     const e = await fetchModel({
@@ -330,7 +326,7 @@ describe('(c) disk full during a model fetch', () => {
     expect(mirror.requests.filter((r) => r.method === 'GET')).toEqual([]);
   });
 
-  it('the disk filling up mid-download: "disk full" naming the partial file; nothing at dest; resumes once there is room', async (ctx) => {
+  it('disk full mid-download: "disk full" naming the partial file; nothing at dest; resumes with room', async (ctx) => {
     if (mounted) ctx.skip();
     const dest = path.join(mnt, 'models2', 'model.gguf');
     const { log, lines } = captureLog();
@@ -365,7 +361,7 @@ describe('(c) disk full during a model fetch', () => {
       progress: 'none',
     });
     expect(r.sha256).toBe(sha256);
-    expect(await sha256OfFile(dest)).toBe(sha256);
+    expect(await sha256File(dest)).toBe(sha256);
     expect(mirror.requests.some((q) => q.range !== null)).toBe(true);
   }, 60_000);
 });
@@ -392,7 +388,7 @@ describe('(d) a corrupted model is detected at boot, before the engine starts', 
     expect(a.services.calls).toEqual([]);
   }, 60_000);
 
-  it('verifySampled catches a flipped byte inside a sample and a truncated file on a 1 GiB file; timing vs a full sha256', async () => {
+  it('verifySampled catches a flipped byte in a sample and a truncation (1 GiB); timing vs full sha256', async () => {
     const dir = await tempRoot('faults-big');
     const file = path.join(dir, 'big.gguf');
     const SIZE = 1024 * 1024 * 1024;
@@ -447,8 +443,11 @@ describe('(d) a corrupted model is detected at boot, before the engine starts', 
     const cut = await verifySampled(file, manifest);
     expect(cut).toMatchObject({ ok: false, reason: 'size' });
     console.log(
-      `1 GiB model file (written in ${writeS.toFixed(1)} s): verifySampled ${sampledCold.s.toFixed(2)} s cold / ${sampledWarm.s.toFixed(3)} s warm ` +
-        `vs full sha256 ${fullCold.s.toFixed(2)} s cold; flipped byte in a sample → ${inSample.ok ? 'missed' : inSample.reason}; truncated → ${cut.ok ? 'missed' : cut.reason} (${cut.ok ? 0 : cut.ms.toFixed(1)} ms)`,
+      `1 GiB model file (written in ${writeS.toFixed(1)} s): ` +
+        `verifySampled ${sampledCold.s.toFixed(2)} s cold / ${sampledWarm.s.toFixed(3)} s warm ` +
+        `vs full sha256 ${fullCold.s.toFixed(2)} s cold; ` +
+        `flipped byte in a sample → ${inSample.ok ? 'missed' : inSample.reason}; ` +
+        `truncated → ${cut.ok ? 'missed' : cut.reason} (${cut.ok ? 0 : cut.ms.toFixed(1)} ms)`,
     );
     await rm(dir, { recursive: true, force: true });
     await mkdir(dir, { recursive: true });

@@ -1,4 +1,4 @@
-// 5. Load, quick mode (the full 5-minute run is `pnpm --filter @slm-copilot/hardening load`):
+// 5. Load, quick mode (the full run is `pnpm --filter @slm-copilot/hardening load`):
 // 8 streaming clients through nginx (TLS, limit 120/min) to llama-server with 2 slots. Asserted here:
 // every stream ends with [DONE] or a clean JSON 429/503 — none truncated, nothing else — with more
 // requests in flight than the engine has slots. (The rate

@@ -32,7 +32,7 @@ describe('systemd-analyze security --offline=yes', () => {
     }
   }, 60_000);
 
-  it('nginx.service with the drop-in: far below the stock unit, and every item left open has its reason', async (ctx) => {
+  it('nginx.service with the drop-in: far below the stock unit, every item left open has its reason', async (ctx) => {
     if (!hasAnalyze) ctx.skip();
     const { stock, hardened } = await nginxSecurity();
     console.log(`${formatReport(stock).split('\n')[0]}\n${formatReport(hardened, NGINX_OPEN_REASONS)}`);
@@ -69,7 +69,7 @@ describe('systemd-analyze security --offline=yes', () => {
   }, 60_000);
 });
 
-describe("the drop-in's capability set on the real nginx (as root, user www-data, under setpriv's bounding set)", () => {
+describe("the drop-in's capability set on the real nginx (root, user www-data, setpriv's bounding set)", () => {
   let why: string | null = null;
   let ns: Netns | undefined;
   beforeAll(async () => {
@@ -82,7 +82,7 @@ describe("the drop-in's capability set on the real nginx (as root, user www-data
     removeTempRoots();
   });
 
-  it('is enough: nginx starts, serves 80/443, reopens rotated www-data:adm 0640 logs, reloads and stops', async (ctx) => {
+  it('is enough: nginx starts, serves 80/443, reopens rotated www-data:adm 0640 logs, reloads, stops', async (ctx) => {
     if (why) ctx.skip();
     const r = await nginxUnderCaps(
       ns!,

@@ -1,7 +1,6 @@
 // 6. systemd: `systemd-analyze security --offline=yes` on the engine unit as localai-install renders
 // it (both engines) and on Debian's nginx.service with our drop-in (renderNginxHardening).
-//
-//   pnpm --filter @slm-copilot/hardening systemd-security [-- --json]
+// The command line: `systemd-security` in cli.ts.
 //
 // This is the offline check (systemd is not PID 1 on build machines); the appliance's VM test runs
 // the real units.
@@ -9,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { loadChatTemplate, renderEngine, type ModelFacts } from '@slm-copilot/localai-install';
 import type { HostFacts } from '@slm-copilot/task-kit';
@@ -140,13 +138,15 @@ export async function nginxSecurity(): Promise<{ stock: SecurityReport; hardened
 export const NGINX_OPEN_REASONS: Record<string, string> = {
   'PrivateNetwork=': 'nginx is the gateway: it serves the network',
   'User=/DynamicUser=':
-    "the master runs as root to bind 80/443 and start the workers as www-data (Debian's unit; the workers do run unprivileged)",
+    'the master runs as root to bind 80/443 and start the workers as www-data ' +
+    "(Debian's unit; the workers do run unprivileged)",
   'RestrictAddressFamilies=~AF_(INET|INET6)': 'it serves TCP over IPv4 and IPv6',
   'RestrictAddressFamilies=~AF_UNIX': 'master and workers talk over socketpair(AF_UNIX) channels',
   'CapabilityBoundingSet=~CAP_SET(UID|GID|PCAP)': 'CAP_SETUID/CAP_SETGID: start the workers as www-data',
   'CapabilityBoundingSet=~CAP_(CHOWN|FSETID|SETFCAP)': 'CAP_CHOWN: its temp directories are handed to www-data',
   'CapabilityBoundingSet=~CAP_(DAC_*|FOWNER|IPC_OWNER)':
-    "CAP_DAC_OVERRIDE: open its logs, which Debian's logrotate re-creates www-data:adm 0640 (without it nginx does not even start after the first rotation)",
+    "CAP_DAC_OVERRIDE: open its logs, which Debian's logrotate re-creates www-data:adm 0640 " +
+    '(without it nginx does not even start after the first rotation)',
   'CapabilityBoundingSet=~CAP_NET_(BIND_SERVICE|BROADCAST|RAW)': 'CAP_NET_BIND_SERVICE: ports 80 and 443',
   'PrivateUsers=': 'a user namespace would take away the real root capabilities listed above',
   'IPAddressDeny=': "clients may come from any address (the API is for the team; the firewall is the operator's)",
@@ -165,23 +165,21 @@ export function formatReport(r: SecurityReport, reasons: Record<string, string> 
   return lines.join('\n');
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
-  if (process.argv.includes('--help')) {
-    process.stdout.write(
-      'Usage: systemd-security [--json]\n\nsystemd-analyze security --offline=yes on the engine unit (LocalAI and llama-server renders) and on\nnginx.service with the proposed drop-in. Exit 1 when the engine is above 2.5.\n',
-    );
-    process.exit(0);
-  }
+/** The engine unit (both engines) and nginx.service (stock and with the drop-in). */
+export async function allSecurityReports() {
   const [localai, llama, nginx] = await Promise.all([
     engineSecurity('localai'),
     engineSecurity('llama-server'),
     nginxSecurity(),
   ]);
-  if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify({ localai, llama, nginx }, null, 2)}\n`);
-  else {
-    process.stdout.write(
-      `${formatReport(localai)}\n${formatReport(llama)}\n${formatReport(nginx.stock)}\n${formatReport(nginx.hardened, NGINX_OPEN_REASONS)}\n`,
-    );
-  }
-  process.exit(localai.exposure <= 2.5 && llama.exposure <= 2.5 ? 0 : 1);
+  return { localai, llama, nginx };
+}
+
+export function formatAll(r: Awaited<ReturnType<typeof allSecurityReports>>): string {
+  return [
+    formatReport(r.localai),
+    formatReport(r.llama),
+    formatReport(r.nginx.stock),
+    formatReport(r.nginx.hardened, NGINX_OPEN_REASONS),
+  ].join('\n');
 }

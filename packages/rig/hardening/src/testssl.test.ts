@@ -66,7 +66,7 @@ describe('testssl.sh (quick set: protocols + server defaults)', () => {
     for (const e of allow) expect(e.reason.length).toBeGreaterThan(40);
   });
 
-  it('only TLS 1.2 and 1.3; the chain verifies against the per-VM CA; no HIGH/CRITICAL beyond the allow-list', async (ctx) => {
+  it('TLS 1.2/1.3 only; the chain verifies against the per-VM CA; no HIGH/CRITICAL beyond allow-list', async (ctx) => {
     if (!hasTestssl) ctx.skip(); // apt-get install testssl.sh (scripts/apt-packages.json lists it)
     const { gw, caFile } = await gateway('good');
     const run = await runTestssl({
@@ -78,8 +78,11 @@ describe('testssl.sh (quick set: protocols + server defaults)', () => {
       timeoutSeconds: 240,
     });
     const problems = judge(run, allow, 'quick');
+    const shownArgs = run.args
+      .filter((a) => a.startsWith('--') && !['--jsonfile', '--add-ca', '--ip'].includes(a))
+      .join(' ');
     console.log(
-      `testssl quick (${run.args.filter((a) => a.startsWith('--') && !['--jsonfile', '--add-ca', '--ip'].includes(a)).join(' ')}): ${run.seconds.toFixed(0)} s, ${run.findings.length} findings; ` +
+      `testssl quick (${shownArgs}): ${run.seconds.toFixed(0)} s, ${run.findings.length} findings; ` +
         `MEDIUM+: ${
           notable(run)
             .map((f) => `${f.severity} ${f.id} (${f.finding})`)

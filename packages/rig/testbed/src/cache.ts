@@ -1,65 +1,30 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
+// The test bed's cache entries: where they go, their keys, and how one is filled without ever leaving a
+// half-built entry behind. Logging, locks, hashing of files and the cache root are task-kit's.
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { cacheRoot, createLogger, type Logger } from '@slm-copilot/task-kit';
 
-/** Root of the host cache: `$SLM_COPILOT_CACHE`, default `~/.cache/slm-copilot`. */
-export function cacheRoot(override?: string): string {
-  return override || process.env.SLM_COPILOT_CACHE || join(homedir(), '.cache', 'slm-copilot');
+/** The cache an options object names: its `cacheDir` when given, else task-kit's cacheRoot(). */
+export function cacheDirOf(cacheDir?: string): string {
+  return cacheDir || cacheRoot();
 }
 
-/** Short sha256 (hex) of the given parts, used as a cache key. */
-export function hashKey(parts: Array<string | Buffer>, length = 12): string {
-  const h = createHash('sha256');
-  for (const p of parts) {
-    h.update(typeof p === 'string' ? Buffer.from(p, 'utf8') : p);
-    h.update('\0');
-  }
-  return h.digest('hex').slice(0, length);
+/** The test bed's logger when the caller passes none: stderr, scope `testbed`. */
+export function testbedLogger(log?: Logger): Logger {
+  return log ?? createLogger({ scope: 'testbed' });
 }
 
-export async function sha256File(path: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-export type Logger = (msg: string) => void;
-
-/** Default logger: one line on stderr, prefixed so it is recognisable in test output. */
-export const defaultLogger: Logger = (msg) => {
-  process.stderr.write(`[testbed] ${msg}\n`);
-};
-
-export function formatDuration(ms: number): string {
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 120) return `${s.toFixed(1)} s`;
-  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-}
-
-/** Runs one named phase and logs its duration (also when it fails). */
-export async function phase<T>(log: Logger, name: string, fn: () => Promise<T>): Promise<T> {
-  const t0 = performance.now();
-  log(`${name} ...`);
-  try {
-    const r = await fn();
-    log(`${name}: done in ${formatDuration(performance.now() - t0)}`);
-    return r;
-  } catch (e) {
-    log(`${name}: FAILED after ${formatDuration(performance.now() - t0)}`);
-    throw e;
-  }
+/** Runs one logged phase and records its duration (ms) under its name in `durations` (kept in manifests). */
+export async function timed<T>(
+  log: Logger,
+  durations: Record<string, number>,
+  name: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  const result = await log.phase(name, fn);
+  durations[name] = Math.round(performance.now() - started);
+  return result;
 }
 
 /**

@@ -1,149 +1,191 @@
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
-import { cacheRoot } from './cache.js';
+import { runCommand, runSubcommands, UsageError } from '@slm-copilot/task-kit';
 import { LLAMA_VARIANTS, ensureLlamaBuild, type LlamaVariant } from './llama-build.js';
-import { startMirror, type MirrorFault } from './mirror.js';
+import { NODE_LLAMA_CPP_VERSION } from './llama-source.js';
+import { startMirror, type Mirror, type MirrorFault } from './mirror.js';
 import { DEVSTRAL_SHAPED_PARAMS, TINY_MODEL_PARAMS, ensureDevstralShapedModel, ensureTinyModel } from './tiny-model.js';
 
-const MAIN_HELP = `slm-testbed — the real test bed of SLM-Copilot (engine build, test models, test mirror)
+const TOOL = 'slm-testbed';
+const CACHE = 'Cached under $SLM_COPILOT_CACHE (default ~/.cache/slm-copilot), keyed by inputs.';
+const json = { type: 'boolean', default: false } as const;
 
-Usage: slm-testbed <command> [options]
-
-Commands:
-  build-llama [--variant V]           build llama-server, llama-quantize, llama-bench (cached)
-  tiny-model                          generate the tiny random-weight test GGUF (cached)
-  devstral-shaped                     generate the ~1.8 GB Devstral-shaped GGUF (cached, slow)
-  mirror --dir D [--port P]           serve a directory over HTTP (Range, HEAD, faults)
-
-Run 'slm-testbed <command> --help' for a command's options.
-Cache: ${cacheRoot()} (set SLM_COPILOT_CACHE to move it).
-`;
-
-const HELP: Record<string, string> = {
-  'build-llama': `Usage: slm-testbed build-llama [--variant dispatch|host|avx2] [--jobs N] [--verbose] [--json]
-
-Builds llama-server, llama-quantize and llama-bench from the llama.cpp source bundled in
-node-llama-cpp@3.21.1 (npm pack; never installed), once per version and flag set.
-  --variant dispatch  the shipped build (default; also what every host test runs): shared libraries + CPU
-                   modules haswell/skylakex/icelake/zen4 loaded at run time (GGML_BACKEND_DL; haswell under
-                   QEMU TCG); no AMX module (llama.cpp #20824)
-  --variant host   static, AVX-512 F/VBMI/VNNI/BF16: the host-native build the bench compares against
-  --variant avx2   static, AVX2/FMA/F16C/BMI2 only (no longer used by the tests or the image)
-  --jobs N         parallel compile jobs (default 2)
-  --verbose        stream the compiler output
-  --json           print the result as JSON (paths of the binaries)
-Cold on 2 idle cores: ~4.5 min for a static variant, longer for dispatch (two cmake passes); instant when cached.
-`,
-  'tiny-model': `Usage: slm-testbed tiny-model [--json]
-
-Generates the tiny test model (random weights, mistral3 architecture, ${TINY_MODEL_PARAMS.nLayer} layers x ${TINY_MODEL_PARAMS.nEmbd},
-vocab ${TINY_MODEL_PARAMS.vocabSize}, trained context ${TINY_MODEL_PARAMS.contextLength}, Ministral-3 2512 chat template, ${TINY_MODEL_PARAMS.quant})
-and prints its path. Builds the dispatch llama.cpp first if needed (for llama-quantize and gguf-py).
-`,
-  'devstral-shaped': `Usage: slm-testbed devstral-shaped [--json]
-
-Generates a Devstral-shaped random-weight model (${DEVSTRAL_SHAPED_PARAMS.nLayer} layers x ${DEVSTRAL_SHAPED_PARAMS.nEmbd}, head_dim ${DEVSTRAL_SHAPED_PARAMS.headDim},
-GQA ${DEVSTRAL_SHAPED_PARAMS.nHead}:${DEVSTRAL_SHAPED_PARAMS.nHeadKv}, ff ${DEVSTRAL_SHAPED_PARAMS.nFf}, vocab ${DEVSTRAL_SHAPED_PARAMS.vocabSize}; ~1.8 GB at ${DEVSTRAL_SHAPED_PARAMS.quant}) for speed work.
-Needs ~8 GB of free disk while it runs (F16 intermediate) and a few minutes.
-`,
-  mirror: `Usage: slm-testbed mirror --dir D [--port P] [--faults FILE.json]
-
-Serves the files of D as http://127.0.0.1:P/<name> (GET, HEAD, single Range requests)
-until interrupted; prints one line per request.
-  --faults FILE.json   {"<name>": {"dropAfterBytes": N, "dropRequests": K, "bytesPerSecond": B,
-                        "status404": true, "status": 503, "corrupt": true | [offsets], "delayMs": MS}}
-`,
-};
-
-async function main(argv: string[]): Promise<number> {
-  const [cmd, ...rest] = argv;
-  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(MAIN_HELP);
-    return cmd ? 0 : 2;
-  }
-  if (!(cmd in HELP)) {
-    process.stderr.write(`unknown command '${cmd}'\n\n${MAIN_HELP}`);
-    return 2;
-  }
-  const { values } = parseArgs({
-    args: rest,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      help: { type: 'boolean', short: 'h' },
-      variant: { type: 'string' },
-      jobs: { type: 'string' },
-      verbose: { type: 'boolean' },
-      json: { type: 'boolean' },
-      dir: { type: 'string' },
-      port: { type: 'string' },
-      faults: { type: 'string' },
-    },
-  });
-  if (values.help) {
-    process.stdout.write(HELP[cmd]!);
-    return 0;
-  }
-  const print = (obj: Record<string, unknown>, text: string) =>
-    process.stdout.write(values.json ? JSON.stringify(obj, null, 2) + '\n' : text + '\n');
-
-  switch (cmd) {
-    case 'build-llama': {
-      const variant = (values.variant ?? 'dispatch') as LlamaVariant;
-      if (!LLAMA_VARIANTS.includes(variant)) throw new Error(`--variant must be one of ${LLAMA_VARIANTS.join(', ')}`);
-      const b = await ensureLlamaBuild({
-        variant,
-        jobs: values.jobs ? Number(values.jobs) : undefined,
-        verbose: values.verbose,
-      });
-      print(
-        { ...b },
-        `llama-server:   ${b.llamaServer}\nllama-quantize: ${b.llamaQuantize}\nllama-bench:    ${b.llamaBench}\nsource:         ${b.srcDir}`,
-      );
-      return 0;
-    }
-    case 'tiny-model':
-    case 'devstral-shaped': {
-      const m = cmd === 'tiny-model' ? await ensureTinyModel() : await ensureDevstralShapedModel();
-      print({ ...m }, `${m.path}\nsha256 ${m.sha256}, ${m.bytes} bytes`);
-      return 0;
-    }
-    case 'mirror': {
-      if (!values.dir) throw new Error('mirror: --dir is required');
-      const faults = values.faults
-        ? (JSON.parse(await readFile(values.faults, 'utf8')) as Record<string, MirrorFault>)
-        : {};
-      const mirror = await startMirror({
-        root: values.dir,
-        port: values.port ? Number(values.port) : undefined,
-        faults,
-      });
-      process.stdout.write(`mirror of ${values.dir} at ${mirror.baseUrl}/ (Ctrl-C to stop)\n`);
-      let seen = 0;
-      const timer = setInterval(() => {
-        for (; seen < mirror.requests.length; seen++) {
-          const r = mirror.requests[seen]!;
-          process.stdout.write(
-            `${r.method} ${r.path}${r.range ? ` [${r.range}]` : ''} -> ${r.status}, ${r.bytes} bytes${r.dropped ? ' (dropped)' : ''}\n`,
-          );
-        }
-      }, 200);
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      clearInterval(timer);
-      await mirror.stop();
-      return 0;
-    }
-  }
-  return 2;
+/** `--json`: the object as JSON; else the text. */
+function print(asJson: unknown, obj: object, text: string, indent = 2): void {
+  process.stdout.write(asJson ? `${JSON.stringify(obj, null, indent)}\n` : `${text}\n`);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    process.stderr.write(`slm-testbed: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
-  },
-);
+function positiveInt(value: unknown, flag: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(`--${flag} must be an integer from 1 to ${max}, not "${value}"`);
+  return n;
+}
+
+const buildLlama = (argv: string[]) =>
+  runCommand(
+    {
+      name: `${TOOL} build-llama`,
+      summary: 'build llama-server, llama-quantize and llama-bench from llama.cpp source (cached)',
+      usage: `${TOOL} build-llama [--variant dispatch|host|avx2] [--jobs N] [--verbose] [--json]`,
+      options: { variant: { type: 'string', default: 'dispatch' }, jobs: { type: 'string' }, json },
+      details:
+        `The llama.cpp source bundled in node-llama-cpp@${NODE_LLAMA_CPP_VERSION} (npm pack; never installed),\n` +
+        'built once per version and flag set. Variants:\n' +
+        '  dispatch  the shipped build (also what every host test runs): shared libraries + CPU modules\n' +
+        '            haswell/skylakex/icelake/zen4 loaded at run time (GGML_BACKEND_DL; haswell under QEMU TCG);\n' +
+        '            no AMX module (llama.cpp #20824)\n' +
+        '  host      static, AVX-512 F/VBMI/VNNI/BF16: the host-native build the bench compares against\n' +
+        '  avx2      static, AVX2/FMA/F16C/BMI2 only (no longer used by the tests or the image)\n' +
+        'Cold on 2 idle cores: ~4.5 min for a static variant, longer for dispatch (two cmake passes); instant\n' +
+        `when cached. ${CACHE}\n` +
+        '\nExamples:\n' +
+        `  ${TOOL} build-llama\n` +
+        `  ${TOOL} build-llama --variant host --jobs 4 --json`,
+    },
+    {
+      variant: `${LLAMA_VARIANTS.join(', ')} (default dispatch)`,
+      jobs: 'parallel compile jobs (default 2)',
+      verbose: 'debug output, and stream the compiler output',
+      json: 'print the result (paths of the binaries, source, key) as JSON',
+    },
+    argv,
+    async ({ values, log }) => {
+      const variant = values.variant as LlamaVariant;
+      if (!LLAMA_VARIANTS.includes(variant))
+        throw new UsageError(`--variant must be one of ${LLAMA_VARIANTS.join(', ')}, not "${variant}"`);
+      const jobs = positiveInt(values.jobs, 'jobs', 256);
+      const b = await ensureLlamaBuild({ variant, jobs, verbose: Boolean(values.verbose), log });
+      const text = [
+        `llama-server:   ${b.llamaServer}`,
+        `llama-quantize: ${b.llamaQuantize}`,
+        `llama-bench:    ${b.llamaBench}`,
+        `source:         ${b.srcDir}`,
+      ].join('\n');
+      print(values.json, b, text);
+    },
+  );
+
+const model = (name: 'tiny-model' | 'devstral-shaped') => (argv: string[]) => {
+  const tiny = name === 'tiny-model';
+  const p = tiny ? TINY_MODEL_PARAMS : DEVSTRAL_SHAPED_PARAMS;
+  const shape = `${p.nLayer} layers x ${p.nEmbd}, head_dim ${p.headDim}, GQA ${p.nHead}:${p.nHeadKv}, ff ${p.nFf}`;
+  const about = tiny
+    ? `The tiny test model: random weights, ${p.arch} architecture, ${shape}, vocab ${p.vocabSize},\n` +
+      `trained context ${p.contextLength}, Ministral-3 2512 chat template, ${p.quant}. Made in seconds.\n`
+    : `A Devstral-shaped random-weight model for speed work: ${shape}, vocab ${p.vocabSize},\n` +
+      `~1.8 GB at ${p.quant}. Needs ~8 GB of free disk while it runs (F16 intermediate) and a few minutes.\n`;
+  return runCommand(
+    {
+      name: `${TOOL} ${name}`,
+      summary: tiny
+        ? 'generate the tiny random-weight test GGUF (cached)'
+        : 'generate the ~1.8 GB Devstral-shaped GGUF',
+      usage: `${TOOL} ${name} [--json]`,
+      options: { json },
+      details:
+        about +
+        'Prints its path. Builds the dispatch llama.cpp first if needed (for llama-quantize and gguf-py).\n' +
+        `${CACHE}\n` +
+        '\nExamples:\n' +
+        `  ${TOOL} ${name}\n` +
+        `  ${TOOL} ${name} --json`,
+    },
+    { json: 'print path, sha256, size, parameters and cache key as JSON' },
+    argv,
+    async ({ values, log }) => {
+      const m = tiny ? await ensureTinyModel({ log }) : await ensureDevstralShapedModel({ log });
+      print(values.json, m, `${m.path}\nsha256 ${m.sha256}, ${m.bytes} bytes`);
+    },
+  );
+};
+
+/** The mirror's faults file: `{"<name>": MirrorFault}`; a bad file is a bad flag value. */
+async function readFaults(file: unknown): Promise<Record<string, MirrorFault>> {
+  if (typeof file !== 'string') return {};
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    throw new UsageError(`--faults ${file}: cannot read it (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
+  try {
+    const faults = JSON.parse(text) as unknown;
+    if (faults && typeof faults === 'object' && !Array.isArray(faults)) return faults as Record<string, MirrorFault>;
+  } catch {
+    // reported below
+  }
+  throw new UsageError(`--faults ${file}: expected a JSON object {"<file name>": {fault…}}`);
+}
+
+/** Prints the mirror's finished requests every 200 ms until SIGINT/SIGTERM. */
+async function serveUntilStopped(mirror: Mirror, asJson: boolean): Promise<void> {
+  let seen = 0;
+  const timer = setInterval(() => {
+    for (; seen < mirror.requests.length; seen++) {
+      const r = mirror.requests[seen]!;
+      const range = r.range ? ` [${r.range}]` : '';
+      const line = `${r.method} ${r.path}${range} -> ${r.status}, ${r.bytes} bytes${r.dropped ? ' (dropped)' : ''}`;
+      process.stdout.write(`${asJson ? JSON.stringify(r) : line}\n`);
+    }
+  }, 200);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  clearInterval(timer);
+  await mirror.stop();
+}
+
+const mirror = (argv: string[]) =>
+  runCommand(
+    {
+      name: `${TOOL} mirror`,
+      summary: 'serve a directory over HTTP (GET, HEAD, single Range requests) with injected faults',
+      usage: `${TOOL} mirror --dir DIR [--port P] [--faults FILE.json] [--json]`,
+      options: { dir: { type: 'string' }, port: { type: 'string' }, faults: { type: 'string' }, json },
+      details:
+        'Serves the files of DIR as http://127.0.0.1:P/<name> until interrupted; prints its address, then one line\n' +
+        'per request (--json: one JSON object per line).\n' +
+        'FILE.json: {"<name>": {"dropAfterBytes": N, "resetAfterBytes": N, "dropRequests": K, "ignoreRange": true,\n' +
+        '  "bytesPerSecond": B, "status404": true, "status": 503, "corrupt": true | [offsets], "delayMs": MS}}\n' +
+        '\nExamples:\n' +
+        `  ${TOOL} mirror --dir /srv/slm-mirror --port 8080\n` +
+        `  ${TOOL} mirror --dir ./mirror --faults faults.json --json`,
+    },
+    {
+      dir: 'directory to serve (required)',
+      port: 'port on 127.0.0.1 (default: any free port)',
+      faults: 'JSON file of faults per file name',
+      json: 'one JSON object per request instead of a text line',
+    },
+    argv,
+    async ({ values }) => {
+      if (typeof values.dir !== 'string') throw new UsageError('--dir is required');
+      const port = positiveInt(values.port, 'port', 65535);
+      const faults = await readFaults(values.faults);
+      const m = await startMirror({ root: values.dir, port, faults });
+      const started = { dir: values.dir, baseUrl: m.baseUrl };
+      print(values.json, started, `mirror of ${values.dir} at ${m.baseUrl}/ (Ctrl-C to stop)`, 0);
+      await serveUntilStopped(m, Boolean(values.json));
+    },
+  );
+
+export function main(argv: string[]): Promise<number> {
+  return runSubcommands(
+    TOOL,
+    'the real test bed of SLM-Copilot: engine build, test models, test mirror',
+    {
+      'build-llama': { summary: 'build llama-server, llama-quantize, llama-bench (cached)', run: buildLlama },
+      'tiny-model': { summary: 'generate the tiny random-weight test GGUF (cached)', run: model('tiny-model') },
+      'devstral-shaped': {
+        summary: 'generate the ~1.8 GB Devstral-shaped GGUF (cached, slow)',
+        run: model('devstral-shaped'),
+      },
+      mirror: { summary: 'serve a directory over HTTP (Range, HEAD, faults)', run: mirror },
+    },
+    argv,
+  );
+}
+
+process.exitCode = await main(process.argv.slice(2));

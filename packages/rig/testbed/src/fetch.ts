@@ -45,7 +45,10 @@ export function fetchOver(requester: NodeRequester): typeof fetch {
   }) as typeof fetch;
 }
 
-/** A DNS lookup that answers every name with `address`: certificates are checked against the name, the connection goes to the test bed. */
+/**
+ * A DNS lookup that answers every name with `address`: certificates are checked against the name, the
+ * connection goes to the test bed.
+ */
 export function lookupTo(address: string): LookupFunction {
   return ((_host: string, options: unknown, cb: (...args: unknown[]) => void) => {
     const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all;

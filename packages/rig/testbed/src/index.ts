@@ -1,20 +1,16 @@
-export { cacheRoot, formatDuration, hashKey, sha256File, type Logger } from './cache.js';
-export { withLock, type LockOptions } from './lock.js';
+export { aptInstall } from './build-tools.js';
+export { NODE_LLAMA_CPP_VERSION, ensureLlamaSource, type LlamaSource } from './llama-source.js';
 export {
   LLAMA_TARGETS,
   LLAMA_VARIANTS,
-  NODE_LLAMA_CPP_VERSION,
   VARIANT_CPU_FLAGS,
-  aptInstall,
   ensureLlamaBuild,
-  ensureLlamaSource,
   llamaBuildKey,
   llamaBuildPasses,
   llamaCmakeFlags,
   missingCpuFlags,
   type LlamaBuild,
   type LlamaBuildOptions,
-  type LlamaSource,
   type LlamaVariant,
 } from './llama-build.js';
 export {
@@ -56,15 +52,9 @@ export {
   type Violation,
 } from './symbol-versions.js';
 export { elfNeeded, elfRunpath, elfVersionNeeds, type VersionNeed } from './elf.js';
-export { freePort, startLlamaServer, type LlamaServer, type StartLlamaServerOptions } from './llama-server.js';
-export {
-  parseRange,
-  startMirror,
-  type Mirror,
-  type MirrorFault,
-  type MirrorOptions,
-  type MirrorRequest,
-} from './mirror.js';
+export { startLlamaServer, type LlamaServer, type StartLlamaServerOptions } from './llama-server.js';
+export { startMirror, type Mirror, type MirrorFault, type MirrorOptions, type MirrorRequest } from './mirror.js';
+export { parseRange } from './mirror-serve.js';
 export { ggufContextLength, readGgufMetadata, type GgufHeader, type GgufValue } from './gguf.js';
 export { NGINX, nginxMainConf, startNginx, type NginxProcess, type StartNginxOptions } from './nginx.js';
 export { fetchOver, lookupTo, type NodeRequester } from './fetch.js';

@@ -14,7 +14,8 @@ const flags = await hostCpuFlags();
 const amx = flags.includes('amx_tile');
 if (!amx)
   console.log(
-    '[amx] skipped: /proc/cpuinfo has no amx_tile on this host; the AMX-host check needs a Sapphire Rapids (or newer) CPU',
+    '[amx] skipped: /proc/cpuinfo has no amx_tile on this host; ' +
+      'the AMX-host check needs a Sapphire Rapids (or newer) CPU',
   );
 
 describe.skipIf(!amx)('dispatch build on an AMX host', () => {

@@ -1,22 +1,12 @@
 import { createWriteStream } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { $, type ProcessPromise } from 'zx';
-import {
-  buildAtomically,
-  cacheRoot,
-  defaultLogger,
-  exists,
-  formatDuration,
-  hashKey,
-  phase,
-  type Logger,
-} from './cache.js';
-import { withLock } from './lock.js';
+import { exists, formatDuration, hashParts, withLock, type Logger } from '@slm-copilot/task-kit';
+import { $ } from 'zx';
+import { ensureBuildTools, runLogged } from './build-tools.js';
+import { buildAtomically, cacheDirOf, testbedLogger, timed } from './cache.js';
 import { dispatchPasses, installDispatch, type BuildPass } from './llama-dispatch.js';
-
-/** The npm package whose tarball carries llama.cpp's source as a git bundle. */
-export const NODE_LLAMA_CPP_VERSION = '3.21.1';
+import { ensureLlamaSource, llamaCacheDir, NODE_LLAMA_CPP_VERSION, type LlamaSource } from './llama-source.js';
 
 /** Bump when the build procedure changes in a way the flags do not show. */
 const BUILD_RECIPE = 1;
@@ -31,17 +21,6 @@ export const LLAMA_VARIANTS: readonly LlamaVariant[] = ['avx2', 'host', 'dispatc
 
 /** Binaries built by {@link ensureLlamaBuild}. */
 export const LLAMA_TARGETS = ['llama-server', 'llama-quantize', 'llama-bench'] as const;
-
-export interface LlamaSource {
-  /** llama.cpp source tree (a `git clone` of node-llama-cpp's `llama/gitRelease.bundle`). */
-  srcDir: string;
-  /** node-llama-cpp version the source came from. */
-  version: string;
-  /** llama.cpp release tag recorded by node-llama-cpp (`llama/binariesGithubRelease.json`). */
-  release: string;
-  /** Commit of the bundled tree. */
-  commit: string;
-}
 
 export interface LlamaBuild extends LlamaSource {
   variant: LlamaVariant;
@@ -138,87 +117,6 @@ export async function missingCpuFlags(variant: LlamaVariant): Promise<string[]> 
   return VARIANT_CPU_FLAGS[variant].filter((f) => !have.has(f));
 }
 
-function llamaCacheDir(cacheDir?: string): string {
-  return join(cacheRoot(cacheDir), 'llama.cpp');
-}
-
-/**
- * Makes sure the llama.cpp source tree of node-llama-cpp@{@link NODE_LLAMA_CPP_VERSION}
- * is in the cache: `npm pack` (the tarball only, never installed), extract
- * `package/llama/gitRelease.bundle`, `git clone` it.
- */
-export async function ensureLlamaSource(opts: Pick<LlamaBuildOptions, 'cacheDir' | 'log'> = {}): Promise<LlamaSource> {
-  const log = opts.log ?? defaultLogger;
-  const version = NODE_LLAMA_CPP_VERSION;
-  const base = llamaCacheDir(opts.cacheDir);
-  const srcDir = join(base, `src-${version}`);
-  const infoFile = join(srcDir, '.testbed-source.json');
-  const read = async (): Promise<LlamaSource> => {
-    const info = JSON.parse(await readFile(infoFile, 'utf8')) as Omit<LlamaSource, 'srcDir'>;
-    return { srcDir, ...info };
-  };
-  if (await exists(infoFile)) return read();
-  const lockFile = join(cacheRoot(opts.cacheDir), 'locks', `llama-src-${version}.lock`);
-  return withLock(
-    lockFile,
-    async () => {
-      if (await exists(infoFile)) return read();
-      const t0 = performance.now();
-      const npmDir = join(cacheRoot(opts.cacheDir), 'npm');
-      const tgz = join(npmDir, `node-llama-cpp-${version}.tgz`);
-      if (!(await exists(tgz))) {
-        await phase(log, `npm pack node-llama-cpp@${version}`, async () => {
-          await mkdir(npmDir, { recursive: true });
-          const tmpDir = join(npmDir, `.pack-${process.pid}`);
-          await rm(tmpDir, { recursive: true, force: true });
-          await mkdir(tmpDir, { recursive: true });
-          try {
-            await $({
-              quiet: true,
-              cwd: tmpDir,
-            })`npm pack ${`node-llama-cpp@${version}`} --pack-destination ${tmpDir} --silent`;
-            await $({ quiet: true })`mv ${join(tmpDir, `node-llama-cpp-${version}.tgz`)} ${tgz}`;
-          } finally {
-            await rm(tmpDir, { recursive: true, force: true });
-          }
-        });
-      }
-      const unpack = join(base, `.unpack-${process.pid}`);
-      await rm(unpack, { recursive: true, force: true });
-      try {
-        await phase(log, 'extract llama/gitRelease.bundle', async () => {
-          await mkdir(unpack, { recursive: true });
-          await $({
-            quiet: true,
-          })`tar -xzf ${tgz} -C ${unpack} package/llama/gitRelease.bundle package/llama/binariesGithubRelease.json`;
-        });
-        const release = (
-          JSON.parse(await readFile(join(unpack, 'package/llama/binariesGithubRelease.json'), 'utf8')) as {
-            release: string;
-          }
-        ).release;
-        await buildAtomically(srcDir, async (tmp) => {
-          await phase(log, 'git clone the bundle', async () => {
-            await $({
-              quiet: true,
-            })`git -c advice.detachedHead=false clone --quiet ${join(unpack, 'package/llama/gitRelease.bundle')} ${tmp}`;
-          });
-          const commit = (await $({ quiet: true, cwd: tmp })`git rev-parse HEAD`).stdout.trim();
-          await writeFile(
-            join(tmp, '.testbed-source.json'),
-            JSON.stringify({ version, release, commit }, null, 2) + '\n',
-          );
-        });
-      } finally {
-        await rm(unpack, { recursive: true, force: true });
-      }
-      log(`llama.cpp source ready in ${formatDuration(performance.now() - t0)}: ${srcDir}`);
-      return read();
-    },
-    { log, what: 'llama.cpp source' },
-  );
-}
-
 /** The cache key of a variant's build: version, variant and a hash of the flags and recipe. */
 export function llamaBuildKey(variant: LlamaVariant, version = NODE_LLAMA_CPP_VERSION): string {
   // the static variants keep their original key inputs (flags + targets), so their caches stay valid
@@ -226,7 +124,7 @@ export function llamaBuildKey(variant: LlamaVariant, version = NODE_LLAMA_CPP_VE
     variant === 'dispatch'
       ? llamaBuildPasses(variant).flatMap((p) => [...p.flags, '--target', ...p.targets])
       : [...llamaCmakeFlags(variant), ...LLAMA_TARGETS];
-  return `${version}-${variant}-${hashKey([String(BUILD_RECIPE), version, variant, ...inputs], 10)}`;
+  return `${version}-${variant}-${hashParts([String(BUILD_RECIPE), version, variant, ...inputs], 10)}`;
 }
 
 function buildResult(src: LlamaSource, variant: LlamaVariant, key: string, dir: string): LlamaBuild {
@@ -243,6 +141,101 @@ function buildResult(src: LlamaSource, variant: LlamaVariant, key: string, dir: 
   };
 }
 
+/** One build's settings, shared by its steps. */
+interface BuildJob {
+  src: LlamaSource;
+  variant: LlamaVariant;
+  key: string;
+  jobs: number;
+  verbose: boolean;
+  log: Logger;
+  /** Phase durations (ms), kept in build.json. */
+  durations: Record<string, number>;
+}
+
+/** The cmake passes of the variant into `buildDir`, their output in `<tmp>/build.log`. */
+async function compile(job: BuildJob, tmp: string, buildDir: string): Promise<void> {
+  const { log, variant, jobs, verbose, durations } = job;
+  const logStream = createWriteStream(join(tmp, 'build.log'));
+  try {
+    for (const [i, pass] of llamaBuildPasses(variant).entries()) {
+      const sh = $({ quiet: true, nothrow: true });
+      await timed(log, durations, `cmake configure ${i + 1} (${variant})`, () =>
+        runLogged(log, logStream, verbose, sh`cmake -S ${job.src.srcDir} -B ${buildDir} ${pass.flags}`),
+      );
+      const build = sh`cmake --build ${buildDir} --config Release -j ${String(jobs)} --target ${pass.targets}`;
+      await timed(log, durations, `cmake build ${pass.targets.join(' ')} (${variant}, -j${jobs})`, () =>
+        runLogged(log, logStream, verbose, build, true),
+      );
+    }
+  } finally {
+    await new Promise((r) => logStream.end(r));
+  }
+}
+
+/** bin/ (and lib/ for 'dispatch') as the cache entry keeps them; the cmake tree is removed. */
+async function install(job: BuildJob, tmp: string, buildDir: string): Promise<void> {
+  await timed(job.log, job.durations, 'install binaries', async () => {
+    if (job.variant === 'dispatch') return installDispatch(buildDir, tmp);
+    await mkdir(join(tmp, 'bin'), { recursive: true });
+    for (const t of LLAMA_TARGETS) await copyFile(join(buildDir, 'bin', t), join(tmp, 'bin', t));
+    await $({ quiet: true })`chmod 0755 ${LLAMA_TARGETS.map((t) => join(tmp, 'bin', t))}`;
+    await rm(buildDir, { recursive: true, force: true });
+  });
+}
+
+/** `llama-server --version` (when this CPU can run it), its shared libraries, and build.json. */
+async function writeManifest(job: BuildJob, tmp: string, canRun: boolean): Promise<void> {
+  const server = join(tmp, 'bin', 'llama-server');
+  let versionText = '';
+  if (canRun) {
+    await timed(job.log, job.durations, 'smoke test (llama-server --version)', async () => {
+      const v = await $({ quiet: true, nothrow: true })`${server} --version`;
+      versionText = (v.stdout + v.stderr).trim();
+      if (v.exitCode !== 0) throw new Error(`llama-server --version exited ${v.exitCode}: ${versionText}`);
+    });
+  }
+  const ldd = await $({ quiet: true, nothrow: true })`ldd ${server}`;
+  const libs = ldd.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[0] ?? '')
+    .filter(Boolean);
+  const { src, variant } = job;
+  const manifest = {
+    key: job.key,
+    variant,
+    nodeLlamaCppVersion: src.version,
+    llamaCppRelease: src.release,
+    commit: src.commit,
+    cmakeFlags: llamaCmakeFlags(variant),
+    passes: llamaBuildPasses(variant),
+    jobs: job.jobs,
+    builtAt: new Date().toISOString(),
+    durationsMs: job.durations,
+    versionText,
+    sharedLibraries: libs,
+  };
+  await writeFile(join(tmp, 'build.json'), JSON.stringify(manifest, null, 2) + '\n');
+}
+
+/** Builds the variant into `dir` (atomically): tools, cmake passes, install, smoke test, manifest. */
+async function buildInto(job: BuildJob, dir: string): Promise<void> {
+  const { log, variant, src } = job;
+  await ensureBuildTools(log);
+  const missing = await missingCpuFlags(variant);
+  if (missing.length)
+    log.warn(`this CPU lacks ${missing.join(', ')}; the '${variant}' binaries will build but not run here`);
+  const t0 = performance.now();
+  log.info(`building llama.cpp ${src.release} (node-llama-cpp ${src.version}) variant '${variant}' -> ${dir}`);
+  await buildAtomically(dir, async (tmp) => {
+    const buildDir = join(tmp, 'cmake-build');
+    await compile(job, tmp, buildDir);
+    await install(job, tmp, buildDir);
+    await writeManifest(job, tmp, missing.length === 0);
+  });
+  log.info(`llama.cpp '${variant}' build ready in ${formatDuration(performance.now() - t0)}: ${join(dir, 'bin')}`);
+}
+
 /**
  * Builds (once, cached) `llama-server`, `llama-quantize` and `llama-bench` from the
  * llama.cpp source in node-llama-cpp's npm tarball.
@@ -255,8 +248,7 @@ export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<Ll
   const variant = opts.variant ?? 'dispatch';
   if (!LLAMA_VARIANTS.includes(variant))
     throw new Error(`unknown llama.cpp variant '${variant}' (expected ${LLAMA_VARIANTS.join(' or ')})`);
-  const log = opts.log ?? defaultLogger;
-  const jobs = opts.jobs ?? 2;
+  const log = testbedLogger(opts.log);
   const key = llamaBuildKey(variant);
   const dir = join(llamaCacheDir(opts.cacheDir), key);
   const manifest = join(dir, 'build.json');
@@ -264,155 +256,15 @@ export async function ensureLlamaBuild(opts: LlamaBuildOptions = {}): Promise<Ll
   const src = await ensureLlamaSource({ cacheDir: opts.cacheDir, log });
   if (await exists(manifest)) return buildResult(src, variant, key, dir);
 
-  const lockFile = join(cacheRoot(opts.cacheDir), 'locks', `llama-build-${key}.lock`);
+  const lockFile = join(cacheDirOf(opts.cacheDir), 'locks', `llama-build-${key}.lock`);
   return withLock(
     lockFile,
     async () => {
       if (await exists(manifest)) return buildResult(src, variant, key, dir);
-      await ensureBuildTools(log);
-      const missing = await missingCpuFlags(variant);
-      if (missing.length)
-        log(`warning: this CPU lacks ${missing.join(', ')}; the '${variant}' binaries will build but not run here`);
-      const t0 = performance.now();
-      const flags = llamaCmakeFlags(variant);
-      const durations: Record<string, number> = {};
-      const timed = async (name: string, fn: () => Promise<void>) => {
-        const s = performance.now();
-        await phase(log, name, fn);
-        durations[name] = Math.round(performance.now() - s);
-      };
-      log(`building llama.cpp ${src.release} (node-llama-cpp ${src.version}) variant '${variant}' -> ${dir}`);
-      await buildAtomically(dir, async (tmp) => {
-        const buildDir = join(tmp, 'cmake-build');
-        const logFile = join(tmp, 'build.log');
-        const logStream = createWriteStream(logFile);
-        const verbose = !!opts.verbose;
-        try {
-          for (const [i, pass] of llamaBuildPasses(variant).entries()) {
-            const sh = $({ quiet: true, nothrow: true });
-            await timed(`cmake configure ${i + 1} (${variant})`, () =>
-              runLogged(log, logStream, verbose, sh`cmake -S ${src.srcDir} -B ${buildDir} ${pass.flags}`),
-            );
-            await timed(`cmake build ${pass.targets.join(' ')} (${variant}, -j${jobs})`, () =>
-              runLogged(
-                log,
-                logStream,
-                verbose,
-                sh`cmake --build ${buildDir} --config Release -j ${String(jobs)} --target ${pass.targets}`,
-                true,
-              ),
-            );
-          }
-        } finally {
-          await new Promise((r) => logStream.end(r));
-        }
-        await timed('install binaries', async () => {
-          if (variant === 'dispatch') return installDispatch(buildDir, tmp);
-          await mkdir(join(tmp, 'bin'), { recursive: true });
-          for (const t of LLAMA_TARGETS) await copyFile(join(buildDir, 'bin', t), join(tmp, 'bin', t));
-          await $({ quiet: true })`chmod 0755 ${LLAMA_TARGETS.map((t) => join(tmp, 'bin', t))}`;
-          await rm(buildDir, { recursive: true, force: true });
-        });
-        let versionText = '';
-        let libs: string[] = [];
-        if (missing.length === 0) {
-          await timed('smoke test (llama-server --version)', async () => {
-            const v = await $({ quiet: true, nothrow: true })`${join(tmp, 'bin', 'llama-server')} --version`;
-            versionText = (v.stdout + v.stderr).trim();
-            if (v.exitCode !== 0) throw new Error(`llama-server --version exited ${v.exitCode}: ${versionText}`);
-          });
-        }
-        const ldd = await $({ quiet: true, nothrow: true })`ldd ${join(tmp, 'bin', 'llama-server')}`;
-        libs = ldd.stdout
-          .split('\n')
-          .map((l) => l.trim().split(/\s+/)[0] ?? '')
-          .filter(Boolean);
-        await writeFile(
-          join(tmp, 'build.json'),
-          JSON.stringify(
-            {
-              key,
-              variant,
-              nodeLlamaCppVersion: src.version,
-              llamaCppRelease: src.release,
-              commit: src.commit,
-              cmakeFlags: flags,
-              passes: llamaBuildPasses(variant),
-              jobs,
-              builtAt: new Date().toISOString(),
-              durationsMs: durations,
-              versionText,
-              sharedLibraries: libs,
-            },
-            null,
-            2,
-          ) + '\n',
-        );
-      });
-      log(`llama.cpp '${variant}' build ready in ${formatDuration(performance.now() - t0)}: ${join(dir, 'bin')}`);
+      const job = { src, variant, key, jobs: opts.jobs ?? 2, verbose: !!opts.verbose, log, durations: {} };
+      await buildInto(job, dir);
       return buildResult(src, variant, key, dir);
     },
     { log, what: `llama.cpp ${variant} build` },
   );
-}
-
-/** Runs a zx process, streams its output to the build log, prints progress, throws with the tail on failure. */
-async function runLogged(
-  log: Logger,
-  logStream: NodeJS.WritableStream,
-  verbose: boolean,
-  p: ProcessPromise,
-  progress = false,
-): Promise<void> {
-  let lastPct = -1;
-  let lastReport = 0;
-  const onData = (d: Buffer) => {
-    logStream.write(d);
-    if (verbose) process.stderr.write(d);
-    if (progress) {
-      const all = [...d.toString().matchAll(/^\[\s*(\d+)%\]/gm)];
-      const pct = all.length ? Number(all[all.length - 1]![1]) : -1;
-      const now = performance.now();
-      if (pct > lastPct && now - lastReport > 30_000) {
-        lastReport = now;
-        lastPct = pct;
-        log(`  ... ${pct}%`);
-      }
-    }
-  };
-  p.stdout.on('data', onData);
-  p.stderr.on('data', onData);
-  const out = await p;
-  if (out.exitCode !== 0) {
-    const tail = out.stdall.split('\n').slice(-40).join('\n');
-    throw new Error(`command failed (exit ${out.exitCode}): ${p.cmd}\n--- output tail ---\n${tail}`);
-  }
-}
-
-/** cmake, g++, make and git must be present; as root, missing ones are installed with apt-get. */
-export async function ensureBuildTools(log: Logger = defaultLogger): Promise<void> {
-  const need: Record<string, string> = { cmake: 'cmake', 'g++': 'g++', make: 'make', git: 'git', flock: 'util-linux' };
-  const missing: string[] = [];
-  for (const [bin, pkg] of Object.entries(need)) {
-    const r = await $({ quiet: true, nothrow: true })`command -v ${bin}`;
-    if (r.exitCode !== 0) missing.push(pkg);
-  }
-  if (!missing.length) return;
-  await aptInstall(missing, log);
-}
-
-/** Installs Debian packages when running as root; otherwise throws with the exact command to run. */
-export async function aptInstall(pkgs: string[], log: Logger = defaultLogger): Promise<void> {
-  if (process.getuid?.() !== 0) {
-    throw new Error(`missing Debian packages; run: sudo apt-get install -y ${pkgs.join(' ')}`);
-  }
-  await phase(log, `apt-get install -y ${pkgs.join(' ')}`, async () => {
-    const r = await $({
-      quiet: true,
-      nothrow: true,
-      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-    })`apt-get install -y ${pkgs}`;
-    if (r.exitCode !== 0)
-      throw new Error(`apt-get install -y ${pkgs.join(' ')} failed (exit ${r.exitCode}):\n${r.stderr.slice(-2000)}`);
-  });
 }

@@ -1,3 +1,4 @@
+import { createLogger } from '@slm-copilot/task-kit';
 import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,10 +13,13 @@ import {
 } from './cpu-variant.js';
 import { elfFilesIn } from './symbol-versions.js';
 import { elfNeeded, elfRunpath } from './elf.js';
-import { ensureLlamaBuild, ensureLlamaSource, llamaBuildKey, llamaCmakeFlags, type LlamaBuild } from './llama-build.js';
+import { ensureLlamaBuild, llamaBuildKey, llamaCmakeFlags, type LlamaBuild } from './llama-build.js';
+import { ensureLlamaSource } from './llama-source.js';
 import { DISPATCH_RUNPATH, dispatchPasses } from './llama-dispatch.js';
 import { startLlamaServer, type LlamaServer } from './llama-server.js';
 import { ensureTinyModel } from './tiny-model.js';
+
+const quiet = createLogger({ level: 'warn' });
 
 // A cold dispatch build takes ~10 min on 2 cores (more on a busy machine); cached it is instant.
 const BUILD_TIMEOUT = 40 * 60_000;
@@ -41,7 +45,7 @@ describe('dispatch build recipe', () => {
   });
 
   it('each variant tag exists in the bundled ggml and its feature list is the cmake one', async () => {
-    const src = await ensureLlamaSource({ log: () => {} });
+    const src = await ensureLlamaSource({ log: quiet });
     const cmake = await readFile(join(src.srcDir, 'ggml/src/CMakeLists.txt'), 'utf8');
     for (const v of DISPATCH_CPU_VARIANTS) {
       const m = new RegExp(`ggml_add_cpu_backend_variant\\(${v}\\s+([A-Z0-9_ ]+)\\)`).exec(cmake);
@@ -65,7 +69,9 @@ describe('dispatch build recipe', () => {
 
   it('loadedCpuVariant reads the backend registry line', () => {
     const log =
-      'main: x\nload_backend: loaded CPU backend from /opt/llama.cpp/bin/libggml-cpu-haswell.so\nsystem_info: n_threads = 2';
+      'main: x\n' +
+      'load_backend: loaded CPU backend from /opt/llama.cpp/bin/libggml-cpu-haswell.so\n' +
+      'system_info: n_threads = 2';
     expect(loadedCpuVariant(log)).toBe('haswell');
     expect(loadedCpuVariant('load_backend: loaded CPU backend from ./libggml-cpu-zen4.so')).toBe('zen4');
     expect(loadedCpuVariant('load_backend: loaded RPC backend from ./libggml-rpc.so')).toBeNull();
@@ -117,7 +123,7 @@ describe('dispatch build (real)', () => {
     }
   });
 
-  it('is relocatable: a copy elsewhere resolves its libraries from its own lib/ and runs from any directory', async () => {
+  it('is relocatable: a copy elsewhere finds its libraries in its own lib/, runs from any directory', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dispatch-copy-'));
     try {
       await cp(join(root, 'bin'), join(dir, 'bin'), { recursive: true });

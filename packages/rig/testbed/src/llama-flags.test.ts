@@ -1,3 +1,4 @@
+import { createLogger } from '@slm-copilot/task-kit';
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { llamaBuildKey, llamaCmakeFlags } from './llama-build.js';
@@ -37,8 +38,8 @@ describe('llama.cpp cmake flags', () => {
   });
 
   it('every GGML_* option we set exists in the bundled tree (when the source is cached)', async () => {
-    const { ensureLlamaSource } = await import('./llama-build.js');
-    const src = await ensureLlamaSource({ log: () => {} });
+    const { ensureLlamaSource } = await import('./llama-source.js');
+    const src = await ensureLlamaSource({ log: createLogger({ level: 'warn' }) });
     const cmake =
       (await readFile(`${src.srcDir}/ggml/CMakeLists.txt`, 'utf8')) +
       (await readFile(`${src.srcDir}/CMakeLists.txt`, 'utf8'));

@@ -1,12 +1,14 @@
+import { createLogger, sha256File } from '@slm-copilot/task-kit';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256File } from './cache.js';
 import { DISPATCH_CPU_VARIANTS } from './cpu-variant.js';
-import { ensureLlamaSource } from './llama-build.js';
+import { ensureLlamaSource } from './llama-source.js';
 import { ensureLlamaRuntime, type LlamaRuntime } from './llama-runtime.js';
+
+const quiet = createLogger({ level: 'warn' });
 
 let rt: LlamaRuntime;
 let dir: string;
@@ -24,7 +26,7 @@ describe('llama-server runtime archive', () => {
     expect(rt.sha256).toBe(await sha256File(rt.archive));
     expect((await $({ quiet: true })`stat -c %s ${rt.archive}`).stdout.trim()).toBe(String(rt.size));
     expect(rt.variants).toEqual([...DISPATCH_CPU_VARIANTS]);
-    expect(rt.commit).toBe((await ensureLlamaSource({ log: () => {} })).commit);
+    expect(rt.commit).toBe((await ensureLlamaSource({ log: quiet })).commit);
   });
 
   it('holds bin/ (executables + CPU modules) and lib/, owned by 0:0, dated at the commit', async () => {
@@ -42,7 +44,7 @@ describe('llama-server runtime archive', () => {
     expect(names).not.toContain('bin/llama-quantize');
     expect(names).toEqual([...names].sort());
     for (const l of list) expect(l.split(/\s+/)[1]).toBe('0/0');
-    const src = await ensureLlamaSource({ log: () => {} });
+    const src = await ensureLlamaSource({ log: quiet });
     const epoch = Number((await $({ quiet: true, cwd: src.srcDir })`git log -1 --format=%ct`).stdout.trim());
     const mtimes = (
       await $({ quiet: true, env: { ...process.env, TZ: 'UTC' } })`tar --full-time -tvJf ${rt.archive}`

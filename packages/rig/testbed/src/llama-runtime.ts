@@ -1,20 +1,11 @@
 import { copyFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { $ } from 'zx';
-import {
-  buildAtomically,
-  cacheRoot,
-  defaultLogger,
-  exists,
-  formatDuration,
-  phase,
-  sha256File,
-  type Logger,
-} from './cache.js';
+import { exists, formatDuration, sha256File, withLock, type Logger } from '@slm-copilot/task-kit';
+import { buildAtomically, cacheDirOf, testbedLogger } from './cache.js';
 import { DISPATCH_CPU_VARIANTS } from './cpu-variant.js';
-import { ensureLlamaBuild, llamaBuildPasses } from './llama-build.js';
+import { ensureLlamaBuild, llamaBuildPasses, type LlamaBuild } from './llama-build.js';
 import { localClosure } from './llama-dispatch.js';
-import { withLock } from './lock.js';
 import { assertSymbolVersions, elfFilesIn, TARGET_OSES } from './symbol-versions.js';
 
 /**
@@ -47,8 +38,51 @@ export interface LlamaRuntimeOptions {
 /** Executables shipped (llama-quantize stays in the test bed: the appliance never quantizes). */
 export const RUNTIME_BINARIES = ['llama-server', 'llama-bench'] as const;
 
+/** The shipped files of the build under `stage/` (bin/, lib/, llama-runtime.json), symbol versions checked. */
+async function stageRuntime(build: LlamaBuild, stage: string): Promise<void> {
+  const buildRoot = join(build.binDir, '..');
+  await mkdir(join(stage, 'bin'), { recursive: true });
+  await mkdir(join(stage, 'lib'), { recursive: true });
+  const variants = [...DISPATCH_CPU_VARIANTS];
+  for (const f of [...RUNTIME_BINARIES, ...variants.map((v) => `libggml-cpu-${v}.so`)]) {
+    await copyFile(join(build.binDir, f), join(stage, 'bin', f));
+  }
+  // only the libraries the shipped files need (not llama-quantize's)
+  const roots = (await readdir(join(stage, 'bin'))).map((f) => join(stage, 'bin', f));
+  for (const f of await localClosure(join(buildRoot, 'lib'), roots))
+    await copyFile(join(buildRoot, 'lib', f), join(stage, 'lib', f));
+  await $({ quiet: true })`chmod 0755 ${RUNTIME_BINARIES.map((b) => join(stage, 'bin', b))}`;
+  // refuse to pack anything the target OSes cannot load
+  const reqs = await assertSymbolVersions(await elfFilesIn([join(stage, 'bin'), join(stage, 'lib')]));
+  const info = {
+    release: build.release,
+    commit: build.commit,
+    nodeLlamaCppVersion: build.version,
+    buildKey: build.key,
+    variants,
+    cmakePasses: llamaBuildPasses('dispatch'),
+    symbolVersions: Object.fromEntries(reqs.map((r) => [r.file.slice(stage.length + 1), r.newest])),
+    checkedAgainst: TARGET_OSES.map((o) => o.id),
+  };
+  await writeFile(join(stage, 'llama-runtime.json'), JSON.stringify(info, null, 2) + '\n');
+}
+
+/** Packs `stage/` reproducibly-ish: sorted names, no owners, the commit's time, single-threaded xz. */
+async function pack(build: LlamaBuild, stage: string, archive: string, log: Logger): Promise<void> {
+  const epoch = (await $({ quiet: true, cwd: build.srcDir })`git log -1 --format=%ct`).stdout.trim();
+  await log.phase(`pack ${basename(archive)}`, async () => {
+    const env = { ...process.env, XZ_OPT: '-6 -T1' };
+    const owner = ['--owner=0', '--group=0', '--numeric-owner', `--mtime=@${epoch}`];
+    await $({
+      quiet: true,
+      env,
+      cwd: stage,
+    })`tar --sort=name ${owner} --format=gnu -cJf ${archive} bin lib llama-runtime.json`;
+  });
+}
+
 export async function ensureLlamaRuntime(opts: LlamaRuntimeOptions = {}): Promise<LlamaRuntime> {
-  const log = opts.log ?? defaultLogger;
+  const log = testbedLogger(opts.log);
   const build = await ensureLlamaBuild({
     variant: 'dispatch',
     cacheDir: opts.cacheDir,
@@ -56,69 +90,34 @@ export async function ensureLlamaRuntime(opts: LlamaRuntimeOptions = {}): Promis
     jobs: opts.jobs,
     verbose: opts.verbose,
   });
-  const dir = join(cacheRoot(opts.cacheDir), 'llama.cpp', `runtime-${build.key}`);
+  const dir = join(cacheDirOf(opts.cacheDir), 'llama.cpp', `runtime-${build.key}`);
   const manifest = join(dir, 'runtime.json');
   const read = async (): Promise<LlamaRuntime> => JSON.parse(await readFile(manifest, 'utf8')) as LlamaRuntime;
   if (await exists(manifest)) return read();
   return withLock(
-    join(cacheRoot(opts.cacheDir), 'locks', `llama-runtime-${build.key}.lock`),
+    join(cacheDirOf(opts.cacheDir), 'locks', `llama-runtime-${build.key}.lock`),
     async () => {
       if (await exists(manifest)) return read();
       const t0 = performance.now();
       const name = `llama-server-${build.release}-dispatch.tar.xz`;
       await buildAtomically(dir, async (tmp) => {
         const stage = join(tmp, 'stage');
-        const buildRoot = join(build.binDir, '..');
-        await mkdir(join(stage, 'bin'), { recursive: true });
-        await mkdir(join(stage, 'lib'), { recursive: true });
-        const variants = [...DISPATCH_CPU_VARIANTS];
-        for (const f of [...RUNTIME_BINARIES, ...variants.map((v) => `libggml-cpu-${v}.so`)]) {
-          await copyFile(join(build.binDir, f), join(stage, 'bin', f));
-        }
-        // only the libraries the shipped files need (not llama-quantize's)
-        const roots = (await readdir(join(stage, 'bin'))).map((f) => join(stage, 'bin', f));
-        for (const f of await localClosure(join(buildRoot, 'lib'), roots))
-          await copyFile(join(buildRoot, 'lib', f), join(stage, 'lib', f));
-        await $({ quiet: true })`chmod 0755 ${RUNTIME_BINARIES.map((b) => join(stage, 'bin', b))}`;
-        // refuse to pack anything the target OSes cannot load
-        const reqs = await assertSymbolVersions(await elfFilesIn([join(stage, 'bin'), join(stage, 'lib')]));
-        const info = {
-          release: build.release,
-          commit: build.commit,
-          nodeLlamaCppVersion: build.version,
-          buildKey: build.key,
-          variants,
-          cmakePasses: llamaBuildPasses('dispatch'),
-          symbolVersions: Object.fromEntries(reqs.map((r) => [r.file.slice(stage.length + 1), r.newest])),
-          checkedAgainst: TARGET_OSES.map((o) => o.id),
-        };
-        await writeFile(join(stage, 'llama-runtime.json'), JSON.stringify(info, null, 2) + '\n');
-        const epoch = (await $({ quiet: true, cwd: build.srcDir })`git log -1 --format=%ct`).stdout.trim();
-        await phase(log, `pack ${name}`, async () => {
-          // reproducible-ish: sorted names, no owners, the commit's time, single-threaded xz
-          const env = { ...process.env, XZ_OPT: '-6 -T1' };
-          await $({
-            quiet: true,
-            env,
-            cwd: stage,
-          })`tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=${`@${epoch}`} --format=gnu -cJf ${join(tmp, name)} bin lib llama-runtime.json`;
-        });
+        await stageRuntime(build, stage);
+        await pack(build, stage, join(tmp, name), log);
         await $({ quiet: true })`rm -rf ${stage}`;
-        const archive = join(dir, name);
         const result: LlamaRuntime = {
-          archive,
+          archive: join(dir, name),
           sha256: await sha256File(join(tmp, name)),
           size: (await stat(join(tmp, name))).size,
-          variants,
+          variants: [...DISPATCH_CPU_VARIANTS],
           release: build.release,
           commit: build.commit,
         };
         await writeFile(join(tmp, 'runtime.json'), JSON.stringify(result, null, 2) + '\n');
       });
       const r = await read();
-      log(
-        `llama-server runtime ready in ${formatDuration(performance.now() - t0)}: ${r.archive} (${(r.size / 1e6).toFixed(1)} MB)`,
-      );
+      const size = `${(r.size / 1e6).toFixed(1)} MB`;
+      log.info(`llama-server runtime ready in ${formatDuration(performance.now() - t0)}: ${r.archive} (${size})`);
       return r;
     },
     { log, what: 'llama-server runtime archive' },

@@ -1,38 +1,13 @@
-import { createServer } from 'node:net';
+import { formatDuration, freePort, reapOnExit } from '@slm-copilot/task-kit';
 import { $, type ProcessPromise } from 'zx';
-import { formatDuration } from './cache.js';
-
-/** Ports this process has handed out: the kernel may give the same free port to two bind(0) calls in a row. */
-const handedOut = new Set<number>();
-
-function probePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => (port ? resolve(port) : reject(new Error('could not get a free port'))));
-    });
-  });
-}
-
-/** A free TCP port on 127.0.0.1 (bind to port 0, read it, close), never one this process got before. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = await probePort(host);
-    if (handedOut.has(port)) continue;
-    handedOut.add(port);
-    return port;
-  }
-  throw new Error('could not get a free port that this process has not used already (50 tries)');
-}
 
 export interface StartLlamaServerOptions {
   /** Path of the llama-server binary (e.g. `(await ensureLlamaBuild()).llamaServer`). */
   binary: string;
-  /** Arguments, e.g. `['-m', model, '--jinja', '-c', '4096', '--alias', 'devstral-small-2']`. `--host`/`--port` are added. */
+  /**
+   * Arguments, e.g. `['-m', model, '--jinja', '-c', '4096', '--alias', 'devstral-small-2']`.
+   * `--host`/`--port` are added.
+   */
   args: string[];
   /** Port to listen on (default: a random free port). */
   port?: number;
@@ -56,20 +31,13 @@ export interface LlamaServer {
   stop(graceMs?: number): Promise<void>;
 }
 
-const running = new Set<number>();
-let exitHookInstalled = false;
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const pid of running) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-  });
+/** SIGKILL, and a process already gone is fine. */
+function killNow(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
 }
 
 function tail(text: string, lines = 30): string {
@@ -95,7 +63,6 @@ export async function startLlamaServer(opts: StartLlamaServerOptions): Promise<L
 class PortInUseError extends Error {}
 
 async function startOnce(opts: StartLlamaServerOptions): Promise<LlamaServer> {
-  installExitHook();
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? (await freePort(host));
   const readyTimeoutMs = opts.readyTimeoutMs ?? 120_000;
@@ -115,17 +82,18 @@ async function startOnce(opts: StartLlamaServerOptions): Promise<LlamaServer> {
   proc.stderr.on('data', collect);
   let exited = false;
   let exitCode: number | null = null;
+  let unregister = () => {};
   const done = proc.then((o) => {
     exited = true;
     exitCode = o.exitCode;
-    if (proc.pid) running.delete(proc.pid);
+    unregister();
   });
   const pid = proc.pid;
   if (!pid) {
     await done;
     throw new Error(`llama-server did not start (${opts.binary}): ${tail(out)}`);
   }
-  running.add(pid);
+  if (!exited) unregister = reapOnExit(() => killNow(pid));
   const baseUrl = `http://${host}:${port}`;
 
   const stop = async (graceMs = 5000): Promise<void> => {
@@ -135,13 +103,7 @@ async function startOnce(opts: StartLlamaServerOptions): Promise<LlamaServer> {
     } catch {
       /* gone */
     }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-    }, graceMs);
+    const timer = setTimeout(() => killNow(pid), graceMs);
     await done;
     clearTimeout(timer);
   };
@@ -149,14 +111,17 @@ async function startOnce(opts: StartLlamaServerOptions): Promise<LlamaServer> {
   const t0 = performance.now();
   for (;;) {
     if (exited) {
-      const msg = `llama-server exited (code ${exitCode}) before becoming ready on ${baseUrl}\n--- output tail ---\n${tail(out)}`;
+      const msg =
+        `llama-server exited (code ${exitCode}) before becoming ready on ${baseUrl}\n` +
+        `--- output tail ---\n${tail(out)}`;
       if (/couldn't bind|address already in use/i.test(out)) throw new PortInUseError(msg);
       throw new Error(msg);
     }
     if (performance.now() - t0 > readyTimeoutMs) {
       await stop(1000);
       throw new Error(
-        `llama-server not ready within ${formatDuration(readyTimeoutMs)} on ${baseUrl}/health\n--- output tail ---\n${tail(out)}`,
+        `llama-server not ready within ${formatDuration(readyTimeoutMs)} on ${baseUrl}/health\n` +
+          `--- output tail ---\n${tail(out)}`,
       );
     }
     try {

@@ -49,11 +49,12 @@ describe('llama.cpp build (dispatch: the one the image ships and every host test
       cmakeFlags: string[];
     };
     expect(manifest.cmakeFlags).toContain('-DGGML_BACKEND_DL=ON');
-    expect(manifest.cmakeFlags).toContain('-DGGML_CPU_ALL_VARIANTS=ON'); // only the shipped modules are built (llama-dispatch.ts)
+    // only the shipped modules are built (llama-dispatch.ts)
+    expect(manifest.cmakeFlags).toContain('-DGGML_CPU_ALL_VARIANTS=ON');
     expect(manifest.cmakeFlags).toContain('-DGGML_NATIVE=OFF');
   });
 
-  it('runs under QEMU TCG -cpu max: the executable and the haswell module have no AVX-512 code; the zen4 module has', async () => {
+  it('runs under QEMU TCG -cpu max: no AVX-512 code in the executable and haswell module; zen4 has it', async () => {
     // AVX-512 code uses zmm registers; the AVX2 path has none.
     const zmm = async (file: string) =>
       (await $({ quiet: true })`objdump -d --no-show-raw-insn ${file}`).stdout.includes('%zmm');

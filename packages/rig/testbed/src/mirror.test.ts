@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
-import { parseRange, startMirror, type Mirror } from './mirror.js';
+import { parseRange } from './mirror-serve.js';
+import { startMirror, type Mirror } from './mirror.js';
 
 const SIZE = 256 * 1024;
 let dir: string;

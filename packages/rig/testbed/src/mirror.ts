@@ -1,8 +1,7 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { join, normalize, sep } from 'node:path';
+import { normalize } from 'node:path';
+import { handleRequest, type MirrorState } from './mirror-serve.js';
 
 /** Faults injected for one file name (the path under the mirror root, e.g. `model.gguf`). */
 export interface MirrorFault {
@@ -70,33 +69,6 @@ export interface Mirror {
   stop(): Promise<void>;
 }
 
-type ByteRange = { start: number; end: number } | 'unsatisfiable' | null;
-
-/** Parses a single `bytes=` range; multi-range requests are served in full (allowed by RFC 9110). */
-export function parseRange(header: string | undefined, size: number): ByteRange {
-  if (!header) return null;
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m) return null;
-  const [, a, b] = m;
-  if (a === '' && b === '') return null;
-  let start: number;
-  let end: number;
-  if (a === '') {
-    const suffix = Number(b);
-    if (suffix === 0) return 'unsatisfiable';
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(a);
-    end = b === '' ? size - 1 : Math.min(Number(b), size - 1);
-    if (b !== '' && Number(b) < start) return null; // invalid: ignore the header
-  }
-  if (start >= size) return 'unsatisfiable';
-  return { start, end };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /**
  * A static HTTP server on 127.0.0.1 for download tests: GET and HEAD, single-range requests
  * (206 + Content-Range, 416 for unsatisfiable ranges), and per-file fault injection.
@@ -107,146 +79,11 @@ export async function startMirror(opts: MirrorOptions): Promise<Mirror> {
   const faults: Record<string, MirrorFault> = { ...(opts.faults ?? {}) };
   const requests: MirrorRequest[] = [];
   const getCounts = new Map<string, number>();
+  const state: MirrorState = { root, faults, requests, getCounts };
   const sockets = new Set<Socket>();
 
-  const handle = async (req: IncomingMessage, res: ServerResponse) => {
-    const method = req.method ?? 'GET';
-    const rawPath = (req.url ?? '/').split('?')[0] ?? '/';
-    const range = req.headers.range ?? null;
-    const entry: MirrorRequest = { method, path: rawPath, range, status: 0, bytes: 0, dropped: false };
-    let logged = false;
-    const finish = () => {
-      if (logged) return;
-      logged = true;
-      entry.status = res.statusCode;
-      requests.push(entry);
-    };
-    res.on('close', finish);
-
-    const plain = (status: number, body: string, headers: Record<string, string> = {}) => {
-      res.writeHead(status, {
-        'Content-Type': 'text/plain; charset=utf-8',
-        'Content-Length': String(Buffer.byteLength(body)),
-        ...headers,
-      });
-      if (method === 'HEAD') res.end();
-      else {
-        entry.bytes = Buffer.byteLength(body);
-        res.end(body);
-      }
-    };
-
-    let name: string;
-    try {
-      name = decodeURIComponent(rawPath).replace(/^\/+/, '');
-    } catch {
-      return plain(400, 'bad path\n');
-    }
-    const fault = faults[name] ?? {};
-    if (fault.delayMs) await sleep(fault.delayMs);
-    if (method !== 'GET' && method !== 'HEAD') return plain(405, 'method not allowed\n', { Allow: 'GET, HEAD' });
-    const file = normalize(join(root, name));
-    if (!name || (file !== root && !file.startsWith(root + sep))) return plain(404, 'not found\n');
-    if (fault.status404) return plain(404, 'not found (injected)\n');
-    if (fault.status) return plain(fault.status, `error ${fault.status} (injected)\n`);
-    let size: number;
-    let mtime: Date;
-    try {
-      const st = await stat(file);
-      if (!st.isFile()) return plain(404, 'not found\n');
-      size = st.size;
-      mtime = st.mtime;
-    } catch {
-      return plain(404, 'not found\n');
-    }
-
-    const r = fault.ignoreRange ? null : parseRange(typeof range === 'string' ? range : undefined, size);
-    const common = {
-      'Accept-Ranges': 'bytes',
-      'Content-Type': 'application/octet-stream',
-      'Last-Modified': mtime.toUTCString(),
-      ETag: `"${size.toString(16)}-${Math.floor(mtime.getTime()).toString(16)}"`,
-    };
-    if (r === 'unsatisfiable') {
-      res.writeHead(416, { ...common, 'Content-Range': `bytes */${size}`, 'Content-Length': '0' });
-      res.end();
-      return;
-    }
-    const start = r ? r.start : 0;
-    const end = r ? r.end : size - 1;
-    const length = size === 0 ? 0 : end - start + 1;
-    const headers: Record<string, string> = { ...common, 'Content-Length': String(length) };
-    if (r) headers['Content-Range'] = `bytes ${start}-${end}/${size}`;
-    res.writeHead(r ? 206 : 200, headers);
-    if (method === 'HEAD' || length === 0) {
-      res.end();
-      return;
-    }
-
-    let dropAt = Infinity;
-    let reset = false;
-    const cutAfter = fault.resetAfterBytes ?? fault.dropAfterBytes;
-    if (cutAfter !== undefined && method === 'GET') {
-      const n = (getCounts.get(name) ?? 0) + 1;
-      getCounts.set(name, n);
-      if (n <= (fault.dropRequests ?? 1)) {
-        dropAt = cutAfter;
-        reset = fault.resetAfterBytes !== undefined;
-      }
-    }
-    const cut = () => {
-      entry.dropped = true;
-      // resetAndDestroy sends a TCP RST (the client reads ECONNRESET); destroy alone closes with a FIN.
-      if (reset && res.socket) res.socket.resetAndDestroy();
-      else res.socket?.destroy();
-      res.destroy();
-    };
-    if (dropAt === 0) {
-      res.flushHeaders();
-      // an empty socket write calls back once the headers before it reached the kernel
-      await new Promise<void>((resolve) => (res.socket ? res.socket.write('', () => resolve()) : resolve()));
-      cut();
-      return;
-    }
-    const flips = fault.corrupt === true ? [Math.floor(size / 2)] : Array.isArray(fault.corrupt) ? fault.corrupt : [];
-    const bps = fault.bytesPerSecond;
-    const chunkSize = bps ? Math.max(1, Math.min(64 * 1024, Math.floor(bps / 10))) : 64 * 1024;
-    const stream = createReadStream(file, { start, end, highWaterMark: chunkSize });
-    let offset = start; // absolute file offset of the next byte
-    const t0 = performance.now();
-    try {
-      for await (const c of stream) {
-        if (res.destroyed) break;
-        let chunk = c as Buffer;
-        for (const f of flips) {
-          if (f >= offset && f < offset + chunk.length) {
-            if (chunk === c) chunk = Buffer.from(chunk);
-            chunk[f - offset] = (chunk[f - offset] ?? 0) ^ 0xff;
-          }
-        }
-        offset += chunk.length;
-        if (entry.bytes + chunk.length >= dropAt) {
-          const part = chunk.subarray(0, dropAt - entry.bytes);
-          entry.bytes += part.length;
-          await new Promise<void>((resolve) => res.write(part, () => resolve()));
-          cut();
-          break;
-        }
-        entry.bytes += chunk.length;
-        if (!res.write(chunk)) await new Promise((resolve) => res.once('drain', resolve).once('close', resolve));
-        if (bps) {
-          const due = (entry.bytes / bps) * 1000 - (performance.now() - t0);
-          if (due > 0) await sleep(due);
-        }
-      }
-    } finally {
-      stream.destroy();
-    }
-    if (!res.destroyed) res.end();
-  };
-
   const server = createServer((req, res) => {
-    handle(req, res).catch((e: unknown) => {
+    handleRequest(state, req, res).catch((e: unknown) => {
       if (!res.headersSent) {
         res.writeHead(500, { 'Content-Type': 'text/plain' });
         res.end(String(e) + '\n');

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import path from 'node:path';
+import { reapOnExit } from '@slm-copilot/task-kit';
 
 export const NGINX = process.env.SLM_COPILOT_TESTBED_NGINX ?? '/usr/sbin/nginx';
 
@@ -47,11 +48,6 @@ export interface StartNginxOptions {
   wrap?: string[];
 }
 
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of running) p.kill('SIGKILL');
-});
-
 function accepts(port: number, host: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = createConnection(port, host);
@@ -60,7 +56,10 @@ function accepts(port: number, host: string): Promise<boolean> {
   });
 }
 
-/** Starts nginx in the foreground; resolves once `readyPort` accepts; rejects with nginx's output if it exits or never listens. */
+/**
+ * Starts nginx in the foreground; resolves once `readyPort` accepts; rejects with nginx's output if it exits or
+ * never listens.
+ */
 export async function startNginx(opts: StartNginxOptions): Promise<NginxProcess> {
   await mkdir(opts.runDir, { recursive: true });
   const confFile = path.join(opts.runDir, 'nginx.conf');
@@ -69,7 +68,7 @@ export async function startNginx(opts: StartNginxOptions): Promise<NginxProcess>
   const baseCommand = [NGINX, '-p', opts.runDir, '-e', mainErrorLog, '-c', confFile];
   const argv = [...(opts.wrap ?? []), ...baseCommand, '-g', 'daemon off;'];
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(proc);
+  const unregister = reapOnExit(() => proc.kill('SIGKILL'));
   let output = '';
   proc.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
@@ -77,7 +76,7 @@ export async function startNginx(opts: StartNginxOptions): Promise<NginxProcess>
   const done = new Promise<void>((resolve) =>
     proc.on('exit', () => {
       exited = true;
-      running.delete(proc);
+      unregister();
       resolve();
     }),
   );

@@ -19,7 +19,10 @@ export interface TargetOs {
   sources: Array<{ what: string; url: string; verified: string }>;
 }
 
-/** GCC release → libstdc++ version labels: "GCC 12.1.0: GLIBCXX_3.4.30, CXXABI_1.3.13", "GCC 14.1.0: GLIBCXX_3.4.33, CXXABI_1.3.15". */
+/**
+ * GCC release → libstdc++ version labels: "GCC 12.1.0: GLIBCXX_3.4.30, CXXABI_1.3.13",
+ * "GCC 14.1.0: GLIBCXX_3.4.33, CXXABI_1.3.15".
+ */
 const GCC_ABI = {
   what: 'GCC → GLIBCXX/CXXABI mapping',
   url: 'https://gcc.gnu.org/onlinedocs/libstdc++/manual/abi.html',
@@ -61,7 +64,8 @@ export const TARGET_OSES: readonly TargetOs[] = [
         what: 'libstdc++6 12.2.0-14+deb12u1 (GCC 12)',
         url: 'https://packages.debian.org/bookworm/libstdc++6',
         verified:
-          'verified on this Debian 12 machine: newest GLIBCXX_/CXXABI_ in objdump -T /lib/x86_64-linux-gnu/libstdc++.so.6',
+          'verified on this Debian 12 machine: newest GLIBCXX_/CXXABI_ in ' +
+          'objdump -T /lib/x86_64-linux-gnu/libstdc++.so.6',
       },
       GCC_ABI,
     ],

@@ -2,19 +2,10 @@ import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
-import {
-  buildAtomically,
-  cacheRoot,
-  defaultLogger,
-  exists,
-  formatDuration,
-  hashKey,
-  phase,
-  sha256File,
-  type Logger,
-} from './cache.js';
-import { aptInstall, ensureLlamaBuild, type LlamaBuild } from './llama-build.js';
-import { withLock } from './lock.js';
+import { exists, formatDuration, hashParts, sha256File, withLock, type Logger } from '@slm-copilot/task-kit';
+import { aptInstall } from './build-tools.js';
+import { buildAtomically, cacheDirOf, testbedLogger, timed } from './cache.js';
+import { ensureLlamaBuild, type LlamaBuild } from './llama-build.js';
 
 /** Debian's interpreter (has apt's numpy/yaml), deliberately not whatever `python3` is on PATH. */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -94,7 +85,10 @@ export interface GgufModel {
 export interface ModelOptions {
   cacheDir?: string;
   log?: Logger;
-  /** llama.cpp build whose llama-quantize and gguf-py are used (default: the 'dispatch' build, the one the image ships). */
+  /**
+   * llama.cpp build whose llama-quantize and gguf-py are used (default: the 'dispatch' build, the one the image
+   * ships).
+   */
   llama?: LlamaBuild;
 }
 
@@ -105,7 +99,7 @@ export function generatorScriptPath(): string {
 }
 
 /** Debian's python3 with numpy and yaml (what gguf-py imports); installs them with apt as root. */
-export async function ensurePython(log: Logger = defaultLogger): Promise<string> {
+export async function ensurePython(log: Logger = testbedLogger()): Promise<string> {
   const check = () => $({ quiet: true, nothrow: true })`${SYSTEM_PYTHON} -c ${'import numpy, yaml'}`;
   if ((await exists(SYSTEM_PYTHON)) && (await check()).exitCode === 0) return SYSTEM_PYTHON;
   await aptInstall(['python3', 'python3-numpy', 'python3-yaml'], log);
@@ -123,122 +117,111 @@ export async function ensureDevstralShapedModel(opts: ModelOptions = {}): Promis
   return ensureGgufModel('devstral-shaped', DEVSTRAL_SHAPED_PARAMS, opts);
 }
 
+/** make_tiny_gguf.py's arguments for `params`. */
+function generatorArgs(params: ModelParams, out: string, templatePath: string, metaJson: string): string[] {
+  const n = (flag: string, v: number) => [flag, String(v)];
+  return [
+    ...['--out', out, '--arch', params.arch, '--name', params.name],
+    ...n('--n-layer', params.nLayer),
+    ...n('--n-embd', params.nEmbd),
+    ...n('--n-head', params.nHead),
+    ...n('--n-head-kv', params.nHeadKv),
+    ...n('--head-dim', params.headDim),
+    ...n('--n-ff', params.nFf),
+    ...n('--vocab-size', params.vocabSize),
+    ...n('--ctx', params.contextLength),
+    ...n('--rope-theta', params.ropeTheta),
+    ...n('--seed', params.seed),
+    ...['--chat-template-file', templatePath, '--dtype', 'f16', '--meta-out', metaJson],
+  ];
+}
+
+/** One model's inputs, shared by its steps. */
+interface ModelJob {
+  kind: string;
+  params: ModelParams;
+  llama: LlamaBuild;
+  script: string;
+  templatePath: string;
+  key: string;
+  fileName: string;
+  log: Logger;
+  durations: Record<string, number>;
+}
+
+/** Generates the F16 model, quantizes it and writes model.json into `tmp`. */
+async function makeModel(job: ModelJob, python: string, tmp: string): Promise<void> {
+  const { kind, params, llama, log, durations } = job;
+  const f16 = join(tmp, `${kind}-F16.gguf`);
+  const metaJson = join(tmp, 'generator.json');
+  const shape = `F16, ${params.nLayer} layers × ${params.nEmbd}, vocab ${params.vocabSize}`;
+  await timed(log, durations, `generate ${kind} model (${shape})`, async () => {
+    const env = { ...process.env, PYTHONPATH: join(llama.srcDir, 'gguf-py') };
+    const args = generatorArgs(params, f16, job.templatePath, metaJson);
+    const r = await $({ quiet: true, nothrow: true, env })`${python} ${job.script} ${args}`;
+    if (r.exitCode !== 0) throw new Error(`make_tiny_gguf.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
+  });
+  const out = join(tmp, job.fileName);
+  await timed(log, durations, `llama-quantize ${params.quant}`, async () => {
+    const r = await $({
+      quiet: true,
+      nothrow: true,
+    })`${llama.llamaQuantize} ${f16} ${out} ${params.quant} ${String(2)}`;
+    if (r.exitCode !== 0) throw new Error(`llama-quantize failed (exit ${r.exitCode}):\n${r.stdall.slice(-3000)}`);
+  });
+  await rm(f16, { force: true });
+  const sha256 = await timed(log, durations, 'sha256', () => sha256File(out));
+  const bytes = (await stat(out)).size;
+  const gen = JSON.parse(await readFile(metaJson, 'utf8')) as { banned_token_ids: number[]; n_params: number };
+  const m: Omit<GgufModel, 'path'> & Record<string, unknown> = {
+    key: job.key,
+    sha256,
+    bytes,
+    params: { ...params },
+    bannedTokenIds: gen.banned_token_ids,
+    nParams: gen.n_params,
+    llama: { version: llama.version, release: llama.release, commit: llama.commit },
+    chatTemplate: CHAT_TEMPLATE_PATH_IN_TREE,
+    createdAt: new Date().toISOString(),
+    durationsMs: durations,
+  };
+  await writeFile(join(tmp, 'model.json'), JSON.stringify(m, null, 2) + '\n');
+}
+
 /**
  * Generates (once, cached) a random-weight GGUF with py/make_tiny_gguf.py and quantizes it.
  * Cache: `<cache>/models/<kind>-<hash>/{<kind>-<quant>.gguf, model.json}`; the hash covers the
  * script, the parameters, the chat template and the llama.cpp version.
  */
 export async function ensureGgufModel(kind: string, params: ModelParams, opts: ModelOptions = {}): Promise<GgufModel> {
-  const log = opts.log ?? defaultLogger;
+  const log = testbedLogger(opts.log);
   const llama = opts.llama ?? (await ensureLlamaBuild({ variant: 'dispatch', cacheDir: opts.cacheDir, log }));
   const script = generatorScriptPath();
   const scriptText = await readFile(script);
   const templatePath = join(llama.srcDir, CHAT_TEMPLATE_PATH_IN_TREE);
   const template = await readFile(templatePath);
-  const key = `${kind}-${hashKey([scriptText, JSON.stringify(params), template, llama.version, llama.commit], 12)}`;
-  const dir = join(cacheRoot(opts.cacheDir), 'models', key);
+  // The cache key: the generator's text, the parameters, the template and llama.cpp (never reorder these).
+  const key = `${kind}-${hashParts([scriptText, JSON.stringify(params), template, llama.version, llama.commit], 12)}`;
+  const dir = join(cacheDirOf(opts.cacheDir), 'models', key);
   const fileName = `${kind}-${params.quant}.gguf`;
-  const file = join(dir, fileName);
   const manifest = join(dir, 'model.json');
   const read = async (): Promise<GgufModel> => {
     const m = JSON.parse(await readFile(manifest, 'utf8')) as Omit<GgufModel, 'path'>;
-    return { ...m, path: file };
+    return { ...m, path: join(dir, fileName) };
   };
   if (await exists(manifest)) return read();
 
   return withLock(
-    join(cacheRoot(opts.cacheDir), 'locks', `model-${key}.lock`),
+    join(cacheDirOf(opts.cacheDir), 'locks', `model-${key}.lock`),
     async () => {
       if (await exists(manifest)) return read();
       const python = await ensurePython(log);
       const t0 = performance.now();
-      const durations: Record<string, number> = {};
-      const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-        const s = performance.now();
-        const r = await phase(log, name, fn);
-        durations[name] = Math.round(performance.now() - s);
-        return r;
-      };
-      await buildAtomically(dir, async (tmp) => {
-        const f16 = join(tmp, `${kind}-F16.gguf`);
-        const metaJson = join(tmp, 'generator.json');
-        await timed(
-          `generate ${kind} model (F16, ${params.nLayer} layers × ${params.nEmbd}, vocab ${params.vocabSize})`,
-          async () => {
-            const args = [
-              '--out',
-              f16,
-              '--arch',
-              params.arch,
-              '--name',
-              params.name,
-              '--n-layer',
-              String(params.nLayer),
-              '--n-embd',
-              String(params.nEmbd),
-              '--n-head',
-              String(params.nHead),
-              '--n-head-kv',
-              String(params.nHeadKv),
-              '--head-dim',
-              String(params.headDim),
-              '--n-ff',
-              String(params.nFf),
-              '--vocab-size',
-              String(params.vocabSize),
-              '--ctx',
-              String(params.contextLength),
-              '--rope-theta',
-              String(params.ropeTheta),
-              '--seed',
-              String(params.seed),
-              '--chat-template-file',
-              templatePath,
-              '--dtype',
-              'f16',
-              '--meta-out',
-              metaJson,
-            ];
-            const r = await $({
-              quiet: true,
-              nothrow: true,
-              env: { ...process.env, PYTHONPATH: join(llama.srcDir, 'gguf-py') },
-            })`${python} ${script} ${args}`;
-            if (r.exitCode !== 0)
-              throw new Error(`make_tiny_gguf.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
-          },
-        );
-        await timed(`llama-quantize ${params.quant}`, async () => {
-          const r = await $({
-            quiet: true,
-            nothrow: true,
-          })`${llama.llamaQuantize} ${f16} ${join(tmp, fileName)} ${params.quant} ${String(2)}`;
-          if (r.exitCode !== 0)
-            throw new Error(`llama-quantize failed (exit ${r.exitCode}):\n${r.stdall.slice(-3000)}`);
-        });
-        await rm(f16, { force: true });
-        const out = join(tmp, fileName);
-        const sha256 = await timed('sha256', () => sha256File(out));
-        const bytes = (await stat(out)).size;
-        const gen = JSON.parse(await readFile(metaJson, 'utf8')) as { banned_token_ids: number[]; n_params: number };
-        const m: Omit<GgufModel, 'path'> & Record<string, unknown> = {
-          key,
-          sha256,
-          bytes,
-          params: { ...params },
-          bannedTokenIds: gen.banned_token_ids,
-          nParams: gen.n_params,
-          llama: { version: llama.version, release: llama.release, commit: llama.commit },
-          chatTemplate: CHAT_TEMPLATE_PATH_IN_TREE,
-          createdAt: new Date().toISOString(),
-          durationsMs: durations,
-        };
-        await writeFile(join(tmp, 'model.json'), JSON.stringify(m, null, 2) + '\n');
-      });
+      const job = { kind, params, llama, script, templatePath, key, fileName, log, durations: {} };
+      await buildAtomically(dir, (tmp) => makeModel(job, python, tmp));
       const model = await read();
-      log(
-        `${kind} model ready in ${formatDuration(performance.now() - t0)}: ${model.path} (${(model.bytes / 1e6).toFixed(1)} MB)`,
-      );
+      const size = `${(model.bytes / 1e6).toFixed(1)} MB`;
+      log.info(`${kind} model ready in ${formatDuration(performance.now() - t0)}: ${model.path} (${size})`);
       return model;
     },
     { log, what: `${kind} model` },

@@ -1,36 +1,59 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+// Run the way the README shows it: the package's `dev` script (what `pnpm --filter @slm-copilot/vm dev …`
+// runs), through a shell with node_modules/.bin on PATH.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 
 const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+let script = '';
 const cli = (...args: string[]) =>
   $({
     cwd: pkg,
     nothrow: true,
     quiet: true,
-    env: { ...process.env, NO_COLOR: '1' },
-  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+    env: { ...process.env, NO_COLOR: '1', PATH: `${pkg}/node_modules/.bin:${process.env.PATH}` },
+  })`sh -c ${`${script} "$@"`} sh ${args}`;
 
-describe('slm-vm CLI', () => {
-  it('has --help for the tool and every command', async () => {
-    for (const args of [
-      ['--help'],
-      ...['base-image', 'boot', 'context-iso', 'packer-validate', 'build-image'].map((c) => [c, '--help']),
-    ]) {
-      const r = await cli(...args);
-      expect(r.exitCode, args.join(' ')).toBe(0);
-      expect(r.stdout).toMatch(/Usage: slm-vm/);
+beforeAll(async () => {
+  script = JSON.parse(await readFile(path.join(pkg, 'package.json'), 'utf8')).scripts.dev;
+});
+
+describe('slm-vm CLI (the dev script)', () => {
+  it('starts from source and has --help with examples for the tool and every command', async () => {
+    const top = await cli('--help');
+    expect(top.stderr).not.toMatch(/ERR_MODULE_NOT_FOUND|Cannot find/);
+    expect(top.exitCode, top.stderr).toBe(0);
+    expect(top.stdout).toMatch(/^Usage: slm-vm <command>/m);
+    for (const command of ['base-image', 'boot', 'context-iso', 'packer-validate', 'build-image']) {
+      const r = await cli(command, '--help');
+      expect(r.exitCode, command).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`^Usage: slm-vm ${command}`, 'm'));
+      expect(r.stdout).toMatch(/^Examples:\n {2}slm-vm /m);
     }
   }, 120_000);
 
-  it('refuses bad usage with exit 2', async () => {
-    expect((await cli('boot')).exitCode).toBe(2);
-    expect((await cli('boot', '--image', 'x', '--forward', 'nope')).exitCode).toBe(2);
-    expect((await cli('context-iso', 'A=1')).exitCode).toBe(2);
-    expect((await cli('nonsense')).exitCode).toBe(2);
+  it('refuses bad usage with exit 2 and one line on stderr naming the problem, before doing anything', async () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['boot', '--bogus'], /unknown option --bogus/],
+      [['base-image', '--bogus'], /unknown option --bogus/],
+      [['boot'], /--image is required/],
+      [['boot', '--image', 'x', '--forward', 'nope'], /--forward "nope"/],
+      [['boot', '--image', 'x', '--memory', 'lots'], /--memory .*"lots"/],
+      [['context-iso', 'A=1'], /--out is required/],
+      [['packer-validate', '--profile', 'staging'], /--profile .*"staging"/],
+      [['build-image', '--bundle', 'b'], /--node-runtime is required/],
+      [['nonsense'], /unknown command "nonsense"/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await cli(...args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
+      expect(r.stderr).toMatch(message);
+      expect(r.stdout, args.join(' ')).toBe('');
+    }
   }, 120_000);
 
   it('context-iso writes the ISO and prints context.sh', async () => {

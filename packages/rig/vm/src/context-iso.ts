@@ -73,8 +73,7 @@ export async function makeContextIso(options: MakeContextIsoOptions): Promise<Co
   } finally {
     await rm(staging, { recursive: true, force: true });
   }
-  options.log?.debug(
-    `CONTEXT ISO ${out}: ${Object.keys(options.values).length} variable(s)${options.sshPublicKey ? ' + SSH_PUBLIC_KEY' : ''}`,
-  );
+  const key = options.sshPublicKey ? ' + SSH_PUBLIC_KEY' : '';
+  options.log?.debug(`CONTEXT ISO ${out}: ${Object.keys(options.values).length} variable(s)${key}`);
   return { path: out, contextSh };
 }

@@ -19,30 +19,28 @@ export {
   type MakeContextIsoOptions,
 } from './context-iso.js';
 export {
-  runPacker,
   packerValidate,
-  buildImage,
-  writeBuildSeed,
   packerVersion,
   supportsRequiredPlugins,
   stageTemplate,
   varArgs,
   PACKER_DIR,
-  PACKER_PHASES,
   PLUGINS_FILE,
   TEST_PROFILE,
+  type PackerValidateOptions,
+  type PackerVars,
+} from './packer.js';
+export {
+  runPacker,
+  PACKER_PHASES,
   type RunPackerOptions,
   type RunPackerResult,
-  type PackerValidateOptions,
-  type BuildImageOptions,
-  type BuildImageResult,
-  type PackerVars,
   type PackerPhaseName,
-} from './packer.js';
+} from './packer-run.js';
+export { buildImage, writeBuildSeed, type BuildImageOptions, type BuildImageResult } from './build-image.js';
 export { ensureSshKey, generateSshKey, sshOptions, type SshKey } from './ssh.js';
-export { cacheRoot, vmCacheDir, freePort, withTimeout, sha256File } from './util.js';
+export { vmCacheDir, withTimeout } from './util.js';
 export { ensureHostTools, TOOLS, type HostTool } from './host-tools.js';
-export { withFileLock } from './lock.js';
 export {
   STAGED_MIRROR_DIR,
   MIRROR_DISK_LABEL,

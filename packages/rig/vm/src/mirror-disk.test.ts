@@ -61,7 +61,7 @@ describe('mirror disk (the artifacts staged into the build VM)', () => {
     );
   });
 
-  it('the template attaches it read-only without -drive, at a PCI slot after the main disk (else SeaBIOS boots it)', async () => {
+  it('attached read-only (no -drive), at a PCI slot after the main disk (else SeaBIOS boots it)', async () => {
     const text = await readFile(path.join(PACKER_DIR, 'slm-copilot.pkr.hcl'), 'utf8');
     expect(text).toMatch(/"-blockdev", "driver=raw,node-name=slmmirror,read-only=on,[^"]*file\.read-only=on/);
     expect(text).toContain('virtio-blk-pci,drive=slmmirror,serial=slm-mirror,addr=0x1e');

@@ -97,11 +97,11 @@ export async function makeMirrorDisk(options: MakeMirrorDiskOptions): Promise<Mi
     await mkdir(tree, { recursive: true });
     const bytes = files.reduce((n, f) => n + f.size, 0);
     const size = mirrorDiskBytes(files);
-    const r = await $({
-      quiet: true,
-      nothrow: true,
-      timeout: '120m',
-    })`mke2fs -q -F -t ext2 -m 0 -b 4096 -N ${files.length + 64} -L ${MIRROR_DISK_LABEL} -E root_owner=0:0 -d ${tree} ${options.out} ${`${size / 1024}k`}`;
+    const args = [
+      ...['-q', '-F', '-t', 'ext2', '-m', '0', '-b', '4096', '-N', String(files.length + 64)],
+      ...['-L', MIRROR_DISK_LABEL, '-E', 'root_owner=0:0', '-d', tree, options.out, `${size / 1024}k`],
+    ];
+    const r = await $({ quiet: true, nothrow: true, timeout: '120m' })`mke2fs ${args}`;
     if (r.exitCode !== 0) {
       await rm(options.out, { force: true });
       throw new TaskError(`mke2fs -d of the mirror ${mirrorDir} failed: ${tail(r.stderr || r.stdout, 5)}`, {

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { $ } from 'zx';
+import { buildImage } from './build-image.js';
 import {
-  buildImage,
   PACKER_DIR,
   PLUGINS_FILE,
   packerValidate,

@@ -1,8 +1,8 @@
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, TaskError } from '@slm-copilot/task-kit';
+import { exists, ExitCode, TaskError } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
-import { exists, vmCacheDir } from './util.js';
+import { vmCacheDir } from './util.js';
 
 export interface SshKey {
   /** Path of the private key file (0600). */

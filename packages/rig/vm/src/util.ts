@@ -1,41 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { homedir } from 'node:os';
 import path from 'node:path';
-import { createLogger, ExitCode, formatDuration, TaskError, type Logger } from '@slm-copilot/task-kit';
-
-/** `$SLM_COPILOT_CACHE`, default `~/.cache/slm-copilot`. */
-export function cacheRoot(): string {
-  return process.env.SLM_COPILOT_CACHE || path.join(homedir(), '.cache', 'slm-copilot');
-}
+import { cacheRoot, createLogger, ExitCode, formatDuration, TaskError, type Logger } from '@slm-copilot/task-kit';
 
 /** The cache directory of this package: `<cache>/vm`. */
 export function vmCacheDir(): string {
   return path.join(cacheRoot(), 'vm');
-}
-
-/** sha256 (hex) of the parts, each followed by a NUL so that ["ab","c"] and ["a","bc"] differ. */
-export function hashParts(parts: readonly string[], length = 64): string {
-  const h = createHash('sha256');
-  for (const p of parts) h.update(p).update('\0');
-  return h.digest('hex').slice(0, length);
-}
-
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
-export async function exists(file: string): Promise<boolean> {
-  try {
-    await stat(file);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export async function fileSize(file: string): Promise<number> {
@@ -73,20 +42,6 @@ export async function withTimeout<T>(
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A TCP port on 127.0.0.1 that was free a moment ago (the caller retries if it lost the race). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -36,8 +36,8 @@ describe.skipIf(skip)('[slow] VM pipeline: the Debian base image; a hung VM is k
     async () => {
       work = await mkdtemp(path.join(tmpdir(), 'slm-vm-slow-'));
       base = await log.phase('base image', () => ensureBaseImage({ log }));
-      figures['base image'] =
-        `${base.built ? `built in ${formatDuration(base.buildMs ?? 0)}` : 'cached'}; ${mib(base.fileBytes)} file, ${mib(base.virtualBytes)} virtual`;
+      const how = base.built ? `built in ${formatDuration(base.buildMs ?? 0)}` : 'cached';
+      figures['base image'] = `${how}; ${mib(base.fileBytes)} file, ${mib(base.virtualBytes)} virtual`;
       const info = JSON.parse((await $({ quiet: true })`qemu-img info --output=json ${base.path}`).stdout);
       expect(info.format).toBe('qcow2');
       expect(base.fileBytes).toBeLessThan(400 * 1024 * 1024);

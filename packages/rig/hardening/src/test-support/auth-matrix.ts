@@ -511,7 +511,9 @@ export const TRIES: Try[] = [
       rawReq(
         id,
         (c) =>
-          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nx-api-key: sk-wrong-key-0123456789abcdef0000\r\nAuthorization: Bearer sk-wrong-key-0123456789abcdef1111\r\nConnection: close\r\n\r\n`,
+          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\n` +
+          `x-api-key: sk-wrong-key-0123456789abcdef0000\r\n` +
+          `Authorization: Bearer sk-wrong-key-0123456789abcdef1111\r\nConnection: close\r\n\r\n`,
       ),
   }),
   T({
@@ -523,7 +525,8 @@ export const TRIES: Try[] = [
       rawReq(
         id,
         (c) =>
-          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization: Bearer ${c.key}\rX: y\r\nConnection: close\r\n\r\n`,
+          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization: Bearer ${c.key}\rX: y\r\n` +
+          `Connection: close\r\n\r\n`,
       ),
   }),
   T({
@@ -535,7 +538,8 @@ export const TRIES: Try[] = [
       rawReq(
         id,
         (c) =>
-          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization: Bearer ${c.key}\0\r\nConnection: close\r\n\r\n`,
+          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization: Bearer ${c.key}\0\r\n` +
+          `Connection: close\r\n\r\n`,
       ),
   }),
   T({
@@ -547,7 +551,8 @@ export const TRIES: Try[] = [
       rawReq(
         id,
         (c) =>
-          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization: Bearer\r\n ${c.key}\r\nConnection: close\r\n\r\n`,
+          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization: Bearer\r\n ${c.key}\r\n` +
+          `Connection: close\r\n\r\n`,
       ),
   }),
   T({
@@ -559,7 +564,8 @@ export const TRIES: Try[] = [
       rawReq(
         id,
         (c) =>
-          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization : Bearer ${c.key}\r\nConnection: close\r\n\r\n`,
+          `GET /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nAuthorization : Bearer ${c.key}\r\n` +
+          `Connection: close\r\n\r\n`,
       ),
   }),
   T({
@@ -585,7 +591,9 @@ export const TRIES: Try[] = [
       rawReq(
         id,
         (c) =>
-          `POST /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n`,
+          `POST /v1/models HTTP/1.1\r\nHost: ${c.main.servername}\r\nContent-Length: 4\r\n` +
+          `Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /v1/models HTTP/1.1\r\n` +
+          `Host: x\r\n\r\n`,
       ),
   }),
   T({
@@ -597,7 +605,8 @@ export const TRIES: Try[] = [
       rawHttp(
         c.main.address,
         c.main.port,
-        `GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Hardening-Try: ${id}\r\nAuthorization: Bearer ${c.key}\r\nConnection: close\r\n\r\n`,
+        `GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Hardening-Try: ${id}\r\nAuthorization: Bearer ${c.key}\r\n` +
+          `Connection: close\r\n\r\n`,
       ),
   }),
 ];

@@ -4,6 +4,7 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { reapOnExit } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
 import type { RecordedRequest } from '@slm-copilot/nginx-config/test-support/upstream-double';
 
@@ -19,16 +20,6 @@ export interface Netns {
 }
 
 const PREFIX = 'slmh';
-const created = new Set<string>();
-process.on('exit', () => {
-  for (const n of created) {
-    try {
-      execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
-    } catch {
-      /* gone */
-    }
-  }
-});
 
 function alive(pid: number): boolean {
   try {
@@ -88,12 +79,12 @@ export async function createNetns(): Promise<Netns> {
     ['ip', 'netns', 'exec', name, 'ip', 'link', 'set', nsIf, 'up'],
     ['ip', 'netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up'],
   ];
-  created.add(name);
+  const unreap = reapOnExit(() => execFileSync('ip', ['netns', 'del', name], { stdio: 'ignore' }));
   const destroy = async () => {
     // Deleting the namespace also deletes the veth pair.
     await $({ nothrow: true, quiet: true })`ip netns del ${name}`;
     await $({ nothrow: true, quiet: true })`ip link del ${hostIf}`;
-    created.delete(name);
+    unreap();
   };
   for (const s of steps) {
     const r = await $({ nothrow: true, quiet: true })`${s}`;
@@ -131,7 +122,7 @@ export async function startNsUpstreamDouble(ns: Netns, port: number): Promise<Ns
       stdio: ['pipe', 'pipe', 'pipe'],
     },
   );
-  process.once('exit', () => child.kill('SIGKILL'));
+  const unreap = reapOnExit(() => child.kill('SIGKILL'));
   const requests: RecordedRequest[] = [];
   let buf = '';
   let err = '';
@@ -180,6 +171,7 @@ export async function startNsUpstreamDouble(ns: Netns, port: number): Promise<Ns
       const t = setTimeout(() => child.kill('SIGKILL'), 3000);
       await exited;
       clearTimeout(t);
+      unreap();
     },
   };
 }

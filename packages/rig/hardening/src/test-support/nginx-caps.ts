@@ -2,13 +2,13 @@
 // set (setpriv, as systemd's CapabilityBoundingSet= would) inside a network namespace so that it can
 // bind 80 and 443. Runs what the appliance does with it — start, serve, log rotation + reopen
 // (USR1), reload (HUP), graceful stop (QUIT) — and says which step failed.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmod, chown, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
 import { mainConf, NGINX, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { applyFileSet } from '@slm-copilot/task-kit';
+import { applyFileSet, reapOnExit } from '@slm-copilot/task-kit';
 import type { Netns } from './netns.js';
 import { quietLog } from './quiet-log.js';
 import { rawHttps, rawHttp, tcpProbe } from './raw-https.js';
@@ -21,10 +21,6 @@ export interface CapsScenario {
 }
 
 const KEY = 'sk-hardening-caps-0123456789';
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of running) p.kill('SIGKILL');
-});
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `fn` until it is true (→ true), throws (→ false at once) or `ms` pass (→ false). */
@@ -105,12 +101,12 @@ export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promis
   let out = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   proc.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  running.add(proc);
+  const unreap = reapOnExit(() => proc.kill('SIGKILL'));
   const exited = new Promise<void>((r) => proc.on('exit', () => r()));
   let gone = false;
   void exited.then(() => {
     gone = true;
-    running.delete(proc);
+    unreap();
   });
   const steps: CapsScenario['steps'] = { start: false, serve: false, reopen: false, reload: false, stop: false };
   const target = { address: ns.nsAddress, port: 443, servername: 'copilot.example.test', ca };
@@ -118,7 +114,8 @@ export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promis
     (
       await rawHttps(
         target,
-        `GET /v1/models HTTP/1.1\r\nHost: copilot.example.test\r\nAuthorization: Bearer ${KEY}x\r\nConnection: close\r\n\r\n`,
+        'GET /v1/models HTTP/1.1\r\nHost: copilot.example.test\r\n' +
+          `Authorization: Bearer ${KEY}x\r\nConnection: close\r\n\r\n`,
         3000,
       )
     ).status;
@@ -152,7 +149,8 @@ export async function nginxUnderCaps(ns: Netns, caps: readonly string[]): Promis
       steps.stop = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
       return { caps: [...caps], steps, errors: errorsOf(out + (await readFile(logs[2]!, 'utf8').catch(() => ''))) };
     }
-    // logrotate: move the logs away, create new www-data:adm 0640 ones, USR1; the next request must land in the new file.
+    // logrotate: move the logs away, create new www-data:adm 0640 ones, USR1; the next request must land in
+    // the new file.
     await rotate();
     process.kill(pid, 'SIGUSR1');
     await sleep(500);

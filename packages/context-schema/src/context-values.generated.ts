@@ -1,0 +1,74 @@
+// Generated from packages/context-schema/schema/context.schema.json by `context-schema generate`. Do not edit.
+
+/** The validated context, keyed by variable name: the types the schema gives each variable. */
+export interface ContextValues {
+  /**
+   * API key clients send as `Authorization: Bearer <key>`. Empty: one is generated on first boot and
+   * kept.
+   */
+  ONEAPP_COPILOT_PASSWORD: string;
+  /** More API keys, comma-separated (e.g. one per team member), accepted alongside the main key. */
+  ONEAPP_COPILOT_EXTRA_API_KEYS: string[];
+  /** Inference engine: LocalAI (llama-cpp backend) or llama.cpp's own llama-server. */
+  ONEAPP_COPILOT_ENGINE: 'localai' | 'llama-server';
+  /** Model id clients put in requests and see in /v1/models (the same for both engines). */
+  ONEAPP_COPILOT_MODEL_ID: string;
+  /**
+   * Context window per request, in tokens. The engine reserves this times the parallel slots; clamped
+   * (with a warning) when RAM is short.
+   */
+  ONEAPP_COPILOT_CONTEXT_SIZE: number;
+  /** CPU threads for inference; 0 = the number of physical cores. */
+  ONEAPP_COPILOT_THREADS: number;
+  /**
+   * Requests served at once (engine slots). Each slot has its own context and prompt cache; 1 is fastest
+   * per request on a CPU.
+   */
+  ONEAPP_COPILOT_PARALLEL: number;
+  /**
+   * Public DNS name of the VM. Put in the certificate and the endpoint URL; with TLS mode auto it turns
+   * on Let's Encrypt.
+   */
+  ONEAPP_COPILOT_HOSTNAME: string;
+  /** TCP port of the HTTPS API. Port 80 stays the HTTP redirect and ACME challenge listener. */
+  ONEAPP_COPILOT_HTTPS_PORT: number;
+  /**
+   * auto = Let's Encrypt when a hostname is set, else self-signed (a per-VM CA); custom = the
+   * certificate and key given below.
+   */
+  ONEAPP_COPILOT_TLS_MODE: 'auto' | 'self-signed' | 'letsencrypt' | 'custom';
+  /** TLS mode custom: the certificate chain (PEM), base64-encoded. */
+  ONEAPP_COPILOT_TLS_CERT: string;
+  /** TLS mode custom: the certificate's private key (PEM), base64-encoded. */
+  ONEAPP_COPILOT_TLS_KEY: string;
+  /** Contact e-mail for the Let's Encrypt account (expiry notices). Empty: register without e-mail. */
+  ONEAPP_COPILOT_LETSENCRYPT_EMAIL: string;
+  /** ACME directory URL: Let's Encrypt by default; a private ACME CA or Let's Encrypt staging. */
+  ONEAPP_COPILOT_ACME_DIRECTORY: string;
+  /**
+   * Browser origins allowed to call the API, comma-separated (e.g. https://ide.example.com), or * for
+   * any. Empty: no cross-origin access.
+   */
+  ONEAPP_COPILOT_CORS_ORIGINS: string[];
+  /**
+   * Requests per minute per API key (per client address before authentication); 0 = no limit. Over the
+   * limit: HTTP 429.
+   */
+  ONEAPP_COPILOT_RATE_LIMIT: number;
+  /** Open requests at once per API key; 0 = no limit. Over the limit: HTTP 429. */
+  ONEAPP_COPILOT_CONNECTION_LIMIT: number;
+  /** Seconds a request may wait on the engine (a CPU prefills a 15k-token prompt in minutes). */
+  ONEAPP_COPILOT_REQUEST_TIMEOUT: number;
+  /** Largest request body in MiB (agents send whole files). */
+  ONEAPP_COPILOT_MAX_BODY_SIZE: number;
+  /** Expose the engine's Prometheus metrics at /metrics (API key required). */
+  ONEAPP_COPILOT_METRICS: boolean;
+  /**
+   * Also accept HTTP Basic auth whose password is an API key (any user name), for tools that cannot send
+   * a Bearer header.
+   */
+  ONEAPP_COPILOT_BASIC_AUTH: boolean;
+}
+
+/** Every ONEAPP_COPILOT_* variable the schema knows. */
+export type VariableName = keyof ContextValues;

@@ -1,0 +1,53 @@
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { $ } from 'zx';
+
+const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const cli = (...args: string[]) =>
+  $({
+    cwd: pkg,
+    nothrow: true,
+    quiet: true,
+    env: { ...process.env, NO_COLOR: '1' },
+  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+
+const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
+
+describe('slm-copilot-service CLI', () => {
+  it('a bogus flag (or the old --prefix) exits 2 with one line on stderr, for every command', async () => {
+    for (const args of [
+      ['configure', '--bogus'],
+      ['bootstrap', '--bogus'],
+      ['install', '--bogus'],
+      ['configure', '--prefix', '/tmp'],
+      ['install'],
+    ]) {
+      const r = await cli(...args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(lines(r.stderr), args.join(' ')).toHaveLength(1);
+      expect(r.stderr, args.join(' ')).toMatch(/^slm-copilot-service \w+: .*(--bogus|--prefix|--plan)/);
+    }
+  }, 120_000);
+
+  it('configure and bootstrap --root on a root with no installed appliance refuse and write nothing', async () => {
+    for (const stage of ['configure', 'bootstrap']) {
+      const root = await mkdtemp(path.join(tmpdir(), 'lifecycle-cli-'));
+      const r = await cli(stage, '--root', root);
+      expect(r.exitCode, stage).toBe(4); // ExitCode.environment
+      expect(r.stderr).toContain(path.join(root, 'etc/slm-copilot/installed.json'));
+      expect(await readdir(root), `${stage} wrote into the root`).toEqual([]);
+    }
+  }, 60_000);
+
+  it('every command has --help with examples', async () => {
+    for (const stage of ['install', 'configure', 'bootstrap']) {
+      const r = await cli(stage, '--help');
+      expect(r.exitCode).toBe(0);
+      expect(r.stdout).toMatch(/--root <value>/);
+      expect(r.stdout).toMatch(/Examples:\n {2}slm-copilot-service /);
+    }
+  }, 60_000);
+});
