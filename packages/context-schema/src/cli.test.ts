@@ -2,18 +2,11 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { $ } from 'zx';
+import { packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = (...args: string[]) =>
-  $({
-    cwd: pkg,
-    nothrow: true,
-    quiet: true,
-    env: { ...process.env, NO_COLOR: '1' },
-  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+const run = packageCli(import.meta.url);
+const cli = (...args: string[]) => run(args);
 
 describe('context-schema CLI', () => {
   it('has --help for the tool and every command', async () => {

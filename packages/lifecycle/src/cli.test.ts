@@ -1,20 +1,13 @@
 import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { $ } from 'zx';
+import { nonEmptyLines, packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = (...args: string[]) =>
-  $({
-    cwd: pkg,
-    nothrow: true,
-    quiet: true,
-    env: { ...process.env, NO_COLOR: '1' },
-  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+const run = packageCli(import.meta.url);
+const cli = (...args: string[]) => run(args);
 
-const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
+const lines = nonEmptyLines;
 
 describe('slm-copilot-service CLI', () => {
   it('a bogus flag (or the old --prefix) exits 2 with one line on stderr, for every command', async () => {

@@ -1,21 +1,13 @@
 import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { $ } from 'zx';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { ggufHeader } from '@slm-copilot/model-fetch/test-support';
+import { nonEmptyLines, packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = (args: string[]) =>
-  $({
-    cwd: pkg,
-    nothrow: true,
-    quiet: true,
-    env: { ...process.env, NO_COLOR: '1' },
-  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
-const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
+const cli = packageCli(import.meta.url);
+const lines = nonEmptyLines;
 const COMMANDS = ['plan', 'render', 'localai', 'llama-server'];
 
 describe('localai-install CLI', () => {

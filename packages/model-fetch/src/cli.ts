@@ -1,6 +1,16 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, runCommand, runSubcommands, TaskError, UsageError } from '@slm-copilot/task-kit';
+import {
+  ExitCode,
+  flagInt,
+  flagList,
+  flagSeconds,
+  flagString,
+  runCommand,
+  runSubcommands,
+  TaskError,
+  UsageError,
+} from '@slm-copilot/task-kit';
 import { CATALOG, DEFAULT_MODEL_ID, findModel } from './catalog.js';
 import { fetchModel, formatBytes, mirrorSources, type HashMode } from './fetch.js';
 import { buildManifest, manifestPath, readManifest, verifyFull, verifySampled, writeManifest } from './manifest.js';
@@ -8,22 +18,7 @@ import { DEFAULT_HUB, lockedArtifact, resolveModel, writeLockEntries, type Locke
 
 const TOOL = 'model-fetch';
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const list = (v: unknown): string[] => (Array.isArray(v) ? (v as string[]) : typeof v === 'string' ? [v] : []);
-const int = (v: unknown, name: string): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
-  return n;
-};
-const seconds = (v: unknown, name: string): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || String(v).trim() === '')
-    throw new UsageError(`--${name} must be a number of seconds >= 0, got "${String(v)}"`);
-  return n;
-};
+const [str, list, int, seconds] = [flagString, flagList, flagInt, flagSeconds];
 const json = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 const fetchSpec = {

@@ -1,24 +1,16 @@
 import { readdir, readFile, writeFile, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { appliancePaths } from '@slm-copilot/context-schema';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
-import { $ } from 'zx';
 import { freePort, mainConf, removeTempRoots, tempRoot } from '../test-support/nginx.js';
 import { COMMANDS, main } from './commands.js';
+import { packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
 afterAll(() => removeTempRoots());
 
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const KEY = 'sk-cli-test-key-0123456789abcdef';
 /** The bin as it ships (a process: exit code, stdout and stderr as a user sees them). */
-const cli = (args: string[], env: Record<string, string> = {}) =>
-  $({
-    cwd: pkg,
-    nothrow: true,
-    quiet: true,
-    env: { ...process.env, NO_COLOR: '1', ...env },
-  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+const cli = packageCli(import.meta.url);
 
 /** main() in this process, with stdout and stderr captured (fast: no process per case). */
 async function inProcess(args: string[]): Promise<{ exitCode: number; stdout: string; stderr: string }> {

@@ -17,6 +17,7 @@ import {
 } from '../test-support/engine.js';
 import { freePort, startGateway, tempRoot, type Gateway, removeTempRoots } from '../test-support/nginx.js';
 import { ensureSelfSigned } from './tls.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 // A cold engine build takes ~5 min on 2 cores (more on a busy machine); cached it is instant.
 const BUILD_TIMEOUT = 40 * 60_000;
@@ -24,17 +25,6 @@ const VARIANT = (process.env.SLM_COPILOT_TESTBED_LLAMA_VARIANT ?? 'dispatch') as
 const HOST = 'copilot.example.test';
 const MAIN = 'sk-test-main-key-0123456789abcdef';
 const EXTRA = 'sk-extra-for-engine-0123456789';
-const quietLog = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  addSecret() {},
-  child() {
-    return quietLog;
-  },
-  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
-};
 
 let build: LlamaBuild;
 let model: GgufModel;

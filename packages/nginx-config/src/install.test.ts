@@ -12,20 +12,10 @@ import { mutation } from '../test-support/mutate.js';
 import { startGateway, testConfig, type Gateway, removeTempRoots } from '../test-support/nginx.js';
 import { waitFor } from '../test-support/poll.js';
 import { startUpstreamDouble, type UpstreamDouble } from '../test-support/upstream-double.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 const MAIN = 'sk-test-main-key-0123456789abcdef';
 const NEW_KEY = 'sk-added-later-0123456789abcdef';
-const quietLog = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  addSecret() {},
-  child() {
-    return quietLog;
-  },
-  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
-};
 
 let gw: Gateway;
 let up: UpstreamDouble;

@@ -15,19 +15,9 @@ import { startGateway, tempRoot, type Gateway, removeTempRoots } from '../test-s
 import { startPebble, type Pebble } from '../test-support/pebble.js';
 import { waitFor } from '../test-support/poll.js';
 import { certbotDirs, letsEncryptRequest, obtainLetsEncrypt, prepareTls, type CertbotDirs } from './tls.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 const HOST = 'copilot.example.test';
-const quietLog = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  addSecret() {},
-  child() {
-    return quietLog;
-  },
-  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
-};
 
 let root: string;
 let gw: Gateway;

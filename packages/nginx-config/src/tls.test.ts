@@ -16,18 +16,8 @@ import {
   prepareTls,
   unreachableByWorkers,
 } from './tls.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
-const quietLog = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  addSecret() {},
-  child() {
-    return quietLog;
-  },
-  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
-};
 const mode = async (f: string) => ((await stat(f)).mode & 0o777).toString(8);
 const gateways: Gateway[] = [];
 afterAll(async () => {

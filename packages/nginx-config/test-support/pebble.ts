@@ -10,6 +10,7 @@ import { ensureSelfSigned } from '../src/tls.js';
 import { httpsGet } from './client.js';
 import { freePort } from './nginx.js';
 import { waitFor } from './poll.js';
+import { quietLog as quiet } from '@slm-copilot/task-kit/test-support/log';
 
 export interface Pebble {
   directory: string;
@@ -20,18 +21,6 @@ export interface Pebble {
   output(): string;
   stop(): Promise<void>;
 }
-
-const quiet = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-  addSecret() {},
-  child() {
-    return quiet;
-  },
-  phase: <T>(_: string, fn: () => Promise<T>) => fn(),
-};
 
 function run(
   cmd: string,

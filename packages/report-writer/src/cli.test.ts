@@ -1,22 +1,14 @@
 import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { $ } from 'zx';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { generateApiKey } from '@slm-copilot/task-kit';
+import { nonEmptyLines, packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = (args: string[], env: NodeJS.ProcessEnv = {}) =>
-  $({
-    cwd: pkg,
-    nothrow: true,
-    quiet: true,
-    env: { ...process.env, NO_COLOR: '1', ...env },
-  })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+const cli = packageCli(import.meta.url);
 
-const lines = (text: string) => text.split('\n').filter((l) => l.length > 0);
+const lines = nonEmptyLines;
 
 describe('report-writer CLI', () => {
   it('usage errors exit 2 with one line on stderr naming the flag', async () => {

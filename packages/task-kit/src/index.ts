@@ -13,3 +13,4 @@ export * from './host.js';
 export * from './lock.js';
 export * from './systemd.js';
 export * from './apt.js';
+export { flagInt, flagList, flagSeconds, flagString } from './flag-values.js';

@@ -1,13 +1,9 @@
 // slm-bench's command line (task-kit's runner): --help with examples, and a usage error — an unknown
 // flag, a bad value, a flag that needs another — is one line on stderr and exit 2, before anything runs.
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { $ } from 'zx';
+import { packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
-const pkg = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const cli = (args: string[]) =>
-  $({ cwd: pkg, nothrow: true, quiet: true })`node_modules/.bin/tsx --conditions=source src/cli.ts ${args}`;
+const cli = packageCli(import.meta.url);
 
 describe('slm-bench command line', () => {
   it('--help shows the options and examples', async () => {

@@ -1,17 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ExitCode, runCommand, UsageError } from '@slm-copilot/task-kit';
+import { ExitCode, flagInt, flagString, runCommand, UsageError } from '@slm-copilot/task-kit';
 import { formatJson, formatMarkdown, formatTable } from './report.js';
 import type { BenchOptions } from './types.js';
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
-const int = (v: unknown, name: string): number | undefined => {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 0)
-    throw new UsageError(`--${name} must be a non-negative integer, got "${String(v)}"`);
-  return n;
-};
+const [str, int] = [flagString, flagInt];
 
 const code = await runCommand(
   {

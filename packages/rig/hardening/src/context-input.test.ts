@@ -16,7 +16,7 @@ import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BAD_VALUES, type BadKind } from './test-support/bad-values.js';
 import { appliance, testHost as host } from './test-support/appliance.js';
-import { quietLog } from './test-support/quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 const GOOD = {
   ONEAPP_COPILOT_PASSWORD: 'sk-hardening-good-0123456789',

@@ -34,7 +34,7 @@ import OpenAI from 'openai';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appliance } from './test-support/appliance.js';
-import { captureLog, quietLog } from './test-support/quiet-log.js';
+import { captureLog, quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 const HOST = 'copilot.example.test';
 const KEY = 'sk-hardening-faults-0123456789';

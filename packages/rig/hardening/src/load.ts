@@ -23,7 +23,7 @@ import { memoryGrowth, nginxRss, rssKb, type MemorySample } from './load-memory.
 import type { LoadOptions } from './load-options.js';
 import { streamOnce } from './load-stream.js';
 import { testHost } from './test-support/appliance.js';
-import { quietLog } from './test-support/quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 export type { MemorySample } from './load-memory.js';
 export { FULL, QUICK, type LoadOptions } from './load-options.js';

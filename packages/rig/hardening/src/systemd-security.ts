@@ -9,10 +9,10 @@ import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promi
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
-import { loadChatTemplate, renderEngine, type ModelFacts } from '@slm-copilot/localai-install';
-import type { HostFacts } from '@slm-copilot/task-kit';
+import { loadChatTemplate, renderEngine } from '@slm-copilot/localai-install';
 import { $ } from 'zx';
 import { NGINX_DROP_IN, renderNginxHardening } from '@slm-copilot/nginx-config';
+import { devstralFacts, vm16x32 } from '@slm-copilot/localai-install/test-support/fixtures';
 
 export interface SecurityItem {
   ok: boolean;
@@ -72,26 +72,8 @@ async function analyze(args: string[], unit: string): Promise<SecurityReport> {
   return parseSecurity(unit, r.stdout + r.stderr);
 }
 
-const facts: ModelFacts = {
-  fileName: 'model.gguf',
-  bytes: 14_333_000_000,
-  architecture: 'mistral3',
-  contextLength: 393216,
-  blockCount: 40,
-  headCountKv: 8,
-  keyLength: 128,
-  valueLength: 128,
-};
-const host: HostFacts = {
-  cpuFlags: ['avx2'],
-  physicalCores: 8,
-  logicalCpus: 16,
-  cpuModel: 'x',
-  memTotalBytes: 32 * 1024 ** 3,
-  memAvailableBytes: 30 * 1024 ** 3,
-  hostname: 'copilot',
-  ipAddresses: ['192.0.2.10'],
-};
+// The unit as rendered for Devstral on the marketplace's VM size (localai-install's own test facts).
+const [facts, host] = [devstralFacts, vm16x32];
 
 /** The engine unit for `engine`, rendered by localai-install for the default context. */
 export async function engineSecurity(engine: 'localai' | 'llama-server'): Promise<SecurityReport> {

@@ -6,7 +6,7 @@ import { appliancePaths } from '@slm-copilot/context-schema';
 import { ensureSelfSigned } from '@slm-copilot/nginx-config';
 import { startGateway, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
 import { startUpstreamDouble } from '@slm-copilot/nginx-config/test-support/upstream-double';
-import { quietLog } from './test-support/quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { judge, notable, readAllowList, runTestssl, type AllowListEntry, type TestsslRun } from './testssl.js';
 
 const HOST = 'copilot.example.test';

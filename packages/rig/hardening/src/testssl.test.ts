@@ -14,7 +14,7 @@ import {
 } from '@slm-copilot/nginx-config/test-support/nginx';
 import { startUpstreamDouble, type UpstreamDouble } from '@slm-copilot/nginx-config/test-support/upstream-double';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { quietLog } from './test-support/quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { judge, notable, readAllowList, runTestssl, type AllowListEntry } from './testssl.js';
 
 const HOST = 'copilot.example.test';

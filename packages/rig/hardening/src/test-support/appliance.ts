@@ -7,7 +7,7 @@ import { stateFiles, type StageOptions } from '@slm-copilot/lifecycle';
 import { RecordingServices, testHost } from '@slm-copilot/lifecycle/test-support/doubles';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
-import { quietLog } from './quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 export { RecordingServices, testHost } from '@slm-copilot/lifecycle/test-support/doubles';
 

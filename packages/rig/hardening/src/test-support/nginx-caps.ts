@@ -10,7 +10,7 @@ import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
 import { mainConf, NGINX, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
 import { applyFileSet, reapOnExit } from '@slm-copilot/task-kit';
 import type { Netns } from './netns.js';
-import { quietLog } from './quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { rawHttps, rawHttp, tcpProbe } from './raw-https.js';
 
 export interface CapsScenario {

@@ -11,7 +11,7 @@ import {
   type StartGatewayOptions,
 } from '@slm-copilot/nginx-config/test-support/nginx';
 import type { Netns } from './netns.js';
-import { quietLog } from './quiet-log.js';
+import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 
 export const MAIN_KEY = 'sk-hardening-main-0123456789abcdef';
 export const HOST = 'copilot.example.test';

@@ -1,6 +1,7 @@
-import type { Logger } from '@slm-copilot/task-kit';
+// Test support: loggers for code under test (the tests assert on results, or on what an operator reads).
+import type { Logger } from '../src/log.js';
 
-/** A logger that drops everything (the code under test logs; the tests assert on results). */
+/** A logger that drops everything. */
 export const quietLog: Logger = {
   debug() {},
   info() {},
@@ -13,7 +14,7 @@ export const quietLog: Logger = {
   phase: <T>(_: string, fn: () => Promise<T>) => fn(),
 } as unknown as Logger;
 
-/** A logger that keeps every line (to assert on what an operator would read). */
+/** A logger that keeps every line, prefixed with its level (`info …`, `phase <name>`). */
 export function captureLog(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
   const log: Logger = {
