@@ -11,6 +11,9 @@ install -m 0755 "$bundle/node/bin/node" "$opt/node/bin/node"
 install -m 0644 "$bundle"/templates/* "$opt/templates/"
 install -m 0644 "$bundle/build-plan.json" "$opt/build-plan.json"
 install -m 0644 "$bundle/manifest.json" "$opt/bundle-manifest.json"
+# `slm-copilot check` (the self-check) on PATH, run by the image's own Node
+printf '#!/bin/sh\nexec %s/node/bin/node %s/bin/slm-copilot-service.mjs "$@"\n' "$opt" "$opt" >/usr/local/bin/slm-copilot
+chmod 0755 /usr/local/bin/slm-copilot
 if [ -x /etc/one-appliance/service ]; then
     install -D -m 0644 "$bundle/appliance/appliance.sh" /etc/one-appliance/service.d/appliance.sh
     /etc/one-appliance/service install

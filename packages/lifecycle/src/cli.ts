@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { appliancePaths, loadContext } from '@slm-copilot/context-schema';
 import { ExitCode, runCommand, runSubcommands, TaskError, usageLine, type Logger } from '@slm-copilot/task-kit';
 import { bootstrap } from './bootstrap.js';
+import { checkCommand } from './check/command.js';
 import { configure } from './configure.js';
 import { install, type BuildPlan } from './install.js';
 import { runStage, type Stage } from './runner.js';
@@ -138,6 +139,7 @@ export function main(argv: string[]): Promise<number> {
           "start or restart what changed, wait until the model answers, Let's Encrypt, write the report",
         ),
       },
+      check: { summary: 'check the running appliance as a client would (also: slm-copilot check)', run: checkCommand },
     },
     argv,
   );

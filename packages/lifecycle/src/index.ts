@@ -18,3 +18,6 @@ export { runStage, contractPaths, type Stage } from './runner.js';
 export { engineBinary, gatewayInputs, otherEngine, renderServing, servingInputs, type EngineName } from './serving.js';
 export { parseShow, systemdControl, type ServiceControl } from './services.js';
 export { requireInstalled, stateFiles, type InstalledImage, type PendingWork, type RenderFacts } from './state.js';
+export { runChecks, formatHeader, formatLine, formatVerdict, type CheckReport } from './check/run.js';
+export { resolveTarget, parseIni, KEY_ENV, type CheckFlags, type CheckTarget } from './check/target.js';
+export type { CheckResult, Status as CheckStatus } from './check/probes.js';

@@ -89,6 +89,22 @@ async function waitReady(timeoutMs: number): Promise<number> {
   }
 }
 
+/** `slm-copilot check --json` inside the VM (what the image installs on PATH): exit 0, required checks passed. */
+async function selfCheck(): Promise<{ id: string; status: string; required: boolean; data?: unknown }[]> {
+  const r = await vm.ssh('slm-copilot check --json', { nothrow: true, timeoutMs: 10 * MIN });
+  expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+  const checks = (
+    JSON.parse(r.stdout) as { verdict: string; checks: { id: string; status: string; required: boolean }[] }
+  ).checks;
+  expect(checks.filter((c) => c.required).map((c) => [c.id, c.status])).toEqual([
+    ['tls', 'pass'],
+    ['readyz', 'pass'],
+    ['auth', 'pass'],
+    ['chat', 'pass'],
+  ]);
+  return checks;
+}
+
 async function report(): Promise<Record<string, Record<string, string>>> {
   const text = (await vm.ssh('cat /etc/one-appliance/config')).stdout;
   const script =
@@ -219,6 +235,13 @@ describe('[slow] the appliance image, booted', () => {
       }
       expect(chunks).toBeGreaterThan(1);
       expect(usage).toBeGreaterThan(0);
+
+      // the self-check a user runs on the VM: every required check passes, and it reports the fallback
+      const check = await selfCheck();
+      expect(check.find((c) => c.id === 'engine')).toMatchObject({
+        status: 'warn',
+        data: { serving: 'llama-server', requested: 'localai', fallback: true },
+      });
     },
     60 * MIN,
   );
@@ -286,6 +309,8 @@ describe('[slow] the appliance image, booted', () => {
       expect(ini.Engine!.fallback_reason).toBeUndefined();
       expect(ini.Status!.state).toBe('ready');
       expect((await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout).toMatch(/--ctx-size 8192 /);
+      const check = await selfCheck();
+      expect(check.find((c) => c.id === 'engine')).toMatchObject({ status: 'info', data: { fallback: false } });
     },
     45 * MIN,
   );
