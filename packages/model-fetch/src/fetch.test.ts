@@ -342,10 +342,14 @@ describe('fetchModel: bounded retries of refused and reset connections', () => {
   it('retries "connection refused" with backoff until the server listens again', async () => {
     const late = await startMirror({ root });
     try {
-      await late.refuse(700); // a closed port for 0.7 s: every connection is refused, then it listens again
+      // A closed port until the first refusal has been retried (however slow the machine), then it listens again.
+      await late.refuse();
       const url = `${late.baseUrl}/model.gguf`;
       const { log, text } = captureLogger();
-      const r = await fetchModel(opts(freshDest(), { urls: [url], tries: 8, waitRetrySec: 0.2, log }));
+      const fetching = fetchModel(opts(freshDest(), { urls: [url], tries: 8, waitRetrySec: 0.2, log }));
+      for (let i = 0; i < 300 && retryLines(text()).length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      await late.listen();
+      const r = await fetching;
       expect(r.sha256).toBe(file.sha256);
       const retries = retryLines(text());
       expect(retries.length).toBeGreaterThanOrEqual(1);
