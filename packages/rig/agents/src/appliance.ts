@@ -64,9 +64,13 @@ export async function startAppliance(opts: {
   variant?: LlamaVariant;
   /** Mutation: the engine with the model's own (stock Mistral 2512) template instead of ours. */
   stockTemplate?: boolean;
+  /** Mutation: this chat template file instead of ours (e.g. ours without its tool-call block). */
+  chatTemplateFile?: string;
+  /** The GGUF to serve (default: the tiny test model). */
+  model?: (build: Awaited<ReturnType<typeof ensureLlamaBuild>>) => Promise<GgufModel>;
 }): Promise<Appliance> {
   const build = await ensureLlamaBuild({ variant: opts.variant ?? 'dispatch' });
-  const model = await ensureTinyModel({ llama: build });
+  const model = opts.model ? await opts.model(build) : await ensureTinyModel({ llama: build });
   const root = await tempRoot('agents');
   const enginePort = await freePort();
   const rendered = await renderApplianceEngine({
@@ -77,7 +81,12 @@ export async function startAppliance(opts: {
     overrides: opts.overrides,
   });
   const paths = rendered.paths;
-  const args = opts.stockTemplate ? withoutFlagValue(rendered.args, '--chat-template-file') : rendered.args;
+  const args = opts.stockTemplate ? withoutFlagValue(rendered.args, '--chat-template-file') : [...rendered.args];
+  if (opts.chatTemplateFile) {
+    const at = args.indexOf('--chat-template-file');
+    if (at < 0) throw new Error('the rendered engine has no --chat-template-file to replace');
+    args[at + 1] = opts.chatTemplateFile;
+  }
   const ss = await ensureSelfSigned({ paths, hostname: APPLIANCE_HOST, ipAddresses: [], log: quietLog });
   const extra = opts.agents.map(keyFor);
   const gateway = await startGateway({
