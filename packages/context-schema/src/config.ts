@@ -17,6 +17,11 @@ export interface Config {
   /** 0 = physical cores (resolved against host facts by the engine renderer). */
   threads: number;
   parallelSlots: number;
+  /**
+   * Reply cap in tokens for a request that sets no max_tokens (llama-server `--n-predict`, LocalAI
+   * `parameters.max_tokens`); a request's own max_tokens wins on both engines. 0 = no cap.
+   */
+  maxTokens: number;
   hostname: string | null;
   httpsPort: number;
   corsOrigins: string[];

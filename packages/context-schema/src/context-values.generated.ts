@@ -26,6 +26,12 @@ export interface ContextValues {
    */
   ONEAPP_COPILOT_PARALLEL: number;
   /**
+   * Longest reply, in tokens, to a request that sets no max_tokens (Cline, Continue and Codex set none);
+   * a request's own max_tokens wins. 0 = no cap: a reply ends only at the model's end token or a full
+   * context.
+   */
+  ONEAPP_COPILOT_MAX_TOKENS: number;
+  /**
    * Public DNS name of the VM. Put in the certificate and the endpoint URL; with TLS mode auto it turns
    * on Let's Encrypt.
    */

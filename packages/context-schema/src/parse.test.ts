@@ -24,6 +24,7 @@ describe('defaults', () => {
       contextSize: 32768,
       threads: 0,
       parallelSlots: 1,
+      maxTokens: 8192,
       hostname: null,
       httpsPort: 443,
       corsOrigins: [],
@@ -83,6 +84,10 @@ describe('bad values are refused, naming the variable and what was expected', ()
     ['ONEAPP_COPILOT_CONTEXT_SIZE', '32768.5', /integer/],
     ['ONEAPP_COPILOT_THREADS', '-1', /0 \(auto\) to 512/],
     ['ONEAPP_COPILOT_PARALLEL', '0', /1 to 64/],
+    ['ONEAPP_COPILOT_MAX_TOKENS', 'lots', /0 \(no cap\) or an integer from 16 to 262144/],
+    ['ONEAPP_COPILOT_MAX_TOKENS', '-1', /0 \(no cap\) or an integer from 16 to 262144/],
+    ['ONEAPP_COPILOT_MAX_TOKENS', '8', /0 \(no cap\) or an integer from 16 to 262144/],
+    ['ONEAPP_COPILOT_MAX_TOKENS', '262145', /0 \(no cap\) or an integer from 16 to 262144/],
     ['ONEAPP_COPILOT_ENGINE', 'ollama', /one of: localai, llama-server/],
     ['ONEAPP_COPILOT_MODEL_ID', 'bad id', /\[A-Za-z0-9._-\]/],
     ['ONEAPP_COPILOT_HOSTNAME', 'bad_host;rm', /DNS name/],
@@ -114,6 +119,18 @@ describe('bad values are refused, naming the variable and what was expected', ()
       expect(error.message).toContain(name);
     });
   }
+
+  it('ONEAPP_COPILOT_MAX_TOKENS: 0 (no cap) and 16 to 262144 accepted; 1-15 refused with value and bounds', () => {
+    for (const ok of ['0', '16', '8192', '262144']) {
+      expect(parseContext({ ONEAPP_COPILOT_MAX_TOKENS: ok }).maxTokens).toBe(Number(ok));
+    }
+    for (const bad of ['1', '15']) {
+      const error = refused({ ONEAPP_COPILOT_MAX_TOKENS: bad });
+      expect(error.message).toContain(
+        `ONEAPP_COPILOT_MAX_TOKENS = "${bad}": expected 0 (no cap) or an integer from 16 to 262144`,
+      );
+    }
+  });
 
   it('lists every bad variable in one error, with non-secret values shown', () => {
     const error = refused({

@@ -131,6 +131,7 @@ export function parseContext(env: Readonly<Record<string, string | undefined>>):
     contextSize: v.ONEAPP_COPILOT_CONTEXT_SIZE,
     threads: v.ONEAPP_COPILOT_THREADS,
     parallelSlots: v.ONEAPP_COPILOT_PARALLEL,
+    maxTokens: v.ONEAPP_COPILOT_MAX_TOKENS,
     hostname: hostname?.toLowerCase() ?? null,
     httpsPort: v.ONEAPP_COPILOT_HTTPS_PORT,
     corsOrigins: v.ONEAPP_COPILOT_CORS_ORIGINS,

@@ -18,6 +18,8 @@ import { applyFileSet } from '@slm-copilot/task-kit';
 
 const MODEL_ID = 'devstral-small-2';
 const SETUP_TIMEOUT = 20 * 60_000; // a cold llama.cpp build on 2 cores
+/** ONEAPP_COPILOT_MAX_TOKENS for this engine: rendered as `--n-predict`. */
+const REPLY_CAP = 16;
 
 let ours: LlamaServer;
 let stock: LlamaServer;
@@ -45,6 +47,8 @@ beforeAll(async () => {
     ONEAPP_COPILOT_ENGINE: 'llama-server',
     ONEAPP_COPILOT_CONTEXT_SIZE: '4096',
     ONEAPP_COPILOT_THREADS: '2',
+    // a small reply cap, so that the cap tests below stay fast
+    ONEAPP_COPILOT_MAX_TOKENS: String(REPLY_CAP),
   });
   const render = renderEngine({
     config,
@@ -59,10 +63,15 @@ beforeAll(async () => {
   // the test bed passes --host/--port itself: check the rendered ones, then hand them over
   expect(rendered.slice(0, 4)).toEqual(['--host', '127.0.0.1', '--port', String(paths.engine.port)]);
   const args = rendered.slice(4);
+  expect(args.slice(args.indexOf('--n-predict'), args.indexOf('--n-predict') + 2)).toEqual([
+    '--n-predict',
+    String(REPLY_CAP),
+  ]);
   ours = await startLlamaServer({ binary: binary!, args, host: '127.0.0.1', port: paths.engine.port });
 
-  // the same model and flags, but the GGUF's own (stock Mistral 2512) template
-  const stockArgs = args.filter((a, i) => a !== '--chat-template-file' && args[i - 1] !== '--chat-template-file');
+  // two mutations of the render: the GGUF's own (stock Mistral 2512) template, and no reply cap
+  const mutated = ['--chat-template-file', '--n-predict'];
+  const stockArgs = args.filter((a, i) => !mutated.includes(a) && !mutated.includes(args[i - 1]!));
   stock = await startLlamaServer({ binary: binary!, args: stockArgs, host: '127.0.0.1', port: await freePort() });
 }, SETUP_TIMEOUT);
 
@@ -197,5 +206,112 @@ describe('llama-server from the rendered unit', () => {
     expect(second.status).toBe(200);
     expect(second.body.usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(0);
     expect(second.body.usage.prompt_tokens_details.cached_tokens).toBeGreaterThan(second.body.usage.prompt_tokens / 2);
+  });
+});
+
+/** What a finished chat reports: why it stopped and how many tokens it generated. */
+interface Finish {
+  finishReason: string | null | undefined;
+  completionTokens: number | undefined;
+}
+
+/**
+ * One chat without the agent's usual limit unless `limit` is given. `ignore_eos` (a llama-server
+ * request field) keeps the tiny test model from ending on its own, so only a token limit can stop it.
+ */
+async function finish(server: LlamaServer, limit: Record<string, number>, stream: boolean): Promise<Finish> {
+  const r = await fetch(`${server.baseUrl}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: MODEL_ID,
+      temperature: 0,
+      ignore_eos: true,
+      messages: [{ role: 'user', content: 'Write a long story.' }],
+      ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
+      ...limit,
+    }),
+  });
+  expect(r.status).toBe(200);
+  if (!stream) {
+    const body = (await r.json()) as {
+      choices: { finish_reason: string }[];
+      usage: { completion_tokens: number };
+    };
+    return { finishReason: body.choices[0]?.finish_reason, completionTokens: body.usage.completion_tokens };
+  }
+  const out: Finish = { finishReason: undefined, completionTokens: undefined };
+  for (const line of (await r.text()).split('\n')) {
+    if (!line.startsWith('data: {')) continue;
+    const chunk = JSON.parse(line.slice('data: '.length)) as {
+      choices: { finish_reason: string | null }[];
+      usage?: { completion_tokens: number };
+    };
+    out.finishReason = chunk.choices[0]?.finish_reason ?? out.finishReason;
+    if (chunk.usage) out.completionTokens = chunk.usage.completion_tokens;
+  }
+  return out;
+}
+
+describe(`the reply cap (ONEAPP_COPILOT_MAX_TOKENS=${REPLY_CAP} → --n-predict ${REPLY_CAP})`, () => {
+  for (const stream of [false, true]) {
+    const mode = stream ? 'streamed' : 'not streamed';
+    it(`a request without max_tokens stops at the cap with finish_reason "length" (${mode})`, async () => {
+      expect(await finish(ours, {}, stream)).toEqual({ finishReason: 'length', completionTokens: REPLY_CAP });
+    });
+  }
+
+  it('mutation: the same engine without --n-predict generates past the cap (read that far, then hang up)', async () => {
+    const abort = new AbortController();
+    const r = await fetch(`${stock.baseUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: MODEL_ID,
+        stream: true,
+        ignore_eos: true,
+        messages: [{ role: 'user', content: 'Write a long story.' }],
+      }),
+      signal: abort.signal,
+    });
+    let tokens = 0;
+    let finishReason: string | null = null;
+    const decoder = new TextDecoder();
+    let buffered = '';
+    const reader = r.body!.getReader();
+    while (tokens <= REPLY_CAP && finishReason === null) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      buffered += decoder.decode(value, { stream: true });
+      const lines = buffered.split('\n');
+      buffered = lines.pop()!;
+      for (const line of lines.filter((l) => l.startsWith('data: {'))) {
+        type Chunk = { choices: { delta: { content?: string }; finish_reason: string | null }[] };
+        const choice = (JSON.parse(line.slice('data: '.length)) as Chunk).choices[0];
+        // a content chunk carries one token (or none yet of a split UTF-8 character): a lower bound
+        if (choice?.delta.content) tokens++;
+        finishReason = choice?.finish_reason ?? finishReason;
+      }
+    }
+    abort.abort();
+    expect(finishReason).toBeNull();
+    expect(tokens).toBeGreaterThan(REPLY_CAP);
+  });
+
+  it("a request's own smaller max_tokens is honoured", async () => {
+    expect(await finish(ours, { max_tokens: 5 }, false)).toEqual({ finishReason: 'length', completionTokens: 5 });
+  });
+
+  it("a request's own larger max_tokens is NOT clamped: llama-server gives the request priority", async () => {
+    // tools/server/server-context.cpp:1817-1818 of the pinned tree; the cap bounds only requests without a limit
+    const larger = REPLY_CAP + 8;
+    expect(await finish(ours, { max_tokens: larger }, false)).toEqual({
+      finishReason: 'length',
+      completionTokens: larger,
+    });
+    expect(await finish(ours, { max_completion_tokens: larger }, true)).toEqual({
+      finishReason: 'length',
+      completionTokens: larger,
+    });
   });
 });

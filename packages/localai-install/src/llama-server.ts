@@ -24,6 +24,9 @@ export function llamaServerArgs(config: Config, plan: EnginePlan, model: ModelFa
     String(plan.totalContext),
     '--parallel',
     String(plan.parallelSlots),
+    // Reply cap for requests that set no max_tokens (llama-server's default: none, until the context
+    // is full — hours on a CPU); a request's own max_tokens takes priority (server-context.cpp).
+    ...(config.maxTokens > 0 ? ['--n-predict', String(config.maxTokens)] : []),
     '--threads',
     String(plan.threads),
     '--threads-batch',

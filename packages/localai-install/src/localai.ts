@@ -21,6 +21,9 @@ export function localAiModel(
     parameters: {
       model: model.fileName,
       temperature: DEFAULT_TEMPERATURE,
+      // Reply cap for requests that set no max_tokens (LocalAI's default 0 = none); a request's own
+      // max_tokens replaces it (core/http/middleware/request.go), as with llama-server's --n-predict.
+      ...(config.maxTokens > 0 ? { max_tokens: config.maxTokens } : {}),
     },
     // Always explicit: unset, LocalAI 4.x caps the context at 8192.
     context_size: plan.totalContext,

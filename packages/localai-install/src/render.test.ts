@@ -13,9 +13,9 @@ import { loadChatTemplate, renderEngine } from './render.js';
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 const paths = appliancePaths();
 
-async function renderInto(engine: 'localai' | 'llama-server') {
+async function renderInto(engine: 'localai' | 'llama-server', context: Record<string, string> = {}) {
   const root = await mkdtemp(path.join(tmpdir(), `engine-${engine}-`));
-  const config = parseContext({ ONEAPP_COPILOT_ENGINE: engine });
+  const config = parseContext({ ONEAPP_COPILOT_ENGINE: engine, ...context });
   const render = renderEngine({
     config,
     model: devstralFacts,
@@ -65,6 +65,33 @@ describe('engine render (exact output)', () => {
       await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'),
       'llama-server/slm-copilot-engine.service',
     );
+  });
+
+  it('ONEAPP_COPILOT_MAX_TOKENS: --n-predict / parameters.max_tokens, left out entirely for 0 (no cap)', async () => {
+    const unit = 'etc/systemd/system/slm-copilot-engine.service';
+    const yaml = 'opt/slm-copilot/models/devstral-small-2.yaml';
+    const fixture = {
+      unit: await readFile(path.join(fixtures, 'llama-server/slm-copilot-engine.service'), 'utf8'),
+      yaml: await readFile(path.join(fixtures, 'localai/devstral-small-2.yaml'), 'utf8'),
+    };
+    // the reviewed fixtures carry the default, 8192
+    expect(fixture.unit).toContain(' --parallel 1 --n-predict 8192 --threads 8 ');
+    expect(fixture.yaml).toContain('  temperature: 0.15\n  max_tokens: 8192\ncontext_size: 32768\n');
+    for (const [value, flag, key] of [
+      ['16', ' --n-predict 16', '  max_tokens: 16\n'],
+      ['262144', ' --n-predict 262144', '  max_tokens: 262144\n'],
+      ['0', '', ''],
+    ] as const) {
+      const context = { ONEAPP_COPILOT_MAX_TOKENS: value };
+      const llama = await renderInto('llama-server', context);
+      expect(await readFile(path.join(llama.root, unit), 'utf8'), value).toBe(
+        fixture.unit.replace(' --n-predict 8192', flag),
+      );
+      const localai = await renderInto('localai', context);
+      expect(await readFile(path.join(localai.root, yaml), 'utf8'), value).toBe(
+        fixture.yaml.replace('  max_tokens: 8192\n', key),
+      );
+    }
   });
 
   it('is idempotent: rendering the same inputs again changes nothing', async () => {
