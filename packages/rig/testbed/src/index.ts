@@ -14,18 +14,24 @@ export {
   type LlamaVariant,
 } from './llama-build.js';
 export {
+  AGENT_CONTEXT_LENGTH,
   CHAT_TEMPLATE_PATH_IN_TREE,
   DEVSTRAL_SHAPED_PARAMS,
   SYSTEM_PYTHON,
   TINY_MODEL_PARAMS,
+  TINY_VARIANT_PARAMS,
   ensureDevstralShapedModel,
   ensureGgufModel,
   ensurePython,
   ensureTinyModel,
   generatorScriptPath,
+  variantScriptPath,
   type GgufModel,
   type ModelOptions,
   type ModelParams,
+  type TinyModelOptions,
+  type TinyVariant,
+  type VariantEdits,
 } from './tiny-model.js';
 export { DISPATCH_BINARIES, DISPATCH_RUNPATH, dispatchPasses, type BuildPass } from './llama-dispatch.js';
 export {

@@ -1,4 +1,4 @@
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { $ } from 'zx';
@@ -69,6 +69,35 @@ export const DEVSTRAL_SHAPED_PARAMS: Readonly<ModelParams> = Object.freeze({
   quant: 'Q4_K_M',
 });
 
+/**
+ * Test-model variants (py/make_tiny_variant.py, applied to the default model generated with the variant's
+ * parameters): 'agent' ends its replies by itself (`</s>` has a real probability) and has a trained context
+ * of 131072; 'tool-caller' is 'agent' plus a tool call (`[TOOL_CALLS]` first) whenever the prompt ends with
+ * `[/INST]`, with strings and objects biased to close inside llama-server's tool-call grammar.
+ */
+export type TinyVariant = 'default' | 'agent' | 'tool-caller';
+
+/** Trained context of the variants: fits the largest agent prompt counted (Claude Code, ≈ 45–64 k tokens here). */
+export const AGENT_CONTEXT_LENGTH = 131072;
+
+/** The generator parameters of each variant (the default's are TINY_MODEL_PARAMS, unchanged). */
+export const TINY_VARIANT_PARAMS: Readonly<Record<TinyVariant, Readonly<ModelParams>>> = Object.freeze({
+  default: TINY_MODEL_PARAMS,
+  agent: Object.freeze({
+    ...TINY_MODEL_PARAMS,
+    name: 'slm-copilot tiny agent test model',
+    contextLength: AGENT_CONTEXT_LENGTH,
+  }),
+  'tool-caller': Object.freeze({
+    ...TINY_MODEL_PARAMS,
+    name: 'slm-copilot tiny tool-caller test model',
+    contextLength: AGENT_CONTEXT_LENGTH,
+  }),
+});
+
+/** What make_tiny_variant.py changed (its --meta-out), e.g. `{ variant, eos_id, eos_weight, … }`. */
+export type VariantEdits = Record<string, unknown> & { variant: Exclude<TinyVariant, 'default'> };
+
 export interface GgufModel {
   /** The quantized GGUF. */
   path: string;
@@ -80,6 +109,8 @@ export interface GgufModel {
   /** Token ids the output layer is biased against (control tokens, bytes >= 0x80, ASCII control bytes). */
   bannedTokenIds: number[];
   nParams: number;
+  /** Set for a variant: the weights make_tiny_variant.py edited (absent for the default model). */
+  variant?: VariantEdits;
 }
 
 export interface ModelOptions {
@@ -92,10 +123,20 @@ export interface ModelOptions {
   llama?: LlamaBuild;
 }
 
+export interface TinyModelOptions extends ModelOptions {
+  /** Which test model (default: 'default', the tiny model every other test uses). */
+  variant?: TinyVariant;
+}
+
 /** Path of py/make_tiny_gguf.py, both from src/ (tsx, vitest) and from dist/ (bundled CLI). */
 export function generatorScriptPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
   return join(here, '..', 'py', 'make_tiny_gguf.py');
+}
+
+/** Path of py/make_tiny_variant.py (beside the generator). */
+export function variantScriptPath(): string {
+  return join(dirname(generatorScriptPath()), 'make_tiny_variant.py');
 }
 
 /** Debian's python3 with numpy and yaml (what gguf-py imports); installs them with apt as root. */
@@ -108,8 +149,15 @@ export async function ensurePython(log: Logger = testbedLogger()): Promise<strin
   return SYSTEM_PYTHON;
 }
 
-export async function ensureTinyModel(opts: ModelOptions = {}): Promise<GgufModel> {
-  return ensureGgufModel('tiny', TINY_MODEL_PARAMS, opts);
+/**
+ * The tiny test model (cached). `variant` selects 'agent' or 'tool-caller' (cached under their own keys,
+ * `tiny-agent-<hash>`, `tiny-tool-caller-<hash>`); the default model and its cache key are those of before
+ * the variants existed.
+ */
+export async function ensureTinyModel(opts: TinyModelOptions = {}): Promise<GgufModel> {
+  const { variant = 'default', ...rest } = opts;
+  if (variant === 'default') return ensureGgufModel('tiny', TINY_MODEL_PARAMS, rest);
+  return ensureGgufModel(`tiny-${variant}`, TINY_VARIANT_PARAMS[variant], { ...rest, variant });
 }
 
 /** On demand only (~1.8 GB, a few minutes): not used by the tests. */
@@ -147,6 +195,24 @@ interface ModelJob {
   fileName: string;
   log: Logger;
   durations: Record<string, number>;
+  /** A variant: make_tiny_variant.py edits the generated F16 model before it is quantized. */
+  variant?: Exclude<TinyVariant, 'default'>;
+}
+
+/** Runs make_tiny_variant.py on `f16` (in place, through a second file); returns its summary of the edits. */
+async function applyVariant(job: ModelJob, python: string, f16: string, tmp: string): Promise<VariantEdits> {
+  const { variant, llama, log, durations } = job;
+  const edited = join(tmp, `${job.kind}-F16-edited.gguf`);
+  const metaJson = join(tmp, 'variant.json');
+  await timed(log, durations, `make the ${variant} variant`, async () => {
+    const env = { ...process.env, PYTHONPATH: join(llama.srcDir, 'gguf-py') };
+    const args = ['--in', f16, '--out', edited, '--variant', variant!, '--meta-out', metaJson];
+    const r = await $({ quiet: true, nothrow: true, env })`${python} ${variantScriptPath()} ${args}`;
+    if (r.exitCode !== 0)
+      throw new Error(`make_tiny_variant.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
+  });
+  await rename(edited, f16);
+  return JSON.parse(await readFile(metaJson, 'utf8')) as VariantEdits;
 }
 
 /** Generates the F16 model, quantizes it and writes model.json into `tmp`. */
@@ -161,6 +227,7 @@ async function makeModel(job: ModelJob, python: string, tmp: string): Promise<vo
     const r = await $({ quiet: true, nothrow: true, env })`${python} ${job.script} ${args}`;
     if (r.exitCode !== 0) throw new Error(`make_tiny_gguf.py failed (exit ${r.exitCode}):\n${r.stderr.slice(-3000)}`);
   });
+  const edits = job.variant ? await applyVariant(job, python, f16, tmp) : undefined;
   const out = join(tmp, job.fileName);
   await timed(log, durations, `llama-quantize ${params.quant}`, async () => {
     const r = await $({
@@ -173,13 +240,15 @@ async function makeModel(job: ModelJob, python: string, tmp: string): Promise<vo
   const sha256 = await timed(log, durations, 'sha256', () => sha256File(out));
   const bytes = (await stat(out)).size;
   const gen = JSON.parse(await readFile(metaJson, 'utf8')) as { banned_token_ids: number[]; n_params: number };
+  const unbanned = new Set((edits?.unbanned_token_ids as number[] | undefined) ?? []);
   const m: Omit<GgufModel, 'path'> & Record<string, unknown> = {
     key: job.key,
     sha256,
     bytes,
     params: { ...params },
-    bannedTokenIds: gen.banned_token_ids,
+    bannedTokenIds: gen.banned_token_ids.filter((id) => !unbanned.has(id)),
     nParams: gen.n_params,
+    ...(edits ? { variant: edits } : {}),
     llama: { version: llama.version, release: llama.release, commit: llama.commit },
     chatTemplate: CHAT_TEMPLATE_PATH_IN_TREE,
     createdAt: new Date().toISOString(),
@@ -189,19 +258,36 @@ async function makeModel(job: ModelJob, python: string, tmp: string): Promise<vo
 }
 
 /**
- * Generates (once, cached) a random-weight GGUF with py/make_tiny_gguf.py and quantizes it.
- * Cache: `<cache>/models/<kind>-<hash>/{<kind>-<quant>.gguf, model.json}`; the hash covers the
- * script, the parameters, the chat template and the llama.cpp version.
+ * The cache key: the generator's text, the parameters, the template and llama.cpp (never reorder these);
+ * a variant adds make_tiny_variant.py's text and its name (so the default's key is what it always was).
  */
-export async function ensureGgufModel(kind: string, params: ModelParams, opts: ModelOptions = {}): Promise<GgufModel> {
+async function modelKey(kind: string, params: ModelParams, template: Buffer, job: KeyInputs): Promise<string> {
+  const { llama, variant } = job;
+  const parts = [await readFile(generatorScriptPath()), JSON.stringify(params), template, llama.version, llama.commit];
+  if (variant) parts.push(await readFile(variantScriptPath()), variant);
+  return `${kind}-${hashParts(parts, 12)}`;
+}
+
+interface KeyInputs {
+  llama: LlamaBuild;
+  variant?: Exclude<TinyVariant, 'default'>;
+}
+
+/**
+ * Generates (once, cached) a random-weight GGUF with py/make_tiny_gguf.py (and, for a variant,
+ * py/make_tiny_variant.py) and quantizes it. Cache: `<cache>/models/<kind>-<hash>/{<kind>-<quant>.gguf,
+ * model.json}`; the hash covers the script(s), the parameters, the chat template and the llama.cpp version.
+ */
+export async function ensureGgufModel(
+  kind: string,
+  params: ModelParams,
+  opts: ModelOptions & { variant?: Exclude<TinyVariant, 'default'> } = {},
+): Promise<GgufModel> {
   const log = testbedLogger(opts.log);
   const llama = opts.llama ?? (await ensureLlamaBuild({ variant: 'dispatch', cacheDir: opts.cacheDir, log }));
   const script = generatorScriptPath();
-  const scriptText = await readFile(script);
   const templatePath = join(llama.srcDir, CHAT_TEMPLATE_PATH_IN_TREE);
-  const template = await readFile(templatePath);
-  // The cache key: the generator's text, the parameters, the template and llama.cpp (never reorder these).
-  const key = `${kind}-${hashParts([scriptText, JSON.stringify(params), template, llama.version, llama.commit], 12)}`;
+  const key = await modelKey(kind, params, await readFile(templatePath), { llama, variant: opts.variant });
   const dir = join(cacheDirOf(opts.cacheDir), 'models', key);
   const fileName = `${kind}-${params.quant}.gguf`;
   const manifest = join(dir, 'model.json');
@@ -217,7 +303,18 @@ export async function ensureGgufModel(kind: string, params: ModelParams, opts: M
       if (await exists(manifest)) return read();
       const python = await ensurePython(log);
       const t0 = performance.now();
-      const job = { kind, params, llama, script, templatePath, key, fileName, log, durations: {} };
+      const job = {
+        kind,
+        params,
+        llama,
+        script,
+        templatePath,
+        key,
+        fileName,
+        log,
+        durations: {},
+        variant: opts.variant,
+      };
       await buildAtomically(dir, (tmp) => makeModel(job, python, tmp));
       const model = await read();
       const size = `${(model.bytes / 1e6).toFixed(1)} MB`;
