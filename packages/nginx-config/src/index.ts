@@ -10,6 +10,7 @@ export {
   CORS_MAX_AGE_SECONDS,
   REALM,
   TLS_CIPHERS,
+  CA_DOWNLOAD_PATH,
   type GatewayRenderOptions,
   type UnconfiguredRenderOptions,
   type GatewayFiles,

@@ -23,6 +23,7 @@ export {
   type ServedCertificate,
 } from './gateway-files.js';
 export { TLS_CIPHERS, tlsDirectives } from './https-server.js';
+export { CA_DOWNLOAD_PATH } from './site.js';
 export { assertSafe, openAiError } from './nginx-syntax.js';
 export { renderUnconfigured, type UnconfiguredRenderOptions } from './unconfigured.js';
 

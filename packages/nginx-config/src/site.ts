@@ -11,6 +11,9 @@ import { httpsServer } from './https-server.js';
 import { assertInt, assertSafe, listenLines, nginxJson, openAiError, quoted, TCP_PORT } from './nginx-syntax.js';
 import { errorPageLines } from './snippets.js';
 
+/** Where the gateway serves the per-VM CA certificate, without a key (the report's download line uses it). */
+export const CA_DOWNLOAD_PATH = '/slm-copilot-ca.pem';
+
 /** The access log format: no Authorization, no query string, the key's name only. */
 const LOG_FORMAT =
   `log_format slm_copilot escape=json '{"time":"$time_iso8601","client":"$remote_addr","key":"$slm_key",` +
@@ -240,6 +243,37 @@ function apiSettings(c: RenderContext): string {
 
 const PROBE_FAILED_STATUSES = '300 301 302 303 307 308 400 401 403 404 405 408 429 500 501 502 503 504';
 
+/**
+ * The per-VM CA certificate at a fixed path, without a key (it is public): clients on images that refuse
+ * root SSH fetch it over HTTPS and check its SHA-256 fingerprint from the report. Custom mode has no per-VM
+ * CA (a file left from an earlier self-signed boot must not be served): a JSON 404 says so.
+ */
+function caLocation(c: RenderContext): string {
+  const head = [
+    '    # The per-VM CA certificate (public, no key): clients check its SHA-256 fingerprint from the report.',
+    `    location = ${CA_DOWNLOAD_PATH} {`,
+    ...limitLines(c),
+  ];
+  if (c.config.tls.mode === 'custom') {
+    const none = openAiError(
+      'No per-VM CA: this appliance serves the certificate its operator installed (TLS mode custom).',
+      'invalid_request_error',
+      'no_appliance_ca',
+    );
+    return [...head, `        return 404 ${none};`, '    }', ''].join('\n');
+  }
+  return [
+    ...head,
+    `        include ${quoted(c.files.headers, 'headers snippet path')};`,
+    '        add_header Cache-Control "no-store" always;',
+    '        types { }',
+    '        default_type application/x-pem-file;',
+    `        alias ${quoted(c.paths.tls.caCert, 'CA certificate path')};`,
+    '    }',
+    '',
+  ].join('\n');
+}
+
 /** /readyz, the probe behind it and the key check that every other location uses. */
 function internalLocations(c: RenderContext): string {
   return `
@@ -283,6 +317,7 @@ ${probeLines(c).join('\n')}
 
 function apiServerSection(c: RenderContext): string {
   const body = `${apiSettings(c)}${internalLocations(c)}
+${caLocation(c)}
 ${metricsLines(c).join('\n')}
 
     # Everything else goes to the engine, with a valid key.

@@ -37,7 +37,7 @@ export function renderBanner(inputs: BannerInputs): FileSpec[] {
     '',
     '  SLM-Copilot — sovereign AI coding assistant',
     `  Endpoint : ${endpointOf(inputs)}/v1   (model ${inputs.config.modelId}, ${inputs.engine.name})`,
-    `  API key  : sudo cat ${inputs.paths.reportFile}  (with Cline/Continue settings)`,
+    `  API key  : sudo cat ${inputs.paths.reportFile}  (with Cline, Continue, Claude Code and Codex lines)`,
     `  TLS      : ${inputs.tls.mode}${inputs.tls.caCertPath ? `, CA ${inputs.tls.caCertPath}` : ''}`,
     `  Health   : ${endpointOf(inputs)}/readyz`,
     ...engineLines(inputs),

@@ -3,12 +3,29 @@ export {
   renderReport,
   renderRefusedReport,
   reportState,
-  clineSettings,
-  continueConfig,
   endpointOf,
-  clientFiles,
+  clientTarget,
   type EngineServing,
   type ReportInputs,
 } from './report.js';
+export {
+  agentSnippets,
+  caFetchSnippet,
+  claudeCodeSnippet,
+  clineSnippet,
+  codexSnippet,
+  continueSnippet,
+  runLine,
+  shWord,
+  CLAUDE_QUIET_ENV,
+  CLIENT_CA_FILE,
+  CONTINUE_MODEL_FILE,
+  KEY_VARIABLE,
+  type AgentId,
+  type AgentSnippet,
+  type CaFetch,
+  type CaFetchTarget,
+  type ClientTarget,
+} from './client-snippets.js';
 export { renderBanner, bannerFiles } from './banner.js';
 export { publishToOneGate, type OneGateResult } from './onegate.js';

@@ -2,13 +2,13 @@ import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse as parseYaml } from 'yaml';
 import { $ } from 'zx';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { applyFileSet, createLogger, generateApiKey } from '@slm-copilot/task-kit';
 import { renderBanner } from './banner.js';
+import { agentSnippets, runLine } from './client-snippets.js';
 import { publishToOneGate } from './onegate.js';
-import { renderReport, type ReportInputs } from './report.js';
+import { clientTarget, renderReport, type ReportInputs } from './report.js';
 
 const key = generateApiKey();
 function inputs(overrides: Partial<ReportInputs> = {}, env: Record<string, string> = {}): ReportInputs {
@@ -68,37 +68,78 @@ describe('report', () => {
     });
     expect(ini.Trust!.vscode).toContain('NODE_EXTRA_CA_CERTS=');
     expect(ini.Trust!.python).toContain('SSL_CERT_FILE=');
-    expect(ini.Examples!.curl_models).toContain("--cacert ~/slm-copilot-ca.crt -H 'Authorization: Bearer");
+    expect(ini.Trust!.codex).toBe('export CODEX_CA_CERTIFICATE="$HOME/slm-copilot-ca.pem"');
+    expect(ini.Examples!.curl_models).toContain("--cacert ~/slm-copilot-ca.pem -H 'Authorization: Bearer");
   });
 
-  it('its Cline and Continue snippets parse and carry the right values', async () => {
-    const files = renderReport(
-      inputs({}, { ONEAPP_COPILOT_HTTPS_PORT: '8443', ONEAPP_COPILOT_HOSTNAME: 'copilot.example.com' }),
-    );
+  it("carries each agent's lines exactly as the snippet renderers give them (what the agent suite runs)", async () => {
+    const sample = inputs({}, { ONEAPP_COPILOT_HTTPS_PORT: '8443' });
+    const files = renderReport(sample);
+    expect(files.map((f) => [f.path, f.mode])).toEqual([['/etc/one-appliance/config', 0o600]]);
     const ini = await parseIni(files[0]!.text);
-    const cline = JSON.parse(ini.Cline!.settings_json!);
-    expect(cline).toEqual({
-      'API Provider': 'OpenAI Compatible',
-      'Base URL': 'https://192.0.2.10:8443/v1',
-      'API Key': key,
-      'Model ID': 'devstral-small-2',
-      'Context Window Size': 32768,
-      'Supports Images': false,
-    });
-    const fromIni = parseYaml(ini.Continue!.config_yaml!);
-    const fromFile = parseYaml(files[1]!.text);
-    expect(fromIni).toEqual(fromFile);
-    expect(fromFile.models[0]).toMatchObject({
-      provider: 'openai',
+    const t = clientTarget(sample);
+    expect(t).toEqual({
+      origin: 'https://192.0.2.10:8443',
       model: 'devstral-small-2',
-      apiBase: 'https://192.0.2.10:8443/v1',
-      apiKey: key,
-      capabilities: ['tool_use'],
-      defaultCompletionOptions: { contextLength: 32768 },
-      requestOptions: { caBundlePath: '/path/to/slm-copilot-ca.crt' },
+      key,
+      contextLength: 32768,
+      perVmCa: true,
     });
-    expect(JSON.parse(files[2]!.text)).toEqual(cline);
-    expect(files.map((f) => f.mode)).toEqual([0o600, 0o600, 0o600]);
+    const agents = agentSnippets(t);
+    const sections = { Cline: agents.cline, Continue: agents.continue, 'Claude Code': agents['claude-code'] };
+    for (const [name, s] of Object.entries({ ...sections, Codex: agents.codex })) {
+      const section = ini[name]!;
+      s.env.forEach((l, i) => expect(section[`env_${i + 1}`], `${name} env_${i + 1}`).toBe(l));
+      s.setup.forEach((l, i) => expect(section[`setup_${i + 1}`], `${name} setup_${i + 1}`).toBe(l));
+      expect(section.try).toBe(runLine(s, 'Say hello.'));
+      s.notes.forEach((n, i) => expect(section[`note_${i + 1}`]).toBe(n));
+    }
+    expect(ini.Cline).toMatchObject({
+      setup_1: `cline auth -p openai -k ${key} -m devstral-small-2 -b https://192.0.2.10:8443/v1`,
+      vscode_api_provider: 'OpenAI Compatible',
+      vscode_base_url: 'https://192.0.2.10:8443/v1',
+      vscode_api_key: key,
+      vscode_model_id: 'devstral-small-2',
+      vscode_context_window_size: '32768',
+    });
+    expect(ini.Continue!.setup_1).toContain("'    apiKey: ${{ secrets.SLM_COPILOT_API_KEY }}'");
+    expect(ini.Continue!.setup_1).not.toContain(key);
+    expect(ini['Claude Code']!.env_2).toBe(
+      'export ANTHROPIC_MODEL=devstral-small-2 ANTHROPIC_DEFAULT_HAIKU_MODEL=devstral-small-2',
+    );
+    expect(ini.Codex!.env_2).toBe('export CODEX_CA_CERTIFICATE="$HOME/slm-copilot-ca.pem"');
+    // nothing of the old snippets is left: no Cline JSON, no full Continue config, no root SSH
+    expect(files[0]!.text).not.toMatch(/settings_json|config_yaml|scp root@|caBundlePath/);
+  });
+
+  it('fetches the per-VM CA over HTTPS or with the login user, and says how to check it and why -k', async () => {
+    const ini = await parseIni(renderReport(inputs({}, { ONEAPP_COPILOT_HTTPS_PORT: '8443' }))[0]!.text);
+    expect(ini.TLS).toMatchObject({
+      ca_certificate: '/etc/slm-copilot/tls/ca.crt',
+      ca_sha256: 'AA:BB',
+      ca_download: 'curl -k https://192.0.2.10:8443/slm-copilot-ca.pem -o ~/slm-copilot-ca.pem',
+      ca_download_ssh:
+        'scp ubuntu@192.0.2.10:/etc/slm-copilot/tls/ca.crt ~/slm-copilot-ca.pem   # ubuntu: the login user of ' +
+        'Ubuntu cloud images (they refuse root); the file is world-readable',
+      ca_check: 'openssl x509 -fingerprint -sha256 -noout -in ~/slm-copilot-ca.pem   # must end with Fingerprint=AA:BB',
+    });
+    expect(ini.TLS!.ca_download_note).toMatch(/^-k: .* trust the file only if the check prints AA:BB/);
+    expect(ini.Clients!.how).toContain('first fetch and check ~/slm-copilot-ca.pem');
+  });
+
+  it('custom mode: no per-VM CA to fetch, what applies instead; no CA lines in the snippets', async () => {
+    const custom = inputs({
+      tls: { mode: 'custom', caCertPath: null, caFingerprintSha256: null, certFingerprintSha256: 'EE', notAfter: 'x' },
+    });
+    const ini = await parseIni(renderReport(custom)[0]!.text);
+    expect(ini.TLS!.ca_download).toBeUndefined();
+    expect(ini.TLS!.ca_note).toMatch(/^the operator's certificate: if a private CA signed it, get that CA/);
+    expect(ini.Trust!.node_agents).toBe(
+      'if a private CA signed the certificate: export NODE_EXTRA_CA_CERTS="$HOME/slm-copilot-ca.pem" ' +
+        '(Cline, Continue CLI, Claude Code)',
+    );
+    expect(ini.Cline!.env_1).toBeUndefined();
+    expect(ini.Codex!.env_2).toBeUndefined();
   });
 
   it("lists refused variables and warnings; Let's Encrypt mode needs no CA file", async () => {
@@ -124,6 +165,8 @@ describe('report', () => {
       warning_1: "this VM's CPU does not expose AVX2",
     });
     expect(ini.TLS!.ca_certificate).toBeUndefined();
+    expect(ini.TLS!.ca_note).toBe("publicly trusted (Let's Encrypt): no CA file to fetch");
+    expect(Object.values(ini['Claude Code']!).join('\n')).not.toContain('NODE_EXTRA_CA_CERTS');
     expect(ini.Examples!.curl_models).not.toContain('--cacert');
   });
 

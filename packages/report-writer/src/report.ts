@@ -1,7 +1,14 @@
-import path from 'node:path';
-import { stringify } from 'yaml';
 import type { AppliancePaths, Config, TlsMode } from '@slm-copilot/context-schema';
 import type { FileSpec } from '@slm-copilot/task-kit';
+import {
+  agentSnippets,
+  caFetchSnippet,
+  CLIENT_CA_FILE,
+  KEY_VARIABLE,
+  runLine,
+  type AgentSnippet,
+  type ClientTarget,
+} from './client-snippets.js';
 import { renderIni, type IniSections } from './ini.js';
 
 /** Everything the report says, gathered by the lifecycle after configure/bootstrap. */
@@ -73,9 +80,6 @@ function engineChoice(inputs: ReportInputs): Array<[string, string]> {
   ];
 }
 
-/** Continue does not expand `~`: the user replaces this with the absolute path of the downloaded CA. */
-const CA_ON_CLIENT_YAML = '/path/to/slm-copilot-ca.crt';
-
 const REPORT_HEADER = '# SLM-Copilot appliance report (regenerated on every boot). Contains the API key: keep it 0600.';
 
 export function endpointOf(inputs: Pick<ReportInputs, 'host' | 'config'>): string {
@@ -84,49 +88,30 @@ export function endpointOf(inputs: Pick<ReportInputs, 'host' | 'config'>): strin
   return `https://${host}${port}`;
 }
 
-/** Cline's "OpenAI Compatible" provider fields, as its settings page names them. */
-export function clineSettings(inputs: ReportInputs) {
-  return {
-    'API Provider': 'OpenAI Compatible',
-    'Base URL': `${endpointOf(inputs)}/v1`,
-    'API Key': inputs.apiKey,
-    'Model ID': inputs.config.modelId,
-    'Context Window Size': inputs.engine.contextPerSlot,
-    'Supports Images': false,
-  };
-}
-
-/** A Continue `config.yaml` (schema v1) for this appliance. */
-export function continueConfig(inputs: ReportInputs, caBundleOnClient = CA_ON_CLIENT_YAML) {
-  return {
-    name: 'SLM-Copilot',
-    version: '1.0.0',
-    schema: 'v1',
-    models: [
-      {
-        name: `${inputs.config.modelId} (SLM-Copilot)`,
-        provider: 'openai',
-        model: inputs.config.modelId,
-        apiBase: `${endpointOf(inputs)}/v1`,
-        apiKey: inputs.apiKey,
-        roles: ['chat', 'edit', 'apply'],
-        capabilities: ['tool_use'],
-        defaultCompletionOptions: { contextLength: inputs.engine.contextPerSlot },
-        ...(inputs.tls.mode === 'self-signed' ? { requestOptions: { caBundlePath: caBundleOnClient } } : {}),
-      },
-    ],
-  };
-}
-
-export const clientFiles = (paths: AppliancePaths) => ({
-  continueYaml: path.join(paths.configDir, 'clients/continue-config.yaml'),
-  clineJson: path.join(paths.configDir, 'clients/cline-settings.json'),
-});
+/** The SSH login user the CA download names: Ubuntu cloud images refuse root logins. */
+const SSH_USER = 'ubuntu';
+/** The prompt of each agent's `try` line. */
+const TRY_PROMPT = 'Say hello.';
 
 type Lines = Array<[string, string | number]>;
 
-/** Where clients keep the downloaded CA (the report's commands use it). */
-const CA_ON_CLIENT = '~/slm-copilot-ca.crt';
+/** The per-VM CA clients must trust and fetch (self-signed mode), or null. */
+function perVmCa(inputs: ReportInputs): { path: string; sha256: string } | null {
+  const { tls } = inputs;
+  if (tls.mode !== 'self-signed' || !tls.caCertPath || !tls.caFingerprintSha256) return null;
+  return { path: tls.caCertPath, sha256: tls.caFingerprintSha256 };
+}
+
+/** What the agent snippets are rendered for: this VM's endpoint, model, key, context and CA. */
+export function clientTarget(inputs: ReportInputs): ClientTarget {
+  return {
+    origin: endpointOf(inputs),
+    model: inputs.config.modelId,
+    key: inputs.apiKey,
+    contextLength: inputs.engine.contextPerSlot,
+    perVmCa: perVmCa(inputs) !== null,
+  };
+}
 
 function statusSection(inputs: ReportInputs): Lines {
   return [
@@ -168,60 +153,96 @@ function engineSection(inputs: ReportInputs): Lines {
   ];
 }
 
+/** The CA lines: the per-VM CA's download (HTTPS or SSH) and check, or what applies in the other modes. */
+function caLines(inputs: ReportInputs): Lines {
+  const ca = perVmCa(inputs);
+  if (ca) {
+    const fetch = caFetchSnippet({
+      origin: endpointOf(inputs),
+      host: inputs.host,
+      caPathOnVm: ca.path,
+      sha256: ca.sha256,
+      sshUser: SSH_USER,
+    });
+    return [
+      ['ca_certificate', ca.path],
+      ['ca_sha256', ca.sha256],
+      ['ca_download', fetch.download],
+      [
+        'ca_download_ssh',
+        `${fetch.downloadSsh}   # ${SSH_USER}: the login user of Ubuntu cloud images (they refuse root); ` +
+          'the file is world-readable',
+      ],
+      ['ca_check', `${fetch.check}   # must end with Fingerprint=${fetch.expected}`],
+      ['ca_download_note', fetch.why],
+    ];
+  }
+  if (inputs.tls.mode === 'custom') {
+    return [
+      [
+        'ca_note',
+        "the operator's certificate: if a private CA signed it, get that CA and its fingerprint from the operator, " +
+          `save it as ${CLIENT_CA_FILE} and add the CA lines of [Trust]`,
+      ],
+    ];
+  }
+  if (inputs.tls.mode === 'letsencrypt') return [['ca_note', "publicly trusted (Let's Encrypt): no CA file to fetch"]];
+  return [];
+}
+
 function tlsSection(inputs: ReportInputs): Lines {
   const { tls } = inputs;
-  const ca: Lines =
-    tls.mode === 'self-signed' && tls.caCertPath
-      ? [
-          ['ca_certificate', tls.caCertPath],
-          ['ca_sha256', tls.caFingerprintSha256 ?? ''],
-          ['ca_download', `scp root@${inputs.host}:${tls.caCertPath} ${CA_ON_CLIENT}`],
-          ['ca_check', `openssl x509 -noout -fingerprint -sha256 -in ${CA_ON_CLIENT}   # must print ca_sha256`],
-        ]
-      : [];
   return [
     ['mode', tls.mode],
     ['certificate_sha256', tls.certFingerprintSha256],
     ['certificate_not_after', tls.notAfter],
-    ...ca,
+    ...caLines(inputs),
   ];
 }
 
-function clineSection(inputs: ReportInputs): Lines {
+/** One agent's lines: env_N, setup_N, try, the IDE fields, note_N. */
+function agentSection(snippet: AgentSnippet, fieldPrefix = ''): Lines {
+  const slug = (field: string) => field.toLowerCase().replace(/[^a-z0-9]+/g, '_');
   return [
-    ['api_provider', 'OpenAI Compatible'],
-    ['base_url', `${endpointOf(inputs)}/v1`],
-    ['api_key', inputs.apiKey],
-    ['model_id', inputs.config.modelId],
-    ['context_window_size', inputs.engine.contextPerSlot],
-    ['settings_json', JSON.stringify(clineSettings(inputs))],
-    ['settings_file', clientFiles(inputs.paths).clineJson],
+    ...snippet.env.map((l, i): [string, string] => [`env_${i + 1}`, l]),
+    ...snippet.setup.map((l, i): [string, string] => [`setup_${i + 1}`, l]),
+    ['try', runLine(snippet, TRY_PROMPT)],
+    ...snippet.fields.map(([f, v]): [string, string] => [`${fieldPrefix}${slug(f)}`, v]),
+    ...snippet.notes.map((n, i): [string, string] => [`note_${i + 1}`, n]),
   ];
 }
 
-function continueSection(inputs: ReportInputs): Lines {
-  const yaml = stringify(continueConfig(inputs, CA_ON_CLIENT_YAML), { collectionStyle: 'flow', lineWidth: 0 });
+function clientsSection(inputs: ReportInputs): Lines {
   return [
-    ['config_yaml', yaml.trim()],
-    ['config_file', clientFiles(inputs.paths).continueYaml],
+    [
+      'how',
+      "on your workstation, in a POSIX shell: an agent's env_N lines (in every shell that runs it), " +
+        'its setup_N lines once, then try' +
+        (perVmCa(inputs) ? `; first fetch and check ${CLIENT_CA_FILE} ([TLS] ca_download, ca_check)` : ''),
+    ],
+    ['key_variable', `${KEY_VARIABLE} (Continue's secret, Codex's env_key)`],
   ];
 }
 
 function trustSection(inputs: ReportInputs): Lines {
-  if (inputs.tls.mode !== 'self-signed') return [['note', 'the certificate is publicly trusted: no CA file is needed']];
-  const vscode =
-    `start VS Code from an environment with NODE_EXTRA_CA_CERTS=${CA_ON_CLIENT} ` +
-    `(e.g. NODE_EXTRA_CA_CERTS=${CA_ON_CLIENT} code .); Cline and Continue then trust the appliance`;
+  if (inputs.tls.mode === 'letsencrypt') return [['note', 'the certificate is publicly trusted: no CA file is needed']];
+  const privateCa = inputs.tls.mode === 'custom' ? 'if a private CA signed the certificate: ' : '';
+  const ca = '"$HOME/slm-copilot-ca.pem"';
   return [
-    ['vscode', vscode],
-    ['continue', 'set requestOptions.caBundlePath in config_yaml to the absolute path of the downloaded CA file'],
-    ['python', `SSL_CERT_FILE=${CA_ON_CLIENT} (httpx/openai) or REQUESTS_CA_BUNDLE=${CA_ON_CLIENT} (requests)`],
+    [
+      'vscode',
+      `${privateCa}start VS Code with NODE_EXTRA_CA_CERTS=${ca} (e.g. NODE_EXTRA_CA_CERTS=${ca} code .); ` +
+        'the Cline and Continue extensions then trust the appliance',
+    ],
+    ['node_agents', `${privateCa}export NODE_EXTRA_CA_CERTS=${ca} (Cline, Continue CLI, Claude Code)`],
+    ['codex', `${privateCa}export CODEX_CA_CERTIFICATE=${ca}`],
+    ['python', `${privateCa}SSL_CERT_FILE=${ca} (httpx/openai) or REQUESTS_CA_BUNDLE=${ca} (requests)`],
   ];
 }
 
 function examplesSection(inputs: ReportInputs): Lines {
   const endpoint = endpointOf(inputs);
-  const curl = `curl ${inputs.tls.mode === 'self-signed' ? `--cacert ${CA_ON_CLIENT} ` : ''}`;
+  const curl = `curl ${perVmCa(inputs) ? `--cacert ${CLIENT_CA_FILE} ` : ''}`;
   const auth = `-H 'Authorization: Bearer ${inputs.apiKey}'`;
   const body = JSON.stringify({
     model: inputs.config.modelId,
@@ -234,24 +255,23 @@ function examplesSection(inputs: ReportInputs): Lines {
   ];
 }
 
-/** The one-apps report (`/etc/one-appliance/config`, 0600) plus the client snippet files. Pure. */
+/** The one-apps report (`/etc/one-appliance/config`, 0600): the one place the key is shown. Pure. */
 export function renderReport(inputs: ReportInputs): FileSpec[] {
+  const agents = agentSnippets(clientTarget(inputs));
   const sections: IniSections = [
     ['Status', statusSection(inputs)],
     ['Connection', connectionSection(inputs)],
     ['Engine', engineSection(inputs)],
     ['TLS', tlsSection(inputs)],
-    ['Cline', clineSection(inputs)],
-    ['Continue', continueSection(inputs)],
+    ['Clients', clientsSection(inputs)],
+    ['Cline', agentSection(agents.cline, 'vscode_')],
+    ['Continue', agentSection(agents.continue)],
+    ['Claude Code', agentSection(agents['claude-code'])],
+    ['Codex', agentSection(agents.codex)],
     ['Trust', trustSection(inputs)],
     ['Examples', examplesSection(inputs)],
   ];
-  const files = clientFiles(inputs.paths);
-  return [
-    { path: inputs.paths.reportFile, text: renderIni(sections, REPORT_HEADER), mode: 0o600 },
-    { path: files.continueYaml, text: stringify(continueConfig(inputs, CA_ON_CLIENT_YAML)), mode: 0o600 },
-    { path: files.clineJson, text: `${JSON.stringify(clineSettings(inputs), null, 2)}\n`, mode: 0o600 },
-  ];
+  return [{ path: inputs.paths.reportFile, text: renderIni(sections, REPORT_HEADER), mode: 0o600 }];
 }
 
 /** The report on a first boot whose context was refused: nothing is served yet, and it says why. */
