@@ -45,13 +45,13 @@ describe('the build settings contract', () => {
       profile: 'production',
       model: DEFAULT_MODEL_ID,
       engine: 'localai',
-      contextSize: 32768,
+      contextSize: 65536,
       outputDir: './output',
       mirror: undefined,
       cache: '~/.cache/slm-copilot',
     });
     const ctx = variableByName.get('ONEAPP_COPILOT_CONTEXT_SIZE')!;
-    expect([ctx.default, ctx.minimum, ctx.maximum]).toEqual([32768, 2048, 262144]);
+    expect([ctx.default, ctx.minimum, ctx.maximum]).toEqual([65536, 2048, 262144]);
     expect([...BUILD_ENGINES]).toEqual(variableByName.get('ONEAPP_COPILOT_ENGINE')!.enum);
     expect(BUILD_VARS.model.choices).toEqual(CATALOG.map((e) => e.id));
     expect(BUILD_VAR_ORDER.map((k) => BUILD_VARS[k].name)).toEqual([
@@ -199,7 +199,7 @@ describe('readBuildEnv', () => {
   it('keeps valid values and reports the bad ones without throwing (collectBuildEnv)', async () => {
     await writeFile(file, 'SLM_COPILOT_PROFILE=test\nSLM_COPILOT_MIRROR=/srv/m\nSLM_COPILOT_CONTEXT_SIZE=huge\n');
     const read = collectBuildEnv({ file, env: {} });
-    expect(read.settings).toMatchObject({ profile: 'test', mirror: '/srv/m', contextSize: 32768 });
+    expect(read.settings).toMatchObject({ profile: 'test', mirror: '/srv/m', contextSize: 65536 });
     expect(read.issues.map((i) => [i.name, i.value, i.source])).toEqual([['SLM_COPILOT_CONTEXT_SIZE', 'huge', 'file']]);
     expect(read.fileValues).toEqual({ profile: 'test', mirror: '/srv/m', contextSize: 'huge' });
   });

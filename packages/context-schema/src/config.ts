@@ -2,6 +2,8 @@ import type { ContextValues } from './context-values.generated.js';
 
 /** The schema's engines. */
 export type Engine = ContextValues['ONEAPP_COPILOT_ENGINE'];
+/** The schema's KV-cache types (llama.cpp `--cache-type-k/-v` names). */
+export type KvCacheType = ContextValues['ONEAPP_COPILOT_KV_CACHE_TYPE'];
 /** The schema's TLS modes, `auto` resolved. */
 export type TlsMode = Exclude<ContextValues['ONEAPP_COPILOT_TLS_MODE'], 'auto'>;
 
@@ -14,6 +16,11 @@ export interface Config {
   modelId: string;
   /** Tokens each request may use; the engine's total is this × parallelSlots. */
   contextSize: number;
+  /**
+   * The KV cache's number format, K and V alike (llama-server `--cache-type-k/-v`, LocalAI
+   * `cache_type_k/v`). The RAM plan counts it and never changes it.
+   */
+  kvCacheType: KvCacheType;
   /** 0 = physical cores (resolved against host facts by the engine renderer). */
   threads: number;
   parallelSlots: number;

@@ -14,10 +14,17 @@ export interface ContextValues {
   /** Model id clients put in requests and see in /v1/models (the same for both engines). */
   ONEAPP_COPILOT_MODEL_ID: string;
   /**
-   * Context window per request, in tokens. The engine reserves this times the parallel slots; clamped
-   * (with a warning) when RAM is short.
+   * Context window per request, in tokens (an agent's first request alone can take 30-45 k). The engine
+   * reserves this times the parallel slots; clamped (with a warning) when RAM is short or beyond the
+   * model's trained context.
    */
   ONEAPP_COPILOT_CONTEXT_SIZE: number;
+  /**
+   * Number format of the engine's KV cache (the context held in RAM). f16 = exact; q8_0 = about half the
+   * RAM per token; q4_0 = about a quarter, with a larger quality loss. Never changed by the appliance:
+   * when RAM is short the context is clamped instead.
+   */
+  ONEAPP_COPILOT_KV_CACHE_TYPE: 'f16' | 'q8_0' | 'q4_0';
   /** CPU threads for inference; 0 = the number of physical cores. */
   ONEAPP_COPILOT_THREADS: number;
   /**

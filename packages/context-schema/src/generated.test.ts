@@ -52,9 +52,9 @@ describe('generated files', () => {
 
   it("the marketplace inputs take a default in place of the schema's, checked by the schema", () => {
     const plain = marketplaceInputs();
-    const built = marketplaceInputs({ ONEAPP_COPILOT_CONTEXT_SIZE: 65536 });
-    expect(built.user_inputs.oneapp_copilot_context_size).toMatch(/\|65536$/);
-    expect(plain.user_inputs.oneapp_copilot_context_size).not.toMatch(/\|65536$/);
+    const built = marketplaceInputs({ ONEAPP_COPILOT_CONTEXT_SIZE: 131072 });
+    expect(built.user_inputs.oneapp_copilot_context_size).toMatch(/\|131072$/);
+    expect(plain.user_inputs.oneapp_copilot_context_size).not.toMatch(/\|131072$/);
     const { oneapp_copilot_context_size: _a, ...othersBuilt } = built.user_inputs;
     const { oneapp_copilot_context_size: _b, ...othersPlain } = plain.user_inputs;
     expect(othersBuilt).toEqual(othersPlain);

@@ -21,7 +21,8 @@ describe('defaults', () => {
       extraApiKeys: [],
       engine: 'localai',
       modelId: 'devstral-small-2',
-      contextSize: 32768,
+      contextSize: 65536,
+      kvCacheType: 'f16',
       threads: 0,
       parallelSlots: 1,
       maxTokens: 8192,
@@ -56,7 +57,8 @@ describe('defaults', () => {
     const c = parseContext({
       ONEAPP_COPILOT_PASSWORD: key,
       ONEAPP_COPILOT_EXTRA_API_KEYS: ` ${extra[0]}, ${extra[1]} `,
-      ONEAPP_COPILOT_CONTEXT_SIZE: ' 65536 ',
+      ONEAPP_COPILOT_CONTEXT_SIZE: ' 49152 ',
+      ONEAPP_COPILOT_KV_CACHE_TYPE: ' q4_0 ',
       ONEAPP_COPILOT_METRICS: 'no',
       ONEAPP_COPILOT_BASIC_AUTH: 'YES',
       ONEAPP_COPILOT_HOSTNAME: 'Copilot.Example.COM',
@@ -66,7 +68,8 @@ describe('defaults', () => {
     });
     expect(c.apiKey).toBe(key);
     expect(c.extraApiKeys).toEqual(extra);
-    expect(c.contextSize).toBe(65536);
+    expect(c.contextSize).toBe(49152);
+    expect(c.kvCacheType).toBe('q4_0');
     expect(c.metrics).toBe(false);
     expect(c.basicAuth).toBe(true);
     expect(c.hostname).toBe('copilot.example.com');
@@ -84,6 +87,9 @@ describe('bad values are refused, naming the variable and what was expected', ()
     ['ONEAPP_COPILOT_CONTEXT_SIZE', '32768.5', /integer/],
     ['ONEAPP_COPILOT_THREADS', '-1', /0 \(auto\) to 512/],
     ['ONEAPP_COPILOT_PARALLEL', '0', /1 to 64/],
+    ['ONEAPP_COPILOT_KV_CACHE_TYPE', 'Q8_0', /one of: f16, q8_0, q4_0/],
+    ['ONEAPP_COPILOT_KV_CACHE_TYPE', 'q5_0', /one of: f16, q8_0, q4_0/],
+    ['ONEAPP_COPILOT_KV_CACHE_TYPE', '8', /one of: f16, q8_0, q4_0/],
     ['ONEAPP_COPILOT_MAX_TOKENS', 'lots', /0 \(no cap\) or an integer from 16 to 262144/],
     ['ONEAPP_COPILOT_MAX_TOKENS', '-1', /0 \(no cap\) or an integer from 16 to 262144/],
     ['ONEAPP_COPILOT_MAX_TOKENS', '8', /0 \(no cap\) or an integer from 16 to 262144/],

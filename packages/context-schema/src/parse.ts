@@ -129,6 +129,7 @@ export function parseContext(env: Readonly<Record<string, string | undefined>>):
     engine: v.ONEAPP_COPILOT_ENGINE,
     modelId: v.ONEAPP_COPILOT_MODEL_ID,
     contextSize: v.ONEAPP_COPILOT_CONTEXT_SIZE,
+    kvCacheType: v.ONEAPP_COPILOT_KV_CACHE_TYPE,
     threads: v.ONEAPP_COPILOT_THREADS,
     parallelSlots: v.ONEAPP_COPILOT_PARALLEL,
     maxTokens: v.ONEAPP_COPILOT_MAX_TOKENS,

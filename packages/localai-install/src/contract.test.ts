@@ -36,6 +36,7 @@ describe('engine contract (facts from the pinned sources)', () => {
         ONEAPP_COPILOT_CONTEXT_SIZE: '8192',
       },
     ],
+    ['a quantized KV cache', { ONEAPP_COPILOT_KV_CACHE_TYPE: 'q8_0' }],
   ] as const) {
     it(`everything we write is read by the engine: ${name}`, () => {
       expect(contractViolations(contracts, renderAll(env))).toEqual([]);

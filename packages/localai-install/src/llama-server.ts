@@ -24,6 +24,16 @@ export function llamaServerArgs(config: Config, plan: EnginePlan, model: ModelFa
     String(plan.totalContext),
     '--parallel',
     String(plan.parallelSlots),
+    // The KV cache's type, as the RAM plan counted it (ONEAPP_COPILOT_KV_CACHE_TYPE, never changed).
+    '--cache-type-k',
+    plan.kvCacheType,
+    '--cache-type-v',
+    plan.kvCacheType,
+    // Explicit, though `auto` resolves to on for the CPU backend: a quantized V cache is refused
+    // without it (src/llama-context.cpp llama_init_from_model), and the plan's reserve holds only
+    // with it (no KQ matrix of context × ubatch × heads).
+    '--flash-attn',
+    'on',
     // Reply cap for requests that set no max_tokens (llama-server's default: none, until the context
     // is full — hours on a CPU); a request's own max_tokens takes priority (server-context.cpp).
     ...(config.maxTokens > 0 ? ['--n-predict', String(config.maxTokens)] : []),

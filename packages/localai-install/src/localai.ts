@@ -28,6 +28,13 @@ export function localAiModel(
     // Always explicit: unset, LocalAI 4.x caps the context at 8192.
     context_size: plan.totalContext,
     threads: plan.threads,
+    // The KV cache's type, as the RAM plan counted it (core/config/model_config.go cache_type_k/v,
+    // passed to llama.cpp's kv_cache_type_from_str by backend/cpp/llama-cpp/grpc-server.cpp).
+    cache_type_k: plan.kvCacheType,
+    cache_type_v: plan.kvCacheType,
+    // As llama-server's `--flash-attn on` (see llamaServerArgs); "enabled" rather than "on", which
+    // YAML 1.1 readers take for a boolean. LocalAI's default is "auto".
+    flash_attention: 'enabled',
     mmap: true,
     // Weights stay resident, as with llama-server's --mlock (see llamaServerArgs).
     mmlock: true,

@@ -75,8 +75,8 @@ describe('engine render (exact output)', () => {
       yaml: await readFile(path.join(fixtures, 'localai/devstral-small-2.yaml'), 'utf8'),
     };
     // the reviewed fixtures carry the default, 8192
-    expect(fixture.unit).toContain(' --parallel 1 --n-predict 8192 --threads 8 ');
-    expect(fixture.yaml).toContain('  temperature: 0.15\n  max_tokens: 8192\ncontext_size: 32768\n');
+    expect(fixture.unit).toContain(' --flash-attn on --n-predict 8192 --threads 8 ');
+    expect(fixture.yaml).toContain('  temperature: 0.15\n  max_tokens: 8192\ncontext_size: 65536\n');
     for (const [value, flag, key] of [
       ['16', ' --n-predict 16', '  max_tokens: 16\n'],
       ['262144', ' --n-predict 262144', '  max_tokens: 262144\n'],
@@ -90,6 +90,45 @@ describe('engine render (exact output)', () => {
       const localai = await renderInto('localai', context);
       expect(await readFile(path.join(localai.root, yaml), 'utf8'), value).toBe(
         fixture.yaml.replace('  max_tokens: 8192\n', key),
+      );
+    }
+  });
+
+  it('ONEAPP_COPILOT_KV_CACHE_TYPE: --cache-type-k/-v, cache_type_k/v, flash attention on', async () => {
+    const unit = 'etc/systemd/system/slm-copilot-engine.service';
+    const yaml = 'opt/slm-copilot/models/devstral-small-2.yaml';
+    const fixture = {
+      unit: await readFile(path.join(fixtures, 'llama-server/slm-copilot-engine.service'), 'utf8'),
+      yaml: await readFile(path.join(fixtures, 'localai/devstral-small-2.yaml'), 'utf8'),
+    };
+    // the reviewed fixtures carry the default type, f16, and flash attention on
+    const f16Cache = renderEngine({
+      config: parseContext({}),
+      model: devstralFacts,
+      host: vm16x32,
+      paths,
+      chatTemplate: '',
+    }).plan.promptCacheMiB;
+    expect(fixture.unit).toContain(' --parallel 1 --cache-type-k f16 --cache-type-v f16 --flash-attn on --n-predict ');
+    expect(fixture.unit).toContain(` --cache-ram ${f16Cache} `);
+    expect(fixture.yaml).toContain('\ncache_type_k: f16\ncache_type_v: f16\nflash_attention: enabled\n');
+    expect(fixture.yaml).toContain(`  - cache_ram:${f16Cache}\n`);
+    for (const type of ['q8_0', 'q4_0'] as const) {
+      const context = { ONEAPP_COPILOT_KV_CACHE_TYPE: type };
+      const llama = await renderInto('llama-server', context);
+      // the prompt cache is sized by the plan for the type (q8_0: the 8 GiB cap; q4_0: 2 contexts)
+      const cache = llama.render.plan.promptCacheMiB;
+      expect(cache).not.toBe(f16Cache);
+      expect(await readFile(path.join(llama.root, unit), 'utf8'), type).toBe(
+        fixture.unit
+          .replace('--cache-type-k f16 --cache-type-v f16', `--cache-type-k ${type} --cache-type-v ${type}`)
+          .replace(`--cache-ram ${f16Cache} `, `--cache-ram ${cache} `),
+      );
+      const localai = await renderInto('localai', context);
+      expect(await readFile(path.join(localai.root, yaml), 'utf8'), type).toBe(
+        fixture.yaml
+          .replace('cache_type_k: f16\ncache_type_v: f16\n', `cache_type_k: ${type}\ncache_type_v: ${type}\n`)
+          .replace(`cache_ram:${f16Cache}\n`, `cache_ram:${cache}\n`),
       );
     }
   });

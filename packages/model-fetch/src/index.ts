@@ -28,7 +28,16 @@ export {
   type StatfsLike,
 } from './fetch.js';
 export { wantsGguf } from './gguf-check.js';
-export { kvCacheBytes, type KvCacheShape } from './kv-cache.js';
+export {
+  KV_BYTES_PER_ELEMENT,
+  KV_CACHE_TYPES,
+  KV_QUANT_BLOCK,
+  kvCacheBytes,
+  kvCacheBytesOfType,
+  kvCacheTypeFits,
+  type KvCacheShape,
+  type KvCacheType,
+} from './kv-cache.js';
 export { backoffDelayMs, isTransient, type RetryPolicy } from './retry.js';
 export {
   SAMPLE_BYTES,

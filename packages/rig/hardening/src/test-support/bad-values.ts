@@ -61,6 +61,7 @@ export const BAD_VALUES: Record<string, BadValue[]> = {
     ],
   ),
   ONEAPP_COPILOT_CONTEXT_SIZE: integer(2048, 262144, 4096, ['32k']),
+  ONEAPP_COPILOT_KV_CACHE_TYPE: cases(['8', 'F16'], ['q5_0', 'q8'], ['q8_0;', 'f16\n-fa 0', '$(echo q8_0)', 'q4_0 {']),
   ONEAPP_COPILOT_THREADS: integer(0, 512, 4),
   ONEAPP_COPILOT_PARALLEL: integer(1, 64, 2),
   ONEAPP_COPILOT_MAX_TOKENS: integer(0, 262144, 4096, ['1', '15', '8k']),
