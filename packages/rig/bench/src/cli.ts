@@ -38,11 +38,15 @@ const code = await runCommand(
     details: `Without --url it builds its own test bed: llama-server with the command line the appliance renders
 (renderEngine: threads = physical cores, context, prompt cache …), the real nginx with the rendered
 gateway (TLS from the generated CA, API key, SSE), and measures, each as a ratio within this one run:
-  1  generation tok/s through the gateway (openai client, streaming) ÷ llama-bench tg, same model and threads
-  2  generation tok/s ÷ the memory-bandwidth bound (read bandwidth measured now ÷ GGUF bytes read per token)
+  1  generation tok/s through the gateway (openai client, streaming) ÷ llama-bench tg at equal depth
+     (-d = the server's prompt tokens) and at depth 0; same model, threads and KV flags (-ctk/-ctv/-fa)
+  2  generation tok/s ÷ the memory-bandwidth bound (read bandwidth measured now ÷ GGUF bytes read per token),
+     with what limits it here: decode scaling with threads, tg(Nt)/tg(1t) → compute- or memory-bound
   3  TTFT through the gateway minus direct to the engine (median, fresh TLS connection each)
   4  prompt cache: turn-2 ÷ turn-1 TTFT of a Cline-like conversation (8k-token system prompt; 1k with
-     --quick), with the rendered settings (4a) and with --no-cache-prompt (4b)
+     --quick), with the rendered settings (4a) and with --no-cache-prompt (4b); 4c: two users alternating
+     new tasks on one slot, each resending its own 8k-token system prompt (1k with --quick): new-task TTFT
+     ÷ the cold TTFT after an engine start (goal ≤ 0.15), with timings.prompt_n (tokens really processed)
   5  thread sweep 1..CPUs with llama-bench: the default thread count ÷ the best (OK within 5 %)
   6  model-fetch ÷ (wget -c, then sha256sum) on a 1.5 GiB file from a local mirror (64 MiB with --quick)
   8  prompt tok/s of the shipped runtime-dispatching llama.cpp build ÷ a host-native build of the same

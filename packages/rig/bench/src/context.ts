@@ -52,6 +52,8 @@ export interface Bed {
   wb?: WeightBytes;
   bytesPerToken: number | null;
   bytesSource: string;
+  /** Prompt tokens of the short generation prompt (`shortPrompt`) as the endpoint counted them; 0 = unknown. */
+  shortPromptTokens: number;
   /** The openai client for `ep`. */
   client: OpenAI;
   res: Resources;

@@ -110,3 +110,27 @@ export function secondTurn(turn1: ChatMessage[], assistantText: string): ChatMes
     },
   ];
 }
+
+/** First user messages of new tasks: each task of figure 4c asks for something else. */
+const TASKS = [
+  'The function parseConfig in src/config.ts throws on empty files. Make it return the defaults instead.',
+  'Add a --verbose flag to the command line in src/index.ts that prints every option it read.',
+  'Rename the exported function loadSettings to readSettings everywhere and update the tests.',
+  'src/config.test.ts fails on Windows because of path separators; make the test portable.',
+  'Write a README section that explains every OPTION_ environment variable the project reads.',
+  'Replace the callbacks in src/index.ts with async/await and keep the behaviour the same.',
+];
+
+/** A new task: the (unchanged) system prompt and task `i`'s first user message. */
+export function newTask(system: string, i: number): ChatMessage[] {
+  return [
+    { role: 'system', content: system },
+    {
+      role: 'user',
+      content:
+        `<task>\n${TASKS[i % TASKS.length]} (task ${i + 1})\n</task>\n` +
+        '<environment_details>\n# Current Working Directory (/home/dev/project) Files\n' +
+        'package.json\nsrc/config.ts\nsrc/config.test.ts\nsrc/index.ts\ntsconfig.json\n</environment_details>',
+    },
+  ];
+}

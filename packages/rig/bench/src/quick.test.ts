@@ -14,6 +14,7 @@ const REQUIRED = [
   'ttft-overhead',
   'prompt-cache-on',
   'prompt-cache-off',
+  'cache-new-task',
   'thread-sweep',
   'fetch-vs-wget',
   'dispatch-vs-native',

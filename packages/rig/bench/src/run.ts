@@ -13,6 +13,7 @@ import {
   threadSweepFigure,
 } from './figures-generation.js';
 import { promptCacheFigures, ttftFigure } from './figures-latency.js';
+import { taskCacheFigure } from './figures-tasks.js';
 import { machineFacts } from './machine.js';
 import { QuietMonitor, type QuietReport } from './quiet.js';
 import { setUp } from './setup.js';
@@ -130,6 +131,8 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     threadSweepFigure(run, bed, samples);
     await ttftFigure(run, bed);
     await promptCacheFigures(run, bed);
+    // After 4b (which may leave the test bed's engine without its prompt cache): restarts it as rendered.
+    await taskCacheFigure(run, bed);
     await localaiFigure(run, bed);
     // Main engine and gateway are no longer needed.
     await runCleanups(res);

@@ -119,6 +119,19 @@ export async function setUp(run: BenchRun, res: Resources): Promise<Bed> {
   }
   const client = openaiClient(place.ep);
   log('warm-up request through the endpoint …');
-  await streamChat(client, place.ep.model, shortPrompt(), { maxTokens: 4 });
-  return { ...place, testbed, kind, kindDetail, forced, wb, bytesPerToken, bytesSource, client, res };
+  const warm = await streamChat(client, place.ep.model, shortPrompt(), { maxTokens: 4 });
+  const shortPromptTokens = warm.promptTokens;
+  return {
+    ...place,
+    testbed,
+    kind,
+    kindDetail,
+    forced,
+    wb,
+    bytesPerToken,
+    bytesSource,
+    shortPromptTokens,
+    client,
+    res,
+  };
 }

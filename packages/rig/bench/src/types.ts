@@ -10,13 +10,14 @@ export type FigureId =
   | 'ttft-overhead'
   | 'prompt-cache-on'
   | 'prompt-cache-off'
+  | 'cache-new-task'
   | 'thread-sweep'
   | 'fetch-vs-wget'
   | 'localai-vs-llama-server'
   | 'dispatch-vs-native';
 
 export interface Figure {
-  /** "1" … "7" as in the README; "2a" is the bandwidth that figure 2 divides by. */
+  /** "1" … "8" as in the README; "2a" is the bandwidth that figure 2 divides by. */
   n: string;
   id: FigureId;
   title: string;
@@ -134,6 +135,8 @@ export interface Params {
   promptTokensBench: number;
   ttftRounds: number;
   systemTokens: number;
+  /** Figure 4c: new tasks per user (two users alternating). */
+  tasksPerUser: number;
   bwBytes: number;
   bwPasses: number;
   fetchSizeMb: number;
@@ -146,6 +149,7 @@ export const QUICK: Params = {
   promptTokensBench: 32,
   ttftRounds: 6,
   systemTokens: 1024,
+  tasksPerUser: 2,
   bwBytes: 256 * 2 ** 20,
   bwPasses: 4,
   fetchSizeMb: 64,
@@ -157,6 +161,7 @@ export const FULL: Params = {
   promptTokensBench: 128,
   ttftRounds: 30,
   systemTokens: 8192,
+  tasksPerUser: 3,
   bwBytes: 1024 * 2 ** 20,
   bwPasses: 8,
   fetchSizeMb: 1536,
