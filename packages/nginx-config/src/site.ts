@@ -18,7 +18,8 @@ export const CA_DOWNLOAD_PATH = '/slm-copilot-ca.pem';
 const LOG_FORMAT =
   `log_format slm_copilot escape=json '{"time":"$time_iso8601","client":"$remote_addr","key":"$slm_key",` +
   `"method":"$request_method","path":"$uri","protocol":"$server_protocol","status":$status,` +
-  `"bytes":$body_bytes_sent,"request_time":$request_time,"upstream_status":"$upstream_status",` +
+  `"bytes":$body_bytes_sent,"request_length":$request_length,"request_time":$request_time,` +
+  `"upstream_status":"$upstream_status",` +
   `"upstream_time":"$upstream_response_time","user_agent":"$http_user_agent"}';`;
 
 /** Query parameters that look like a credential (keys never travel in URLs). */

@@ -1,11 +1,27 @@
-// How each agent is connected to the appliance and run headless for one task: the configuration a user
-// writes (or the command a user runs), in the agent's own HOME, then the task. Telemetry and updates off
-// with each agent's own switch (where it has one; each named below with where it was found).
-import { mkdir, writeFile } from 'node:fs/promises';
+// How each agent is connected to the appliance and run headless for one task: the very lines the report
+// gives users (@slm-copilot/report-writer's snippet renderers), run by /bin/sh in the agent's own HOME,
+// after the per-VM CA was fetched and checked with the report's own lines. A wrong line in the report is
+// a failed run here. Telemetry and updates off with each agent's own switch (in its snippet; Cline's below).
+import { X509Certificate } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import {
+  caFetchSnippet,
+  claudeCodeSnippet,
+  clineSnippet,
+  codexSnippet,
+  continueSnippet,
+  runLine,
+  CLAUDE_QUIET_ENV,
+  type AgentSnippet,
+  type ClientTarget,
+} from '@slm-copilot/report-writer';
+import { CA_DOWNLOAD_PATH } from '@slm-copilot/nginx-config';
 import type { AgentKey } from './appliance.js';
 import { agentEnv, runAgent, type AgentHome, type RunResult } from './harness.js';
 import type { InstalledAgent } from './install.js';
+
+export { CLAUDE_QUIET_ENV };
 
 export interface Target {
   /** `https://localhost:<port>`: the gateway, no path. */
@@ -20,14 +36,86 @@ export interface Target {
 export interface AgentRun {
   /** The task's run (the last command). */
   task: RunResult;
-  /** Set-up commands run before it (e.g. `cline auth`). */
+  /** Set-up commands run before it (the snippet's setup lines, e.g. `cline auth`). */
   setup: RunResult[];
 }
 
+const SETUP_BOUND_MS = 60_000;
+
+/** The snippets' view of the target: the appliance serves a per-VM CA (self-signed mode). */
+export function clientTargetOf(t: Target): ClientTarget {
+  return { origin: t.origin, model: t.model, key: t.key.value, contextLength: t.contextLength, perVmCa: true };
+}
+
 /**
- * Continue CLI: the `config.yaml` of clients.md (provider openai, apiBase with /v1), `cn -p --config FILE`.
- * Its metrics exporter is off with CONTINUE_METRICS_ENABLED=0 (read in the CLI's bundle: it is only on
- * with an OTLP endpoint configured anyway); it has no other telemetry switch.
+ * The shell the report's lines run in: the harness's clean environment with the agent's bin directory on
+ * PATH (the lines say `cline`, `cn`, …) and no CA variable: the snippet sets the one its agent reads.
+ */
+function shellEnv(agent: InstalledAgent, h: AgentHome, t: Target): Record<string, string> {
+  const env = agentEnv(h, t.caFile);
+  delete env.NODE_EXTRA_CA_CERTS;
+  return { ...env, PATH: `${path.dirname(agent.bin)}:${env.PATH}` };
+}
+
+/**
+ * The report's CA lines, as a user runs them in HOME: `curl -k` from the gateway to ~/slm-copilot-ca.pem,
+ * then the openssl check, whose output must end with the CA's fingerprint (what the report shows). Run
+ * like the agent (runAgent: in the sandbox when there is one); a failure throws, failing the agent's test.
+ */
+export async function fetchCa(h: AgentHome, t: Target, env: Record<string, string>): Promise<RunResult> {
+  const sha256 = new X509Certificate(await readFile(t.caFile)).fingerprint256;
+  // (the SSH alternative cannot run here: no SSH server; its host and user only shape that line)
+  const lines = caFetchSnippet({ origin: t.origin, host: 'localhost', caPathOnVm: t.caFile, sha256, sshUser: 'root' });
+  const script = `set -e\n${lines.download}\n${lines.check}`;
+  const r = await runAgent({ command: '/bin/sh', args: ['-c', script], cwd: h.home, env, timeoutMs: SETUP_BOUND_MS });
+  if (r.exitCode !== 0 || !r.stdout.trim().endsWith(`Fingerprint=${lines.expected}`)) {
+    throw new Error(
+      `the report's CA lines failed (exit ${r.exitCode}): ${script}\nstdout: ${r.stdout}\nstderr: ${r.stderr}\n` +
+        `expected the output to end with Fingerprint=${lines.expected}`,
+    );
+  }
+  return r;
+}
+
+/** The report's CA download as the suite runs it (curl, no key): the user's step, not a request of the agent. */
+export function isCaFetch(e: { path: string; user_agent: string }): boolean {
+  return e.path === CA_DOWNLOAD_PATH && e.user_agent.startsWith('curl/');
+}
+
+/** One `sh -c` run: `set -e`, the snippet's env lines, then `line` (as the last command, exec'd). */
+function shRun(env: Record<string, string>, cwd: string, s: AgentSnippet, line: string, timeoutMs: number) {
+  const script = ['set -e', ...s.env, line].join('\n');
+  return runAgent({ command: '/bin/sh', args: ['-c', script], cwd, env, timeoutMs });
+}
+
+/**
+ * Runs a snippet as the report tells a user to: the CA fetched and checked, each setup line once (in HOME,
+ * stopping at the first that fails), then the task's run line with the prompt (in the work dir).
+ */
+export async function runSnippet(
+  agent: InstalledAgent,
+  h: AgentHome,
+  t: Target,
+  snippet: AgentSnippet,
+  task: { prompt: string; timeoutMs: number; extraArgs?: string[]; beforeSetup?: () => Promise<void> },
+): Promise<AgentRun> {
+  const env = shellEnv(agent, h, t);
+  await fetchCa(h, t, env);
+  await task.beforeSetup?.();
+  const setup: RunResult[] = [];
+  for (const line of snippet.setup) {
+    const r = await shRun(env, h.home, snippet, line, SETUP_BOUND_MS);
+    if (r.exitCode !== 0) return { task: r, setup };
+    setup.push(r);
+  }
+  const run = `exec ${runLine(snippet, task.prompt, task.extraArgs)}`;
+  return { task: await shRun(env, h.work, snippet, run, task.timeoutMs), setup };
+}
+
+/**
+ * Continue CLI: the report's model block in ~/.continue/models/, the key as `${{ secrets.… }}` in
+ * ~/.continue/.env, `cn -p --config FILE`. CONTINUE_METRICS_ENABLED=0 (read in the CLI's source: its
+ * metrics exporter is only on with an OTLP endpoint anyway; it has no other telemetry switch).
  */
 export async function runContinue(
   agent: InstalledAgent,
@@ -36,42 +124,14 @@ export async function runContinue(
   prompt: string,
   timeoutMs: number,
 ): Promise<AgentRun> {
-  const config = path.join(h.home, '.continue', 'config.yaml');
-  await mkdir(path.dirname(config), { recursive: true });
-  await writeFile(
-    config,
-    [
-      'name: SLM-Copilot',
-      'version: 1.0.0',
-      'schema: v1',
-      'models:',
-      '  - name: Devstral Small 2 (SLM-Copilot)',
-      '    provider: openai',
-      `    model: ${t.model}`,
-      `    apiBase: ${t.origin}/v1`,
-      `    apiKey: ${t.key.value}`,
-      '    roles: [chat, edit, apply]',
-      '    capabilities: [tool_use]',
-      `    defaultCompletionOptions: { contextLength: ${t.contextLength} }`,
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  const env = agentEnv(h, t.caFile, { CONTINUE_METRICS_ENABLED: '0' });
-  const task = await runAgent({
-    command: agent.bin,
-    args: ['-p', '--config', config, prompt],
-    cwd: h.work,
-    env,
-    timeoutMs,
-  });
-  return { task, setup: [] };
+  return runSnippet(agent, h, t, continueSnippet(clientTargetOf(t)), { prompt, timeoutMs });
 }
 
 /**
- * Cline: `cline auth -p openai -k KEY -m MODEL -b URL/v1` (writes ~/.cline/data/settings/providers.json),
- * then `cline "prompt"`. Telemetry and auto-update off in ~/.cline/data/settings/global-settings.json
- * (`telemetryOptOut`, `autoUpdateEnabled`: the CLI's settings schema, read in its binary).
+ * Cline: the report's `cline auth -p openai -k KEY -m MODEL -b URL/v1` (writes
+ * ~/.cline/data/settings/providers.json), then `cline "prompt"`. The suite, not the report, also turns
+ * telemetry and auto-update off in ~/.cline/data/settings/global-settings.json (`telemetryOptOut`,
+ * `autoUpdateEnabled`: the CLI's settings schema, read in its binary).
  */
 export async function runCline(
   agent: InstalledAgent,
@@ -80,26 +140,19 @@ export async function runCline(
   prompt: string,
   timeoutMs: number,
 ): Promise<AgentRun> {
-  const env = agentEnv(h, t.caFile);
-  const auth = await runAgent({
-    command: agent.bin,
-    args: ['auth', '-p', 'openai', '-k', t.key.value, '-m', t.model, '-b', `${t.origin}/v1`],
-    cwd: h.work,
-    env,
-    timeoutMs: 60_000,
-  });
-  const settings = path.join(h.home, '.cline', 'data', 'settings', 'global-settings.json');
-  await mkdir(path.dirname(settings), { recursive: true });
-  await writeFile(settings, JSON.stringify({ telemetryOptOut: true, autoUpdateEnabled: false }, null, 2) + '\n');
-  if (auth.exitCode !== 0) return { task: auth, setup: [] };
-  const task = await runAgent({ command: agent.bin, args: [prompt], cwd: h.work, env, timeoutMs });
-  return { task, setup: [auth] };
+  // Before `cline auth`: it starts Cline's telemetry too, unless the opt-out is already on disk.
+  const beforeSetup = async () => {
+    const settings = path.join(h.home, '.cline', 'data', 'settings', 'global-settings.json');
+    await mkdir(path.dirname(settings), { recursive: true });
+    await writeFile(settings, JSON.stringify({ telemetryOptOut: true, autoUpdateEnabled: false }, null, 2) + '\n');
+  };
+  return runSnippet(agent, h, t, clineSnippet(clientTargetOf(t)), { prompt, timeoutMs, beforeSetup });
 }
 
 /**
- * Codex: a provider in ~/.codex/config.toml (clients.md: `wire_api = "responses"`, the key read from
- * SLM_API_KEY), `[analytics] enabled = false` and `check_for_update_on_startup = false` (a key in the
- * binary's config schema); it trusts the CA only through CODEX_CA_CERTIFICATE.
+ * Codex: the report's ~/.codex/config.toml (a provider with `wire_api = "responses"`, the key read from
+ * SLM_COPILOT_API_KEY, `[analytics] enabled = false`, `check_for_update_on_startup = false`: a key in the
+ * binary's config schema); it trusts the CA only through CODEX_CA_CERTIFICATE (no NODE_EXTRA_CA_CERTS here).
  */
 export async function runCodex(
   agent: InstalledAgent,
@@ -108,57 +161,15 @@ export async function runCodex(
   prompt: string,
   timeoutMs: number,
 ): Promise<AgentRun> {
-  const config = path.join(h.home, '.codex', 'config.toml');
-  await mkdir(path.dirname(config), { recursive: true });
-  await writeFile(
-    config,
-    [
-      `model = "${t.model}"`,
-      'model_provider = "slm"',
-      'check_for_update_on_startup = false',
-      '',
-      '[model_providers.slm]',
-      'name = "SLM-Copilot"',
-      `base_url = "${t.origin}/v1"`,
-      'env_key = "SLM_API_KEY"',
-      'wire_api = "responses"',
-      '',
-      '[analytics]',
-      'enabled = false',
-      '',
-    ].join('\n'),
-  );
-  const env = agentEnv(h, t.caFile, { CODEX_CA_CERTIFICATE: t.caFile, SLM_API_KEY: t.key.value });
-  const args = ['exec', '--skip-git-repo-check', prompt];
-  return { task: await runAgent({ command: agent.bin, args, cwd: h.work, env, timeoutMs }), setup: [] };
+  return runSnippet(agent, h, t, codexSnippet(clientTargetOf(t)), { prompt, timeoutMs });
 }
 
-/** Claude Code's switches for telemetry, error reports, updates and other non-essential traffic. */
-export const CLAUDE_QUIET_ENV: Readonly<Record<string, string>> = Object.freeze({
-  DISABLE_TELEMETRY: '1',
-  DISABLE_AUTOUPDATER: '1',
-  DISABLE_ERROR_REPORTING: '1',
-  CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
-});
-
 /**
- * Claude Code: ANTHROPIC_BASE_URL (the origin, no /v1) and ANTHROPIC_API_KEY (sent as x-api-key),
- * `claude -p "…" --output-format text --model MODEL`; `extraArgs` e.g. `--bare --tools Bash,Read`.
+ * Claude Code: the report's env lines (ANTHROPIC_BASE_URL = the origin, no /v1; ANTHROPIC_API_KEY, sent
+ * as x-api-key; ANTHROPIC_MODEL; the telemetry switches), `claude -p --output-format text "…"`;
+ * `extraArgs` e.g. `--bare --tools Bash,Read`.
  */
 export function claudeRunner(extraArgs: string[] = []) {
-  return async (
-    agent: InstalledAgent,
-    h: AgentHome,
-    t: Target,
-    prompt: string,
-    timeoutMs: number,
-  ): Promise<AgentRun> => {
-    const env = agentEnv(h, t.caFile, {
-      ...CLAUDE_QUIET_ENV,
-      ANTHROPIC_BASE_URL: t.origin,
-      ANTHROPIC_API_KEY: t.key.value,
-    });
-    const args = ['-p', prompt, '--output-format', 'text', '--model', t.model, ...extraArgs];
-    return { task: await runAgent({ command: agent.bin, args, cwd: h.work, env, timeoutMs }), setup: [] };
-  };
+  return async (agent: InstalledAgent, h: AgentHome, t: Target, prompt: string, timeoutMs: number): Promise<AgentRun> =>
+    runSnippet(agent, h, t, claudeCodeSnippet(clientTargetOf(t)), { prompt, timeoutMs, extraArgs });
 }

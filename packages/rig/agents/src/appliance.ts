@@ -66,6 +66,8 @@ export async function startAppliance(opts: {
   stockTemplate?: boolean;
   /** Mutation: this chat template file instead of ours (e.g. ours without its tool-call block). */
   chatTemplateFile?: string;
+  /** Also serve on this address (an agent sandbox's host end): the leaf names it and `origin` uses it. */
+  address?: string;
   /** The GGUF to serve (default: the tiny test model). */
   model?: (build: Awaited<ReturnType<typeof ensureLlamaBuild>>) => Promise<GgufModel>;
 }): Promise<Appliance> {
@@ -87,13 +89,19 @@ export async function startAppliance(opts: {
     if (at < 0) throw new Error('the rendered engine has no --chat-template-file to replace');
     args[at + 1] = opts.chatTemplateFile;
   }
-  const ss = await ensureSelfSigned({ paths, hostname: APPLIANCE_HOST, ipAddresses: [], log: quietLog });
+  const ss = await ensureSelfSigned({
+    paths,
+    hostname: APPLIANCE_HOST,
+    ipAddresses: opts.address ? [opts.address] : [],
+    log: quietLog,
+  });
   const extra = opts.agents.map(keyFor);
   const gateway = await startGateway({
     root,
     tls: ss.served,
     trustFile: paths.tls.caCert,
     enginePort,
+    render: opts.address ? { listenAddresses: ['127.0.0.1', opts.address] } : undefined,
     env: {
       ...opts.overrides,
       ONEAPP_COPILOT_ENGINE: 'llama-server',
@@ -117,7 +125,7 @@ export async function startAppliance(opts: {
   );
   await readFile(paths.tls.caCert, 'utf8'); // fail here, not in an agent, if the CA is missing
   return {
-    origin: `https://localhost:${gateway.httpsPort}`,
+    origin: `https://${opts.address ?? 'localhost'}:${gateway.httpsPort}`,
     caFile: paths.tls.caCert,
     keys,
     gateway,

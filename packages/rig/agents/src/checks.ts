@@ -1,7 +1,9 @@
-// The assertions every served agent run must pass (shared by the agents' test files).
+// The assertions every served agent run must pass (shared by the agents' test files), and what a sandboxed
+// run may reach for.
 import { expect } from 'vitest';
 import type { Appliance } from './appliance.js';
 import { normalise } from './evidence.js';
+import { unexplained, type KnownAttempt } from './network.js';
 import type { AgentName } from './pins.js';
 import type { Session } from './session.js';
 
@@ -23,4 +25,18 @@ export function expectServed(s: Session, app: Appliance, name: AgentName, endpoi
   }
   expect(s.unkeyed.map((e) => `${e.method} ${e.path} ${e.status}`)).toEqual([]);
   expect(task.leftovers).toEqual([]);
+}
+
+/**
+ * The run was sandboxed and reached the gateway; every host name it looked up and every other address it
+ * dialled is a known attempt (named in the test), and was refused: NXDOMAIN from the catcher, or no route.
+ */
+export function expectOnlyAppliance(s: Session, known: readonly KnownAttempt[] = []): void {
+  const n = s.network;
+  expect(n, 'the run was not sandboxed').toBeDefined();
+  if (!n) return;
+  expect(n.toGateway, `no connection to the gateway at ${n.gateway}`).toBeGreaterThan(0);
+  expect(unexplained(n, known), 'attempts no known attempt explains').toEqual([]);
+  for (const q of n.lookups) expect(q.answer).toBe('NXDOMAIN');
+  for (const a of n.outside) expect(['ENETUNREACH', 'ECONNREFUSED', 'EHOSTUNREACH']).toContain(a.result);
 }

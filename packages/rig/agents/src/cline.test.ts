@@ -2,7 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCline } from './agents.js';
 import { startAppliance, type Appliance } from './appliance.js';
+import { expectOnlyAppliance } from './checks.js';
 import { normalise } from './evidence.js';
+import { KNOWN_ATTEMPTS } from './known-attempts.js';
+import { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
 import { session, type Session } from './session.js';
 
 // Cline's first request renders to ~12.8 k tokens of the tiny model (25 tools): 14336 leaves ~1.5 k for
@@ -11,16 +14,26 @@ const CONTEXT = 14336;
 const BOUND = 5 * 60_000;
 const PROMPT = 'Say hello.';
 
+const KNOWN = KNOWN_ATTEMPTS.cline;
+
+const unavailable = await sandboxUnavailable();
+let sandbox: Sandbox | undefined;
 let app: Appliance;
 let s: Session;
 
 beforeAll(async () => {
-  app = await startAppliance({ agents: ['cline'], overrides: { ONEAPP_COPILOT_CONTEXT_SIZE: String(CONTEXT) } });
-  s = await session(app, 'cline', runCline, { prompt: PROMPT, timeoutMs: BOUND, contextLength: CONTEXT });
+  sandbox = unavailable ? undefined : await createSandbox();
+  app = await startAppliance({
+    agents: ['cline'],
+    overrides: { ONEAPP_COPILOT_CONTEXT_SIZE: String(CONTEXT) },
+    address: sandbox?.address,
+  });
+  s = await session(app, 'cline', runCline, { prompt: PROMPT, timeoutMs: BOUND, contextLength: CONTEXT, sandbox });
 });
 
 afterAll(async () => {
   await app?.stop();
+  await sandbox?.destroy();
 });
 
 describe('Cline through the gateway', () => {
@@ -51,6 +64,13 @@ describe('Cline through the gateway', () => {
     expect(s.run.task.stderr).toMatch(/exceeds the available context size \(14336 tokens\)/);
     expect(s.completion?.prompt).toContain('Your previous response was cut off');
   });
+
+  it.skipIf(unavailable)(
+    `reaches nothing but the appliance (sandboxed${unavailable ? `: ${unavailable}` : ''})`,
+    () => {
+      expectOnlyAppliance(s, KNOWN);
+    },
+  );
 
   it('its hub daemon outlives it: found by the harness, ended, and none remains', () => {
     expect(s.run.task.leftovers).toHaveLength(1);

@@ -3,7 +3,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCodex } from './agents.js';
 import { startAppliance, type Appliance } from './appliance.js';
-import { expectServed } from './checks.js';
+import { expectOnlyAppliance, expectServed } from './checks.js';
+import { KNOWN_ATTEMPTS } from './known-attempts.js';
+import { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
 import { session } from './session.js';
 
 // Codex's first request renders to ~15.0 k tokens of the tiny model (9 tools, developer messages): it
@@ -12,12 +14,19 @@ const CONTEXT = 16384;
 const BOUND = 5 * 60_000;
 const PROMPT = 'Say hello.';
 
+const KNOWN = KNOWN_ATTEMPTS.codex;
+
+const unavailable = await sandboxUnavailable();
+const sandboxed = `sandboxed${unavailable ? ` (skipped: ${unavailable})` : ''}`;
+let sandbox: Sandbox | undefined;
 const apps: Appliance[] = [];
 const start = async (stockTemplate: boolean) => {
+  if (!unavailable) sandbox ??= await createSandbox();
   const app = await startAppliance({
     agents: ['codex'],
     overrides: { ONEAPP_COPILOT_CONTEXT_SIZE: String(CONTEXT) },
     stockTemplate,
+    address: sandbox?.address,
   });
   apps.push(app);
   return app;
@@ -25,17 +34,21 @@ const start = async (stockTemplate: boolean) => {
 
 afterAll(async () => {
   for (const a of apps) await a.stop();
+  await sandbox?.destroy();
 });
 
 describe('Codex through the gateway (/v1/responses)', () => {
-  it('with our template: exit 0, prints what the engine generated, logged under its key, nothing left', async () => {
+  const served = 'with our template: exit 0, prints what the engine generated, logged under its key, nothing left';
+  it(`${served}; ${sandboxed}: reaches nothing but the appliance`, async () => {
     const app = await start(false);
     const s = await session(app, 'codex', runCodex, {
       prompt: PROMPT,
       timeoutMs: BOUND,
       contextLength: CONTEXT,
+      sandbox,
     });
     expectServed(s, app, 'codex', '/v1/responses', PROMPT);
+    if (!unavailable) expectOnlyAppliance(s, KNOWN);
   });
 
   it("mutation: with the model's stock template Codex fails (the engine answers 500)", async () => {
@@ -45,6 +58,7 @@ describe('Codex through the gateway (/v1/responses)', () => {
       timeoutMs: BOUND,
       contextLength: CONTEXT,
       label: 'stock-template',
+      sandbox,
     });
     console.log(`[agents] codex (stock-template): stderr tail ${JSON.stringify(s.run.task.stderr.slice(-300))}`);
     expect(s.run.task.exitCode).not.toBe(0);
@@ -53,5 +67,6 @@ describe('Codex through the gateway (/v1/responses)', () => {
     // Why, in the engine's words: the stock template's check (two user messages in a row).
     expect(app.engine.output()).toMatch(/roles must alternate/i);
     expect(s.run.task.leftovers).toEqual([]);
+    if (!unavailable) expectOnlyAppliance(s, KNOWN);
   });
 });

@@ -2,7 +2,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runContinue } from './agents.js';
 import { startAppliance, type Appliance } from './appliance.js';
+import { expectOnlyAppliance } from './checks.js';
 import { normalise } from './evidence.js';
+import { KNOWN_ATTEMPTS } from './known-attempts.js';
+import { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
 import { session, type Session } from './session.js';
 
 // Continue's request renders to ~3.2 k tokens of the tiny model; the tiny model never ends a reply and
@@ -11,16 +14,31 @@ import { session, type Session } from './session.js';
 const CONTEXT = 4096;
 const BOUND = 5 * 60_000;
 
+const KNOWN = KNOWN_ATTEMPTS.continue;
+
+const unavailable = await sandboxUnavailable();
+let sandbox: Sandbox | undefined;
 let app: Appliance;
 let s: Session;
 
 beforeAll(async () => {
-  app = await startAppliance({ agents: ['continue'], overrides: { ONEAPP_COPILOT_CONTEXT_SIZE: String(CONTEXT) } });
-  s = await session(app, 'continue', runContinue, { prompt: 'Say hello.', timeoutMs: BOUND, contextLength: CONTEXT });
+  sandbox = unavailable ? undefined : await createSandbox();
+  app = await startAppliance({
+    agents: ['continue'],
+    overrides: { ONEAPP_COPILOT_CONTEXT_SIZE: String(CONTEXT) },
+    address: sandbox?.address,
+  });
+  s = await session(app, 'continue', runContinue, {
+    prompt: 'Say hello.',
+    timeoutMs: BOUND,
+    contextLength: CONTEXT,
+    sandbox,
+  });
 });
 
 afterAll(async () => {
   await app?.stop();
+  await sandbox?.destroy();
 });
 
 describe('Continue CLI through the gateway', () => {
@@ -49,4 +67,11 @@ describe('Continue CLI through the gateway', () => {
   it('leaves no process behind', () => {
     expect(s.run.task.leftovers).toEqual([]);
   });
+
+  it.skipIf(unavailable)(
+    `reaches nothing but the appliance (sandboxed${unavailable ? `: ${unavailable}` : ''})`,
+    () => {
+      expectOnlyAppliance(s, KNOWN);
+    },
+  );
 });

@@ -11,6 +11,8 @@ export interface AccessEntry {
   bytes: number;
   request_time: number;
   user_agent: string;
+  /** Request line, headers and body in bytes: only when the log format has `$request_length`. */
+  request_length?: number;
 }
 
 /** The access log's entries (the rendered `slm_copilot` log format is JSON per line). */

@@ -2,13 +2,19 @@
 // (nothing of ours leaks in: no proxy, no key, no token), a time bound, and nothing left behind. Every
 // process the agent starts inherits a marker variable; after the run, processes that still carry it (a
 // detached daemon such as Cline's hub escapes the process group) are found in /proc, ended and reported.
+// Inside runSandboxed(sandbox, …), every run is in the sandbox (netns.ts) and returns the connections it
+// attempted.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { reapOnExit } from '@slm-copilot/task-kit';
+import { parseAttempts, type Attempt } from './connections.js';
+import type { DnsQuery } from './dns-catcher.js';
+import type { Sandbox } from './netns.js';
 
 const MARKER = 'SLM_COPILOT_AGENT_RUN';
 
@@ -82,6 +88,17 @@ export interface RunResult {
   timedOut: boolean;
   /** Command lines of processes that outlived the agent (outside its process group) and were ended. */
   leftovers: string[];
+  /** In a sandbox: every connection the run's processes attempted (connections.ts); otherwise undefined. */
+  attempts?: Attempt[];
+  /** In a sandbox: the host names looked up during the run (the sandbox's DNS catcher); otherwise undefined. */
+  lookups?: DnsQuery[];
+}
+
+const sandboxes = new AsyncLocalStorage<Sandbox>();
+
+/** Runs `fn` with every runAgent call it makes (however deep) inside `sandbox`, traced. */
+export function runSandboxed<T>(sandbox: Sandbox, fn: () => Promise<T>): Promise<T> {
+  return sandboxes.run(sandbox, fn);
 }
 
 /** Sends `signal` to a process group or a process; one already gone is fine. */
@@ -113,6 +130,38 @@ export async function markedProcesses(id: string): Promise<{ pid: number; cmdlin
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Pids whose command line mentions `needle` (the tracer of a run: its record file). */
+async function processesMentioning(needle: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(needle)) found.push(Number(entry));
+  }
+  return found;
+}
+
+/**
+ * The record of a traced run, once its tracer is done (it ends by itself when the last traced process
+ * is gone; one still there after 10 s is told to detach, which also writes out its record).
+ */
+async function finishTrace(traceFile: string): Promise<Attempt[]> {
+  for (let i = 0; i < 100 && (await processesMentioning(traceFile)).length > 0; i++) await sleep(100);
+  for (const pid of await processesMentioning(traceFile)) signal(pid, 'SIGTERM');
+  for (let i = 0; i < 30 && (await processesMentioning(traceFile)).length > 0; i++) await sleep(100);
+  for (const pid of await processesMentioning(traceFile)) signal(pid, 'SIGKILL');
+  const record = await readFile(traceFile, 'utf8').catch(() => '');
+  await rm(traceFile, { force: true });
+  return parseAttempts(record);
+}
+
+/** The command, arguments and environment to spawn: as given, or in the sandbox under its tracer. */
+function launch(opts: RunOptions, id: string, sandbox: Sandbox | undefined, traceFile: string) {
+  if (!sandbox) return { command: opts.command, args: opts.args, env: { ...opts.env, [MARKER]: id } };
+  const [command, ...prefix] = sandbox.wrap(traceFile, { [MARKER]: id });
+  return { command: command!, args: [...prefix, opts.command, ...opts.args], env: opts.env };
+}
+
 /** Ends every marked process (TERM, then KILL), and fails if one survives. Returns their command lines. */
 export async function endMarked(id: string): Promise<string[]> {
   const left = await markedProcesses(id);
@@ -134,10 +183,14 @@ export async function endMarked(id: string): Promise<string[]> {
  */
 export async function runAgent(opts: RunOptions): Promise<RunResult> {
   const id = randomUUID();
+  const sandbox = sandboxes.getStore();
+  const traceFile = path.join(tmpdir(), `slm-agent-run-${id}.strace`);
+  const run = launch(opts, id, sandbox, traceFile);
+  const lookups0 = sandbox?.dns.queries.length ?? 0;
   const started = performance.now();
-  const child = spawn(opts.command, opts.args, {
+  const child = spawn(run.command, run.args, {
     cwd: opts.cwd,
-    env: { ...opts.env, [MARKER]: id },
+    env: run.env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -174,5 +227,7 @@ export async function runAgent(opts: RunOptions): Promise<RunResult> {
   if (pgid) signal(-pgid, 'SIGKILL');
   unregister();
   const leftovers = await endMarked(id);
-  return { exitCode, signal: sig, stdout, stderr, wallMs, timedOut, leftovers };
+  const attempts = sandbox ? await finishTrace(traceFile) : undefined;
+  const lookups = sandbox?.dns.queries.slice(lookups0);
+  return { exitCode, signal: sig, stdout, stderr, wallMs, timedOut, leftovers, attempts, lookups };
 }

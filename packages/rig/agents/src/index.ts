@@ -5,8 +5,10 @@ export {
   ensureAgent,
   ensurePinned,
   lockedPackage,
+  NPM_INSTALL_BOUND_MS,
   type EnsureOptions,
   type InstalledAgent,
+  type PackagePin,
 } from './install.js';
 export {
   agentEnv,
@@ -14,6 +16,7 @@ export {
   endMarked,
   markedProcesses,
   runAgent,
+  runSandboxed,
   type AgentHome,
   type RunOptions,
   type RunResult,
@@ -29,3 +32,6 @@ export {
 } from './agents.js';
 export { APPLIANCE_HOST, MODEL_ID, startAppliance, type AgentKey, type Appliance } from './appliance.js';
 export { session, type Figures, type Runner, type Session } from './session.js';
+export { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
+export { describeNetwork, networkRecord, unexplained, type KnownAttempt, type NetworkRecord } from './network.js';
+export { KNOWN_ATTEMPTS } from './known-attempts.js';

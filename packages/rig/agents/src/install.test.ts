@@ -1,5 +1,5 @@
-// Pinned installs from the npm registry, cached: the pins hold, a second call is a cache hit, and an
-// install whose lock file disagrees with the pin is refused without leaving an entry behind.
+// Pinned installs from the npm registry, cached: the pins hold, a second call is a cache hit; an install
+// whose lock file disagrees with the pin, or that outlives its bound, is refused and leaves no entry behind.
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,11 +47,27 @@ describe('ensureAgent', () => {
     },
   );
 
+  // A small real package (no dependencies), not a whole agent: the refusal and the bound are the same code
+  // path for any pin, and this keeps the test to seconds.
+  const small = { name: 'is-number', package: 'is-number', version: '7.0.0', bin: 'is-number' };
+
   it('refuses an install whose lock file disagrees with the pin, and leaves no entry', async () => {
     const root = await mkdtemp(path.join(tmpdir(), 'slm-agents-cache-'));
     scratch.push(root);
-    const pin = { ...AGENT_PINS.continue, integrity: 'sha512-not-the-registry-integrity' };
-    await expect(ensurePinned(pin, { root })).rejects.toThrow(/integrity .* the pin is 1\.5\.47 with sha512-not-the/);
+    const pin = { ...small, integrity: 'sha512-not-the-registry-integrity' };
+    await expect(ensurePinned(pin, { root })).rejects.toThrow(
+      /^npm installed is-number 7\.0\.0 with integrity sha512-\S+; the pin is 7\.0\.0 with sha512-not-the-registry-/,
+    );
+    expect(await readdir(path.join(root, 'agents'))).toEqual([]);
+  });
+
+  it('ends an install that outlives its bound, says so, and leaves no entry', async () => {
+    const root = await mkdtemp(path.join(tmpdir(), 'slm-agents-cache-'));
+    scratch.push(root);
+    const pin = { ...small, integrity: 'sha512-not-checked-the-install-is-ended-first' };
+    await expect(ensurePinned(pin, { root, timeoutMs: 100 })).rejects.toThrow(
+      /^npm install is-number@7\.0\.0 did not finish within 100 ms \(ended\); its last lines:/,
+    );
     expect(await readdir(path.join(root, 'agents'))).toEqual([]);
   });
 });

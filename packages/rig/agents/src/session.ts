@@ -1,9 +1,10 @@
-// One agent, one task, against one appliance: install (cached), run in a fresh HOME, then collect what
-// the appliance saw (access log lines of this agent's key, the engine's completion and counters) and the
-// figures the suite reports (version, endpoint, wall time, request size).
+// One agent, one task, against one appliance: install (cached), run in a fresh HOME (in a sandbox when one
+// is given: netns.ts), then collect what the appliance saw (access log lines of this agent's key, the
+// engine's completion and counters), what the agent reached for (network.ts), and the figures the suite
+// reports (version, endpoint, wall time, request size).
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Target, AgentRun } from './agents.js';
+import { isCaFetch, type Target, type AgentRun } from './agents.js';
 import { MODEL_ID, type Appliance } from './appliance.js';
 import {
   countTokens,
@@ -13,9 +14,11 @@ import {
   type AccessEntry,
   type EngineCompletion,
 } from './evidence.js';
-import { agentHome, type AgentHome } from './harness.js';
+import { agentHome, runSandboxed, type AgentHome } from './harness.js';
 import { ensureAgent, type InstalledAgent } from './install.js';
-import { AGENT_PINS, type AgentName } from './pins.js';
+import { describeNetwork, networkRecord, type NetworkRecord } from './network.js';
+import type { Sandbox } from './netns.js';
+import { type AgentName } from './pins.js';
 
 export type Runner = (
   agent: InstalledAgent,
@@ -41,11 +44,14 @@ export interface Figures {
   /** The engine's prompt tokens for this agent's requests (all of them, from /metrics). */
   promptTokens: number;
   generatedTokens: number;
-  /** The last prompt as the engine rendered it: characters and tokens. */
+  /** The last prompt in the engine's slot (/slots), as it rendered it: characters and tokens. */
   lastPromptChars: number;
   lastPromptTokens: number;
-  /** The gateway logs no $request_length (the rendered log format): the request's bytes are not known. */
-  requestBytes: string;
+  /** The first request's size (request line, headers, body) when the access log has `request_length`. */
+  requestBytes: number | null;
+  /** In a sandbox: what the agent reached for (the summary in `networkSummary`). */
+  network?: NetworkRecord;
+  networkSummary?: string;
 }
 
 export interface Session {
@@ -56,16 +62,39 @@ export interface Session {
   /** Entries without a valid key (each appliance serves one agent: these are the agent's too). */
   unkeyed: AccessEntry[];
   completion: EngineCompletion | undefined;
+  /** In a sandbox: every connection the run's commands attempted and every name they looked up. */
+  network?: NetworkRecord;
   figures: Figures;
 }
 
+export interface SessionOptions {
+  prompt: string;
+  timeoutMs: number;
+  contextLength: number;
+  label?: string;
+  /** Run the agent's commands in this sandbox (the appliance must serve on its address: startAppliance). */
+  sandbox?: Sandbox;
+}
+
+/** The runner's commands, in the sandbox when there is one, with the sandbox's record of them. */
+async function runIn(sandbox: Sandbox | undefined, gatewayPort: number, run: () => Promise<AgentRun>) {
+  if (!sandbox) return { run: await run(), network: undefined };
+  const r = await runSandboxed(sandbox, run);
+  const runs = [...r.setup, r.task];
+  const network = networkRecord({
+    attempts: runs.flatMap((x) => x.attempts ?? []),
+    lookups: runs.flatMap((x) => x.lookups ?? []),
+    address: sandbox.address,
+    gatewayPort,
+  });
+  return { run: r, network };
+}
+
 /** Runs `runner` for `name` against `app` and gathers the evidence. */
-export async function session(
-  app: Appliance,
-  name: AgentName,
-  runner: Runner,
-  opts: { prompt: string; timeoutMs: number; contextLength: number; label?: string },
-): Promise<Session> {
+export async function session(app: Appliance, name: AgentName, runner: Runner, opts: SessionOptions): Promise<Session> {
+  if (opts.sandbox && !app.origin.includes(`//${opts.sandbox.address}:`)) {
+    throw new Error(`the appliance serves ${app.origin}, not the sandbox's ${opts.sandbox.address}`);
+  }
   const install0 = performance.now();
   const installed = await ensureAgent(name);
   const installMs = installed.cached ? 0 : Math.round(performance.now() - install0);
@@ -81,11 +110,13 @@ export async function session(
       model: MODEL_ID,
       contextLength: opts.contextLength,
     };
-    const run = await runner(installed, h, target, opts.prompt, opts.timeoutMs);
+    const { run, network } = await runIn(opts.sandbox, app.gateway.httpsPort, () =>
+      runner(installed, h, target, opts.prompt, opts.timeoutMs),
+    );
     const after = await engineCounters(app.engine.baseUrl);
     const log = parseAccessLog(await app.gateway.accessLog());
     const entries = log.filter((e) => e.key === key.name);
-    const unkeyed = log.filter((e) => e.key === '');
+    const unkeyed = log.filter((e) => e.key === '' && !isCaFetch(e));
     const completion = await lastCompletion(app.engine.baseUrl).catch(() => undefined);
     const delta = (m: string) => Math.round((after[m] ?? 0) - (before[m] ?? 0));
     const figures: Figures = {
@@ -102,30 +133,38 @@ export async function session(
       generatedTokens: delta('tokens_predicted_total'),
       lastPromptChars: completion?.prompt.length ?? 0,
       lastPromptTokens: completion ? await countTokens(app.engine.baseUrl, completion.prompt) : 0,
-      requestBytes: 'not logged (the access log format has no $request_length)',
+      requestBytes: entries[0]?.request_length ?? null,
+      network,
+      networkSummary: network && describeNetwork(network),
     };
     await report(figures, unkeyed);
-    return { installed, run, entries, unkeyed, completion, figures };
+    return { installed, run, entries, unkeyed, completion, network, figures };
   } finally {
     h.remove();
   }
 }
 
-/** One line on stdout and test-results/agents-<name>[-<label>].json. */
+const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
+
+/**
+ * One line on stdout (`[agents] cline 3.0.65 POST /v1/chat/completions 12.3 s request 21.0 KB …`) and the
+ * whole figures in test-results/agents-<name>[-<label>].json.
+ */
 async function report(f: Figures, unkeyed: AccessEntry[]): Promise<void> {
-  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const size =
+    f.requestBytes !== null
+      ? `request ${kb(f.requestBytes)}`
+      : `request size not logged (no $request_length in the access log)`;
   const parts = [
-    `[agents] ${f.agent}${f.label ? ` (${f.label})` : ''} ${f.version} (${AGENT_PINS[f.agent].package})` +
-      `: exit ${f.exitCode}`,
-    `${f.endpoint || 'no request'} ×${f.requests} [${f.statuses.join(' ')}]`,
-    `wall ${s(f.wallMs)}`,
-    f.installMs ? `install ${s(f.installMs)}` : 'install cached',
-    `last request as rendered by the engine ${f.lastPromptTokens} tokens (${f.lastPromptChars} chars)`,
-    `engine prompt tokens ${f.promptTokens}, generated ${f.generatedTokens}`,
-    `request bytes ${f.requestBytes}`,
+    `[agents] ${f.agent}${f.label ? ` (${f.label})` : ''} ${f.version} ${f.endpoint || 'no request'}` +
+      ` ${(f.wallMs / 1000).toFixed(1)} s ${size}`,
+    `exit ${f.exitCode}, ${f.requests} request(s) [${f.statuses.join(' ')}]`,
+    `last prompt in the engine's slot ${f.lastPromptTokens} tokens (${f.lastPromptChars} chars)`,
+    f.networkSummary ?? 'not sandboxed',
   ];
-  if (unkeyed.length)
+  if (unkeyed.length) {
     parts.push(`without a key: ${unkeyed.map((e) => `${e.method} ${e.path} ${e.status}`).join(', ')}`);
+  }
   console.log(parts.join('; '));
   const dir = path.join(process.cwd(), 'test-results');
   await mkdir(dir, { recursive: true });
