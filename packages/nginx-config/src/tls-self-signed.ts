@@ -156,7 +156,10 @@ export async function ensureSelfSigned(opts: SelfSignedOptions): Promise<SelfSig
   // Only the CA key's own directory is made private; the state dir's mode is the lifecycle's.
   await mkdir(path.dirname(paths.tls.caKey), { recursive: true });
   await chmod(path.dirname(paths.tls.caKey), 0o700);
+  // nginx's workers (www-data) serve the CA from here (/slm-copilot-ca.pem): 0755 whatever the umask (the
+  // stages run under 0077) and whatever an older version left.
   await mkdir(paths.tls.dir, { recursive: true, mode: 0o755 });
+  await chmod(paths.tls.dir, 0o755);
   const ca = await ensureCa(paths, log, now);
   const reason = await leafReason(paths, ca, sans, now);
   if (reason) {

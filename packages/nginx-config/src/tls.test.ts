@@ -43,6 +43,17 @@ describe('SANs', () => {
 });
 
 describe('per-VM CA and leaf (real openssl)', () => {
+  it("under the stages' umask 0077, nginx's workers can still read the served CA (its download)", async () => {
+    const paths = appliancePaths(await tempRoot('tls-umask'));
+    const previous = process.umask(0o077);
+    try {
+      await ensureSelfSigned({ paths, hostname: 'copilot.example.test', ipAddresses: [], log: quietLog });
+    } finally {
+      process.umask(previous);
+    }
+    expect([await mode(paths.tls.dir), await mode(paths.tls.caCert)]).toEqual(['755', '644']);
+  });
+
   it('keeps the CA across runs; a changed IP set re-issues only the leaf', async () => {
     const root = await tempRoot('tls');
     const paths = appliancePaths(root);
@@ -60,6 +71,7 @@ describe('per-VM CA and leaf (real openssl)', () => {
       await mode(paths.tls.cert),
     ]).toEqual(['600', '644', '600', '644']);
     expect(await mode(path.dirname(paths.tls.caKey))).toBe('700');
+    expect(await mode(paths.tls.dir)).toBe('755');
     const caPem = await readFile(paths.tls.caCert, 'utf8');
     const caKey = await readFile(paths.tls.caKey, 'utf8');
     const leafPem = await readFile(paths.tls.cert, 'utf8');
