@@ -1,7 +1,7 @@
 // The snippet renderers by exact output, and their lines run by a real /bin/sh in a temp HOME: the files
 // they write parse (YAML with the `yaml` package, TOML with Python's tomllib) to what each agent reads.
 // Whether the agents accept them is the agent suite's part (packages/rig/agents runs these very lines).
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -41,10 +41,12 @@ describe('shWord', () => {
 });
 
 describe('snippets by exact output (self-signed: the per-VM CA in ~/slm-copilot-ca.pem)', () => {
-  it('Cline: cline auth as the suite runs it, and the extension fields', () => {
+  it('Cline: telemetry and auto-update off (never overwriting), then cline auth; the extension fields', () => {
     const s = clineSnippet(target);
     expect(s.env).toEqual([CA_ENV]);
     expect(s.setup).toEqual([
+      "(set -C && mkdir -p ~/.cline/data/settings && printf '%s\\n' " +
+        '\'{"telemetryOptOut":true,"autoUpdateEnabled":false}\' > ~/.cline/data/settings/global-settings.json)',
       'cline auth -p openai -k sk-sample-0123456789abcdef -m devstral-small-2 -b https://192.0.2.10:8443/v1',
     ]);
     expect(runLine(s, 'Say hello.')).toBe("cline 'Say hello.'");
@@ -164,6 +166,24 @@ describe('the setup lines, run by /bin/sh in a temp HOME', () => {
     const secrets = path.join(home, '.continue/.env');
     expect(await readFile(secrets, 'utf8')).toBe(`SLM_COPILOT_API_KEY=${KEY}\n`);
     expect((await stat(secrets)).mode & 0o777).toBe(0o600);
+  });
+
+  it("Cline's settings line writes the opt-out as JSON; over an existing file it fails, changing nothing", async () => {
+    const line = clineSnippet(target).setup[0]!;
+    const { home, r } = await sh([line]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const file = path.join(home, '.cline/data/settings/global-settings.json');
+    expect(JSON.parse(await readFile(file, 'utf8'))).toEqual({ telemetryOptOut: true, autoUpdateEnabled: false });
+    const mine = '{"telemetryOptOut":false,"mcpMarketplaceEnabled":true}\n';
+    await writeFile(file, mine);
+    const again = await $({
+      cwd: home,
+      env: { PATH: '/usr/bin:/bin', HOME: home },
+      quiet: true,
+      nothrow: true,
+    })`/bin/sh -c ${line}`;
+    expect(again.exitCode).not.toBe(0);
+    expect(await readFile(file, 'utf8')).toBe(mine);
   });
 
   it("Codex's config.toml parses (Python's tomllib); a second run refuses to overwrite it", async () => {

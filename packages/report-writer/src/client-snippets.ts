@@ -9,6 +9,8 @@ export const CLIENT_CA_FILE = '~/slm-copilot-ca.pem';
 const CA_VALUE = '"$HOME/slm-copilot-ca.pem"';
 /** The variable (and Continue secret) that holds the key where an agent reads it from the environment. */
 export const KEY_VARIABLE = 'SLM_COPILOT_API_KEY';
+/** Cline's global settings (the CLI's settings schema: `telemetryOptOut`, `autoUpdateEnabled`). */
+export const CLINE_SETTINGS_FILE = '~/.cline/data/settings/global-settings.json';
 /** Continue's model block (a file in `~/.continue/models/`; the CLI reads it with `--config`). */
 export const CONTINUE_MODEL_FILE = '~/.continue/models/slm-copilot.yaml';
 
@@ -72,12 +74,20 @@ function writeFileLine(file: string, lines: readonly string[], opts: { append?: 
 
 const dir = (file: string) => file.slice(0, file.lastIndexOf('/'));
 
-/** Cline: `cline auth` as the suite runs it, and the VS Code extension's "OpenAI Compatible" fields. */
+/**
+ * Cline: telemetry and auto-update off, then `cline auth`, as the suite runs them, and the VS Code
+ * extension's "OpenAI Compatible" fields. The opt-out must be on disk before `cline auth`: without a
+ * settings file the CLI counts as opted in and `cline auth` starts its telemetry.
+ */
 export function clineSnippet(t: ClientTarget): AgentSnippet {
   const baseUrl = `${t.origin}/v1`;
+  const settings = JSON.stringify({ telemetryOptOut: true, autoUpdateEnabled: false });
   return {
     env: t.perVmCa ? [exportLine([['NODE_EXTRA_CA_CERTS', CA_VALUE]])] : [],
-    setup: [`cline auth -p openai -k ${shWord(t.key)} -m ${shWord(t.model)} -b ${shWord(baseUrl)}`],
+    setup: [
+      writeFileLine(CLINE_SETTINGS_FILE, [settings], { prefix: `set -C && mkdir -p ${dir(CLINE_SETTINGS_FILE)}` }),
+      `cline auth -p openai -k ${shWord(t.key)} -m ${shWord(t.model)} -b ${shWord(baseUrl)}`,
+    ],
     run: 'cline',
     fields: [
       ['API Provider', 'OpenAI Compatible'],
@@ -86,7 +96,12 @@ export function clineSnippet(t: ClientTarget): AgentSnippet {
       ['Model ID', t.model],
       ['Context Window Size', String(t.contextLength)],
     ],
-    notes: ['`cline auth` keeps the provider in ~/.cline/data/settings/providers.json'],
+    notes: [
+      `the first setup line turns telemetry and auto-update off in ${CLINE_SETTINGS_FILE} before \`cline auth\` ` +
+        '(which starts telemetry unless the opt-out is there); it refuses to overwrite an existing file (set -C): ' +
+        'set "telemetryOptOut": true and "autoUpdateEnabled": false in it by hand',
+      '`cline auth` keeps the provider in ~/.cline/data/settings/providers.json',
+    ],
   };
 }
 
@@ -146,8 +161,8 @@ export function claudeCodeSnippet(t: ClientTarget): AgentSnippet {
       `ANTHROPIC_MODEL is the appliance's model id (${t.model}): with a non-Claude name Claude Code sends a ` +
         "system message in mid-conversation, which the appliance's chat template accepts; " +
         'ANTHROPIC_DEFAULT_HAIKU_MODEL sends its background requests to the same model',
-      `its default request (24 tools, ~113 KB) may not fit ${t.contextLength} tokens (the engine answers 400 ` +
-        '"exceeds the available context size"): `claude --bare --tools Bash,Read` sends ~3 KB',
+      `its default request (24 tools, ~75 KB) may not fit ${t.contextLength} tokens (the engine answers 400 ` +
+        '"exceeds the available context size"): `claude --bare --tools Bash,Read` sends ~4 KB',
     ],
   };
 }

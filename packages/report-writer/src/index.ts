@@ -19,6 +19,7 @@ export {
   shWord,
   CLAUDE_QUIET_ENV,
   CLIENT_CA_FILE,
+  CLINE_SETTINGS_FILE,
   CONTINUE_MODEL_FILE,
   KEY_VARIABLE,
   type AgentId,

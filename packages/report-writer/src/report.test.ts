@@ -95,7 +95,7 @@ describe('report', () => {
       s.notes.forEach((n, i) => expect(section[`note_${i + 1}`]).toBe(n));
     }
     expect(ini.Cline).toMatchObject({
-      setup_1: `cline auth -p openai -k ${key} -m devstral-small-2 -b https://192.0.2.10:8443/v1`,
+      setup_2: `cline auth -p openai -k ${key} -m devstral-small-2 -b https://192.0.2.10:8443/v1`,
       vscode_api_provider: 'OpenAI Compatible',
       vscode_base_url: 'https://192.0.2.10:8443/v1',
       vscode_api_key: key,

@@ -1,9 +1,9 @@
 // How each agent is connected to the appliance and run headless for one task: the very lines the report
 // gives users (@slm-copilot/report-writer's snippet renderers), run by /bin/sh in the agent's own HOME,
 // after the per-VM CA was fetched and checked with the report's own lines. A wrong line in the report is
-// a failed run here. Telemetry and updates off with each agent's own switch (in its snippet; Cline's below).
+// a failed run here. Telemetry and updates off with each agent's own switch, in its snippet.
 import { X509Certificate } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
   caFetchSnippet,
@@ -97,11 +97,10 @@ export async function runSnippet(
   h: AgentHome,
   t: Target,
   snippet: AgentSnippet,
-  task: { prompt: string; timeoutMs: number; extraArgs?: string[]; beforeSetup?: () => Promise<void> },
+  task: { prompt: string; timeoutMs: number; extraArgs?: string[] },
 ): Promise<AgentRun> {
   const env = shellEnv(agent, h, t);
   await fetchCa(h, t, env);
-  await task.beforeSetup?.();
   const setup: RunResult[] = [];
   for (const line of snippet.setup) {
     const r = await shRun(env, h.home, snippet, line, SETUP_BOUND_MS);
@@ -128,10 +127,10 @@ export async function runContinue(
 }
 
 /**
- * Cline: the report's `cline auth -p openai -k KEY -m MODEL -b URL/v1` (writes
- * ~/.cline/data/settings/providers.json), then `cline "prompt"`. The suite, not the report, also turns
- * telemetry and auto-update off in ~/.cline/data/settings/global-settings.json (`telemetryOptOut`,
- * `autoUpdateEnabled`: the CLI's settings schema, read in its binary).
+ * Cline: the report's lines: telemetry and auto-update off in ~/.cline/data/settings/global-settings.json
+ * (`telemetryOptOut`, `autoUpdateEnabled`: the CLI's settings schema, read in its binary; on disk before
+ * `cline auth`, which otherwise starts Cline's telemetry), then `cline auth -p openai -k KEY -m MODEL -b
+ * URL/v1` (writes ~/.cline/data/settings/providers.json), then `cline "prompt"`.
  */
 export async function runCline(
   agent: InstalledAgent,
@@ -140,13 +139,7 @@ export async function runCline(
   prompt: string,
   timeoutMs: number,
 ): Promise<AgentRun> {
-  // Before `cline auth`: it starts Cline's telemetry too, unless the opt-out is already on disk.
-  const beforeSetup = async () => {
-    const settings = path.join(h.home, '.cline', 'data', 'settings', 'global-settings.json');
-    await mkdir(path.dirname(settings), { recursive: true });
-    await writeFile(settings, JSON.stringify({ telemetryOptOut: true, autoUpdateEnabled: false }, null, 2) + '\n');
-  };
-  return runSnippet(agent, h, t, clineSnippet(clientTargetOf(t)), { prompt, timeoutMs, beforeSetup });
+  return runSnippet(agent, h, t, clineSnippet(clientTargetOf(t)), { prompt, timeoutMs });
 }
 
 /**

@@ -1,17 +1,19 @@
-// Codex (`codex exec`, wire_api "responses") against the real gateway in front of the rendered engine;
-// and the mutation: the model's stock Mistral 2512 template instead of ours must make it fail.
+// Codex (`codex exec`, wire_api "responses") against the real gateway in front of the rendered engine, at
+// the appliance's defaults (no ONEAPP_COPILOT_* override), serving the testbed's 'agent' model (it ends its
+// replies; Codex sends no max output and needs nothing more); and the mutation: the model's stock Mistral
+// 2512 template instead of ours must make it fail.
+import { variableByName } from '@slm-copilot/context-schema';
+import { ensureTinyModel } from '@slm-copilot/testbed';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCodex } from './agents.js';
 import { startAppliance, type Appliance } from './appliance.js';
 import { expectOnlyAppliance, expectServed } from './checks.js';
 import { KNOWN_ATTEMPTS } from './known-attempts.js';
 import { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
-import { session } from './session.js';
+import { session, slotContext } from './session.js';
 
-// Codex's first request renders to ~15.0 k tokens of the tiny model (9 tools, developer messages): it
-// needs more than 8192; 16384 leaves ~1.4 k tokens for the reply, which never ends before the context does.
-const CONTEXT = 16384;
-const BOUND = 5 * 60_000;
+const DEFAULT_CONTEXT = Number(variableByName.get('ONEAPP_COPILOT_CONTEXT_SIZE')!.default);
+const BOUND = 3 * 60_000;
 const PROMPT = 'Say hello.';
 
 const KNOWN = KNOWN_ATTEMPTS.codex;
@@ -24,7 +26,7 @@ const start = async (stockTemplate: boolean) => {
   if (!unavailable) sandbox ??= await createSandbox();
   const app = await startAppliance({
     agents: ['codex'],
-    overrides: { ONEAPP_COPILOT_CONTEXT_SIZE: String(CONTEXT) },
+    model: (build) => ensureTinyModel({ llama: build, variant: 'agent' }),
     stockTemplate,
     address: sandbox?.address,
   });
@@ -37,16 +39,14 @@ afterAll(async () => {
   await sandbox?.destroy();
 });
 
-describe('Codex through the gateway (/v1/responses)', () => {
-  const served = 'with our template: exit 0, prints what the engine generated, logged under its key, nothing left';
+describe('Codex through the gateway (/v1/responses), at the appliance defaults', () => {
+  const served =
+    `with our template at the default context (${DEFAULT_CONTEXT}): exit 0, prints the reply the engine ` +
+    'generated, logged under its key, nothing left';
   it(`${served}; ${sandboxed}: reaches nothing but the appliance`, async () => {
     const app = await start(false);
-    const s = await session(app, 'codex', runCodex, {
-      prompt: PROMPT,
-      timeoutMs: BOUND,
-      contextLength: CONTEXT,
-      sandbox,
-    });
+    expect(slotContext(app.engineArgs)).toBe(DEFAULT_CONTEXT);
+    const s = await session(app, 'codex', runCodex, { prompt: PROMPT, timeoutMs: BOUND, sandbox });
     expectServed(s, app, 'codex', '/v1/responses', PROMPT);
     if (!unavailable) expectOnlyAppliance(s, KNOWN);
   });
@@ -56,7 +56,6 @@ describe('Codex through the gateway (/v1/responses)', () => {
     const s = await session(app, 'codex', runCodex, {
       prompt: PROMPT,
       timeoutMs: BOUND,
-      contextLength: CONTEXT,
       label: 'stock-template',
       sandbox,
     });

@@ -26,10 +26,8 @@ export function parseAccessLog(text: string): AccessEntry[] {
 export interface EngineCompletion {
   /** The prompt as the engine rendered it with the chat template (text). */
   prompt: string;
-  /** The text the engine generated for it. */
+  /** The text the engine generated for it. (Its token count is not kept: the slot's stats reset at the end.) */
   generated: string;
-  /** Tokens the engine decoded for it. */
-  decoded: number;
   idTask: number;
 }
 
@@ -37,7 +35,6 @@ interface SlotJson {
   id_task?: number;
   prompt?: string;
   generated?: string;
-  next_token?: { n_decoded?: number }[];
 }
 
 /** The engine's most recent completion (the slot with the highest task id). */
@@ -54,7 +51,6 @@ export async function lastCompletion(engineUrl: string): Promise<EngineCompletio
   return {
     prompt: last.prompt,
     generated: last.generated,
-    decoded: last.next_token?.[0]?.n_decoded ?? 0,
     idTask: last.id_task ?? -1,
   };
 }

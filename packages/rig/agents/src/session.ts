@@ -35,13 +35,15 @@ export interface Figures {
   version: string;
   endpoint: string;
   exitCode: number | null;
+  /** The context the engine gives each request (tokens). */
+  contextLength: number;
   /** Wall time of the task's run (ms), set-up commands not counted. */
   wallMs: number;
   /** How long the install took when this run needed one (0: cache hit). */
   installMs: number;
   requests: number;
   statuses: number[];
-  /** The engine's prompt tokens for this agent's requests (all of them, from /metrics). */
+  /** Prompt tokens the engine processed for this agent's requests (/metrics: cache hits not counted). */
   promptTokens: number;
   generatedTokens: number;
   /** The last prompt in the engine's slot (/slots), as it rendered it: characters and tokens. */
@@ -70,10 +72,22 @@ export interface Session {
 export interface SessionOptions {
   prompt: string;
   timeoutMs: number;
-  contextLength: number;
+  /** What the agent is told the model's context is; default: the engine's context per slot (slotContext). */
+  contextLength?: number;
   label?: string;
   /** Run the agent's commands in this sandbox (the appliance must serve on its address: startAppliance). */
   sandbox?: Sandbox;
+}
+
+/** The context each request gets on an engine with these arguments (`--ctx-size` split over `--parallel`). */
+export function slotContext(engineArgs: readonly string[]): number {
+  const value = (flag: string) => {
+    const at = engineArgs.indexOf(flag);
+    return at < 0 ? undefined : Number(engineArgs[at + 1]);
+  };
+  const ctx = value('--ctx-size');
+  if (!ctx) throw new Error(`the engine's arguments have no --ctx-size: ${engineArgs.join(' ')}`);
+  return Math.floor(ctx / (value('--parallel') ?? 1));
 }
 
 /** The runner's commands, in the sandbox when there is one, with the sandbox's record of them. */
@@ -103,13 +117,8 @@ export async function session(app: Appliance, name: AgentName, runner: Runner, o
   const before = await engineCounters(app.engine.baseUrl);
   const h = await agentHome(name);
   try {
-    const target: Target = {
-      origin: app.origin,
-      caFile: app.caFile,
-      key,
-      model: MODEL_ID,
-      contextLength: opts.contextLength,
-    };
+    const contextLength = opts.contextLength ?? slotContext(app.engineArgs);
+    const target: Target = { origin: app.origin, caFile: app.caFile, key, model: MODEL_ID, contextLength };
     const { run, network } = await runIn(opts.sandbox, app.gateway.httpsPort, () =>
       runner(installed, h, target, opts.prompt, opts.timeoutMs),
     );
@@ -125,6 +134,7 @@ export async function session(app: Appliance, name: AgentName, runner: Runner, o
       version: installed.version,
       endpoint: [...new Set(entries.map((e) => `${e.method} ${e.path}`))].join(', '),
       exitCode: run.task.exitCode,
+      contextLength: slotContext(app.engineArgs),
       wallMs: run.task.wallMs,
       installMs,
       requests: entries.length,
@@ -153,12 +163,15 @@ const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;
 async function report(f: Figures, unkeyed: AccessEntry[]): Promise<void> {
   const size =
     f.requestBytes !== null
-      ? `request ${kb(f.requestBytes)}`
-      : `request size not logged (no $request_length in the access log)`;
+      ? ` request ${kb(f.requestBytes)}`
+      : f.requests
+        ? ' request size not logged (no $request_length in the access log)'
+        : '';
   const parts = [
     `[agents] ${f.agent}${f.label ? ` (${f.label})` : ''} ${f.version} ${f.endpoint || 'no request'}` +
-      ` ${(f.wallMs / 1000).toFixed(1)} s ${size}`,
+      ` ${(f.wallMs / 1000).toFixed(1)} s${size}`,
     `exit ${f.exitCode}, ${f.requests} request(s) [${f.statuses.join(' ')}]`,
+    `context ${f.contextLength}, engine: ${f.promptTokens} prompt tokens processed, ${f.generatedTokens} generated`,
     `last prompt in the engine's slot ${f.lastPromptTokens} tokens (${f.lastPromptChars} chars)`,
     f.networkSummary ?? 'not sandboxed',
   ];
