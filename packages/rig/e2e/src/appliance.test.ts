@@ -7,13 +7,14 @@
  * The Packer pipeline's own checks (clean-up, build key gone, fresh identity, CONTEXT CD) run here on
  * that image too.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { $ } from 'zx';
+import { agentHome, ensureAgent, runContinue } from '@slm-copilot/agents';
 import { trustingFetch, httpsGet } from '@slm-copilot/nginx-config/test-support/client';
 import { buildApplianceImage, defaultDeps, type BuiltImage } from '@slm-copilot/scripts/build-image';
 import { readBuildEnv } from '@slm-copilot/scripts/build-env';
@@ -103,6 +104,53 @@ async function selfCheck(): Promise<{ id: string; status: string; required: bool
     ['chat', 'pass'],
   ]);
   return checks;
+}
+
+/** The reply cap (ONEAPP_COPILOT_MAX_TOKENS) the agent's run gets in the VM. */
+const AGENT_REPLY_CAP = 48;
+
+/**
+ * An agent from the host through the VM's forwarded port, set up with the report's own lines (the CA fetched
+ * over HTTPS and checked against its fingerprint, Continue's model block and secret): Continue CLI, the
+ * smallest request of the four (~3 k tokens), so it fits the VM's 8192 context under TCG.
+ */
+async function agentFromHost(apiKey: string): Promise<void> {
+  // the report's CA download, without a key: the very bytes of the VM's CA
+  const download = await httpsGet(url('/slm-copilot-ca.pem'), trust());
+  expect(download.status, download.body).toBe(200);
+  expect(download.body).toBe(caPem);
+  const agent = await ensureAgent('continue', { log: (l) => log.info(l) });
+  const home = await agentHome('vm-continue');
+  const caFile = path.join(work, 'vm-ca.pem');
+  await writeFile(caFile, caPem);
+  const since = Number((await vm.ssh('wc -l < /var/log/nginx/slm-copilot.access.log')).stdout.trim());
+  try {
+    const target = {
+      origin: `https://localhost:${vm.ports[443]}`, // localhost is a SAN of the per-VM leaf
+      caFile,
+      key: { name: 'main', value: apiKey },
+      model: 'devstral-small-2',
+      contextLength: 8192,
+    };
+    const run = await runContinue(agent, home, target, 'Say hello.', 10 * MIN);
+    figures['Continue from the host'] = `${formatDuration(run.task.wallMs)}, exit ${run.task.exitCode}`;
+    expect(run.task.timedOut).toBe(false);
+    expect(run.task.exitCode, run.task.stderr.slice(-2000)).toBe(0);
+    expect(run.task.stdout.trim().length).toBeGreaterThan(0);
+    expect(run.task.leftovers).toEqual([]);
+  } finally {
+    home.remove();
+  }
+  // the VM's gateway: the CA download without a key, then Continue's chat request under the main key
+  const lines = (await vm.ssh(`tail -n +${since + 1} /var/log/nginx/slm-copilot.access.log`)).stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { key: string; path: string; status: number; request_length: number });
+  expect(lines.find((e) => e.path === '/slm-copilot-ca.pem')).toMatchObject({ status: 200 });
+  const chats = lines.filter((e) => e.path === '/v1/chat/completions');
+  expect(chats.length).toBeGreaterThan(0);
+  for (const e of chats) expect(e).toMatchObject({ key: 'main', status: 200 });
+  figures['Continue request'] = `${(chats[0]!.request_length / 1024).toFixed(1)} KB`;
 }
 
 async function report(): Promise<Record<string, Record<string, string>>> {
@@ -299,6 +347,8 @@ describe('[slow] the appliance image, booted', () => {
           ...baseContext,
           ONEAPP_COPILOT_ENGINE: 'llama-server',
           ONEAPP_COPILOT_CONTEXT_SIZE: '8192',
+          // the test model never ends a reply; Continue sends no max_tokens: the operator's cap ends it
+          ONEAPP_COPILOT_MAX_TOKENS: String(AGENT_REPLY_CAP),
         }),
       });
       await vm.waitForSsh(20 * MIN);
@@ -308,9 +358,12 @@ describe('[slow] the appliance image, booted', () => {
       expect(ini.Engine).toMatchObject({ requested: 'llama-server', serving: 'llama-server', fallback: 'no' });
       expect(ini.Engine!.fallback_reason).toBeUndefined();
       expect(ini.Status!.state).toBe('ready');
-      expect((await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout).toMatch(/--ctx-size 8192 /);
+      const unit = (await vm.ssh('cat /etc/systemd/system/slm-copilot-engine.service')).stdout;
+      expect(unit).toMatch(/--ctx-size 8192 /);
+      expect(unit).toMatch(new RegExp(`--n-predict ${AGENT_REPLY_CAP} `));
       const check = await selfCheck();
       expect(check.find((c) => c.id === 'engine')).toMatchObject({ status: 'info', data: { fallback: false } });
+      await agentFromHost(ini.Connection!.api_key!);
     },
     45 * MIN,
   );
