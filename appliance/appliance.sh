@@ -26,6 +26,7 @@ ONE_SERVICE_PARAMS=(
     'ONEAPP_COPILOT_THREADS' 'configure' 'CPU threads for inference; 0 = the number of physical cores.' 'O|number'
     'ONEAPP_COPILOT_PARALLEL' 'configure' 'Requests served at once (engine slots). Each slot has its own context and prompt cache; 1 is fastest per request on a CPU.' 'O|number'
     'ONEAPP_COPILOT_MAX_TOKENS' 'configure' 'Longest reply, in tokens, to a request that sets no max_tokens (Cline, Continue and Codex set none); a request'\''s own max_tokens wins. 0 = no cap: a reply ends only at the model'\''s end token or a full context.' 'O|number'
+    'ONEAPP_COPILOT_PROMPT_CACHE_PERSIST' 'configure' 'llama-server: save the engine'\''s cached prompts to disk when it stops and restore them when it starts, so the first request after a restart, reconfigure or reboot is no full prefill. Kept only for the same model, template, engine settings and API keys; the files hold users'\'' prompts (code). NO: nothing is written to disk.' 'O|boolean'
     'ONEAPP_COPILOT_HOSTNAME' 'configure' 'Public DNS name of the VM. Put in the certificate and the endpoint URL; with TLS mode auto it turns on Let'\''s Encrypt.' 'O|text'
     'ONEAPP_COPILOT_HTTPS_PORT' 'configure' 'TCP port of the HTTPS API. Port 80 stays the HTTP redirect and ACME challenge listener.' 'O|number'
     'ONEAPP_COPILOT_TLS_MODE' 'configure' 'auto = Let'\''s Encrypt when a hostname is set, else self-signed (a per-VM CA); custom = the certificate and key given below.' 'O|list'

@@ -29,6 +29,11 @@ export interface Config {
    * `parameters.max_tokens`); a request's own max_tokens wins on both engines. 0 = no cap.
    */
   maxTokens: number;
+  /**
+   * llama-server: the slots' KV cache saved at engine stop and restored at start (ONEAPP_COPILOT_PROMPT_CACHE_PERSIST).
+   * LocalAI has no equivalent (its llama-cpp backend serves no slot save/restore).
+   */
+  promptCachePersist: boolean;
   hostname: string | null;
   httpsPort: number;
   corsOrigins: string[];

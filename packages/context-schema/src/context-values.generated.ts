@@ -39,6 +39,13 @@ export interface ContextValues {
    */
   ONEAPP_COPILOT_MAX_TOKENS: number;
   /**
+   * llama-server: save the engine's cached prompts to disk when it stops and restore them when it
+   * starts, so the first request after a restart, reconfigure or reboot is no full prefill. Kept only
+   * for the same model, template, engine settings and API keys; the files hold users' prompts (code).
+   * NO: nothing is written to disk.
+   */
+  ONEAPP_COPILOT_PROMPT_CACHE_PERSIST: boolean;
+  /**
    * Public DNS name of the VM. Put in the certificate and the endpoint URL; with TLS mode auto it turns
    * on Let's Encrypt.
    */

@@ -26,6 +26,7 @@ describe('defaults', () => {
       threads: 0,
       parallelSlots: 1,
       maxTokens: 8192,
+      promptCachePersist: true,
       hostname: null,
       httpsPort: 443,
       corsOrigins: [],

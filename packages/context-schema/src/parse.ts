@@ -133,6 +133,7 @@ export function parseContext(env: Readonly<Record<string, string | undefined>>):
     threads: v.ONEAPP_COPILOT_THREADS,
     parallelSlots: v.ONEAPP_COPILOT_PARALLEL,
     maxTokens: v.ONEAPP_COPILOT_MAX_TOKENS,
+    promptCachePersist: v.ONEAPP_COPILOT_PROMPT_CACHE_PERSIST,
     hostname: hostname?.toLowerCase() ?? null,
     httpsPort: v.ONEAPP_COPILOT_HTTPS_PORT,
     corsOrigins: v.ONEAPP_COPILOT_CORS_ORIGINS,

@@ -3,6 +3,7 @@ import { appliancePaths, loadContext } from '@slm-copilot/context-schema';
 import { ExitCode, runCommand, runSubcommands, TaskError, usageLine, type Logger } from '@slm-copilot/task-kit';
 import { bootstrap } from './bootstrap.js';
 import { checkCommand } from './check/command.js';
+import { cacheCommand } from './prompt-cache/command.js';
 import { configure } from './configure.js';
 import { install, type BuildPlan } from './install.js';
 import { runStage, type Stage } from './runner.js';
@@ -140,6 +141,7 @@ export function main(argv: string[]): Promise<number> {
         ),
       },
       check: { summary: 'check the running appliance as a client would (also: slm-copilot check)', run: checkCommand },
+      cache: { summary: "save or restore the engine's prompt cache (run by its systemd unit)", run: cacheCommand },
     },
     argv,
   );

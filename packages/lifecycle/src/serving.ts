@@ -9,8 +9,9 @@ import {
   type ResolvedKeys,
   type ServedCertificate,
 } from '@slm-copilot/nginx-config';
-import { applyFileSet, changedPaths, underRoot, type HostFacts } from '@slm-copilot/task-kit';
+import { applyFileSet, changedPaths, removeFile, underRoot, type HostFacts } from '@slm-copilot/task-kit';
 import type { StageOptions } from './options.js';
+import { prepareSlotCache } from './prompt-cache/prepare.js';
 import type { RenderFacts } from './state.js';
 
 export type EngineName = Config['engine'];
@@ -81,11 +82,15 @@ export interface Serving {
 export async function renderServing(inputs: ServingInputs, opts: StageOptions): Promise<Serving> {
   const { config, paths, log } = { ...inputs, log: opts.log };
   const model = modelFactsFromManifest(inputs.manifest);
-  const engine = renderEngine({ config, model, host: inputs.host, paths, chatTemplate: await loadChatTemplate() });
+  const engineInputs = { config, model, host: inputs.host, paths, chatTemplate: await loadChatTemplate() };
+  const apiKeys = [inputs.keys.main, ...inputs.keys.extra];
+  const slotCacheId = await prepareSlotCache(engineInputs, { modelSha256: inputs.manifest.sha256, apiKeys }, log);
+  const engine = renderEngine({ ...engineInputs, slotCacheId });
   for (const w of engine.plan.warnings) log.warn(w.message);
   const gateway = renderGateway(config, gatewayInputs(inputs, opts));
 
   const engineChanged = changedPaths(await applyFileSet('/', engine.files));
+  for (const file of engine.remove) if (await removeFile('/', file)) engineChanged.push(file);
   const nginxRunning = await opts.services.isActive('nginx');
   await installGateway(gateway, {
     removeFile: defaultSite(opts.prefix),

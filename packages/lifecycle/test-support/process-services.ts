@@ -1,8 +1,10 @@
 // Test double for systemd (named as such: systemd is not PID 1 on these machines; the VM boot test
 // runs the real units). The processes are real: the engine unit's ExecStart command line from the
 // rendered unit file, with its EnvironmentFile, restarted on failure like Restart=on-failure with a
-// start limit; nginx is the real nginx in the foreground. Only the supervision is simulated.
-import { spawn, type ChildProcess } from 'node:child_process';
+// start limit; nginx is the real nginx in the foreground. Only the supervision is simulated. As systemd, it
+// runs the unit's ExecStartPre= commands before each start; the prompt-cache unit the engine Wants= is not
+// run (src/prompt-cache.test.ts runs its commands).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { AppliancePaths } from '@slm-copilot/context-schema';
@@ -93,6 +95,11 @@ export class ProcessServices implements ServiceControl {
     const text = await readFile(path.join(this.opts.paths.systemdDir, unit), 'utf8');
     const argv = /^ExecStart=(.*)$/m.exec(text)![1]!.split(' ');
     const envFile = /^EnvironmentFile=(.*)$/m.exec(text)?.[1];
+    for (const [, pre] of text.matchAll(/^ExecStartPre=(.*)$/gm)) {
+      const [file, ...args] = pre!.split(' ');
+      const r = spawnSync(file!, args, { stdio: 'pipe' });
+      if (r.status !== 0) throw new TaskError(`ExecStartPre=${pre} failed: ${r.stderr?.toString().trim()}`);
+    }
     return { argv, env: envFile ? parseEnvFile(await readFile(envFile, 'utf8')) : {} };
   }
 

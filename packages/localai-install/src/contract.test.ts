@@ -16,7 +16,8 @@ function renderAll(env: Record<string, string>) {
   return {
     modelYaml: localAiModel(config, plan, devstralFacts, paths),
     localaiEnv: localAiEnv(config, plan, paths),
-    llamaServerArgs: llamaServerArgs(config, plan, devstralFacts, paths),
+    // with the saved prompt cache's directory, as rendered when it persists
+    llamaServerArgs: llamaServerArgs(config, plan, devstralFacts, paths, '/var/lib/slm-copilot-engine/slot-cache/x'),
   };
 }
 

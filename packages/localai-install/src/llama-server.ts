@@ -9,8 +9,17 @@ import type { ModelFacts } from './model.js';
  */
 export const CACHE_REUSE_TOKENS = 256;
 
-/** The llama-server command line for the plan. Pure; each flag checked against llama.cpp's common/arg.cpp. */
-export function llamaServerArgs(config: Config, plan: EnginePlan, model: ModelFacts, paths: AppliancePaths): string[] {
+/**
+ * The llama-server command line for the plan. Pure; each flag checked against llama.cpp's common/arg.cpp.
+ * `slotSaveDir`: the saved prompt cache's directory (see slot-cache.ts), when persistence is on.
+ */
+export function llamaServerArgs(
+  config: Config,
+  plan: EnginePlan,
+  model: ModelFacts,
+  paths: AppliancePaths,
+  slotSaveDir: string | null = null,
+): string[] {
   return [
     '--host',
     paths.engine.host,
@@ -50,6 +59,9 @@ export function llamaServerArgs(config: Config, plan: EnginePlan, model: ModelFa
     // Bounded by the plan: llama-server's default (8 GiB) is not counted in the RAM check.
     '--cache-ram',
     String(plan.promptCacheMiB),
+    // Slots saved at stop and restored at start by the prompt-cache unit (POST /slots, loopback only:
+    // the gateway never proxies /slots).
+    ...(slotSaveDir ? ['--slot-save-path', slotSaveDir] : []),
     // Weights stay resident (the unit allows it: LimitMEMLOCK=infinity). pnpm bench measured 1.5×
     // generation with steady timings on a host that pages idle memory out, and the model is read in
     // full at start-up, so /readyz turns 200 only when the first request will not fault it in.

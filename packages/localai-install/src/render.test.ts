@@ -12,6 +12,8 @@ import { loadChatTemplate, renderEngine } from './render.js';
 
 const fixtures = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 const paths = appliancePaths();
+/** The saved prompt cache's id the lifecycle would mint (random there; fixed here for exact output). */
+const CACHE_ID = '0123456789abcdef0123456789abcdef';
 
 async function renderInto(engine: 'localai' | 'llama-server', context: Record<string, string> = {}) {
   const root = await mkdtemp(path.join(tmpdir(), `engine-${engine}-`));
@@ -22,6 +24,7 @@ async function renderInto(engine: 'localai' | 'llama-server', context: Record<st
     host: vm16x32,
     paths,
     chatTemplate: await loadChatTemplate(),
+    slotCacheId: CACHE_ID,
   });
   const applied = await applyFileSet(root, render.files);
   return { root, render, applied };
@@ -55,16 +58,49 @@ describe('engine render (exact output)', () => {
     );
   });
 
-  it('llama-server: one unit carrying the whole command line', async () => {
-    const { root, applied } = await renderInto('llama-server');
+  it('llama-server: one unit carrying the whole command line, and the prompt-cache unit', async () => {
+    const { root, applied, render } = await renderInto('llama-server');
     expect(applied.map((a) => a.path)).toEqual([
       '/etc/slm-copilot/devstral-chat-template.jinja',
       '/etc/systemd/system/slm-copilot-engine.service',
+      '/etc/systemd/system/slm-copilot-engine-cache.service',
     ]);
+    expect(render.remove).toEqual([]);
     await expectFixture(
       await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8'),
       'llama-server/slm-copilot-engine.service',
     );
+    await expectFixture(
+      await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine-cache.service'), 'utf8'),
+      'llama-server/slm-copilot-engine-cache.service',
+    );
+  });
+
+  it('PROMPT_CACHE_PERSIST=NO (or no id): no --slot-save-path, no cache unit, and it is removed', async () => {
+    const fixture = await readFile(path.join(fixtures, 'llama-server/slm-copilot-engine.service'), 'utf8');
+    const dir = `/var/lib/slm-copilot-engine/slot-cache/${CACHE_ID}`;
+    const withoutCache = fixture
+      .replace(` --slot-save-path ${dir}`, '')
+      .replace('Wants=slm-copilot-engine-cache.service\n', '')
+      .replace(`ExecStartPre=/bin/mkdir -p -m 0700 ${dir}\n`, '')
+      .replace('StateDirectoryMode=0700\n', '');
+    expect(withoutCache).not.toBe(fixture);
+    const off = await renderInto('llama-server', { ONEAPP_COPILOT_PROMPT_CACHE_PERSIST: 'NO' });
+    const noId = renderEngine({
+      config: parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server' }),
+      model: devstralFacts,
+      host: vm16x32,
+      paths,
+      chatTemplate: await loadChatTemplate(),
+    });
+    for (const r of [off.render, noId]) {
+      expect(r.files.map((f) => f.path)).not.toContain('/etc/systemd/system/slm-copilot-engine-cache.service');
+      expect(r.files.find((f) => f.path.endsWith('/slm-copilot-engine.service'))!.text).toBe(withoutCache);
+      expect(r.remove).toEqual(['/etc/systemd/system/slm-copilot-engine-cache.service']);
+    }
+    // LocalAI has no equivalent: nothing rendered, the unit removed
+    const localai = await renderInto('localai');
+    expect(localai.render.remove).toEqual(['/etc/systemd/system/slm-copilot-engine-cache.service']);
   });
 
   it('ONEAPP_COPILOT_MAX_TOKENS: --n-predict / parameters.max_tokens, left out entirely for 0 (no cap)', async () => {
@@ -166,62 +202,81 @@ describe('engine render (exact output)', () => {
       host: vm16x32,
       paths,
       chatTemplate: await loadChatTemplate(),
+      slotCacheId: CACHE_ID,
     });
     expect(changedPaths(await applyFileSet(root, switched.files))).toEqual([
       '/etc/systemd/system/slm-copilot-engine.service',
+      '/etc/systemd/system/slm-copilot-engine-cache.service',
     ]);
     const after = await readFile(path.join(root, 'etc/systemd/system/slm-copilot-engine.service'), 'utf8');
     expect(before).toMatch(/ExecStart=\/opt\/local-ai\/bin\/local-ai run/);
     expect(after).toMatch(/ExecStart=\/opt\/llama.cpp\/bin\/llama-server /);
-    expect(await readdir(path.join(root, 'etc/systemd/system'))).toEqual(['slm-copilot-engine.service']);
+    // besides the one engine unit, only the prompt-cache unit (not an engine: it calls the engine's slot API)
+    expect(await readdir(path.join(root, 'etc/systemd/system'))).toEqual([
+      'slm-copilot-engine-cache.service',
+      'slm-copilot-engine.service',
+    ]);
   });
 
-  /** Lines systemd-analyze verify prints about our unit (it exits 0 even for unknown or unparsable keys). */
+  const ENGINE_UNIT_FILE = 'slm-copilot-engine.service';
+  const CACHE_UNIT_FILE = 'slm-copilot-engine-cache.service';
+
+  /** Lines systemd-analyze verify prints about a unit (it exits 0 even for unknown or unparsable keys). */
   async function verifyProblems(unit: string): Promise<string[]> {
     const r = await $({ nothrow: true, quiet: true })`systemd-analyze verify --man=no ${unit}`;
     return (r.stderr + r.stdout)
       .split('\n')
       .filter(
         (l) =>
-          l.includes('slm-copilot-engine.service') &&
+          l.includes(path.basename(unit)) &&
           !/Failed to (open|create|set up|initialize)|not running|No such file/.test(l),
       );
   }
 
-  async function renderedUnit(engine: 'localai' | 'llama-server'): Promise<string> {
+  async function renderedUnit(engine: 'localai' | 'llama-server', name = ENGINE_UNIT_FILE): Promise<string> {
     const { root } = await renderInto(engine);
-    const unit = path.join(root, 'etc/systemd/system/slm-copilot-engine.service');
-    // verify checks that ExecStart's binary exists: point it at a real executable
-    await writeFileAtomic(unit, (await readFile(unit, 'utf8')).replace(/ExecStart=\S+/, 'ExecStart=/bin/true'));
+    const unit = path.join(root, 'etc/systemd/system', name);
+    // verify checks that the commands' binaries exist: point them at a real executable
+    const text = (await readFile(unit, 'utf8')).replace(/^(Exec(Start|Stop))=\S+/gm, '$1=/bin/true');
+    await writeFileAtomic(unit, text);
     return unit;
   }
 
+  const units = [
+    ['localai', ENGINE_UNIT_FILE],
+    ['llama-server', ENGINE_UNIT_FILE],
+    ['llama-server', CACHE_UNIT_FILE],
+  ] as const;
+
   it('systemd-analyze verify accepts the units, and flags a broken one', async (ctx) => {
     if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip();
-    for (const engine of ['localai', 'llama-server'] as const)
-      expect(await verifyProblems(await renderedUnit(engine))).toEqual([]);
+    for (const [engine, name] of units) expect(await verifyProblems(await renderedUnit(engine, name))).toEqual([]);
     // mutation check: the same verification must notice a bad value and an unknown key
-    const broken = await renderedUnit('localai');
-    await writeFileAtomic(
-      broken,
-      (await readFile(broken, 'utf8'))
-        .replace('ProtectHome=yes', 'ProtectHome=maybe')
-        .replace('[Install]', 'Bogus=1\n[Install]'),
-    );
-    expect((await verifyProblems(broken)).length).toBe(2);
+    for (const [engine, name] of [units[0], units[2]]) {
+      const broken = await renderedUnit(engine, name);
+      await writeFileAtomic(
+        broken,
+        (await readFile(broken, 'utf8'))
+          .replace('ProtectHome=yes', 'ProtectHome=maybe')
+          .replace('[Service]', '[Service]\nBogus=1'),
+      );
+      expect((await verifyProblems(broken)).length, name).toBe(2);
+    }
   }, 60_000);
 
-  it('systemd-analyze security rates both units 2.5 or better (lower is safer)', async (ctx) => {
+  it('systemd-analyze security rates the units 2.5 or better (lower is safer)', async (ctx) => {
     if (!existsSync('/usr/bin/systemd-analyze')) ctx.skip();
-    for (const engine of ['localai', 'llama-server'] as const) {
+    for (const [engine, name] of units) {
       const r = await $({
         nothrow: true,
         quiet: true,
-      })`systemd-analyze security --offline=yes ${await renderedUnit(engine)}`;
+      })`systemd-analyze security --offline=yes ${await renderedUnit(engine, name)}`;
       const exposure = Number(
-        /Overall exposure level for slm-copilot-engine\.service: ([\d.]+)/.exec(r.stdout + r.stderr)?.[1],
+        new RegExp(`Overall exposure level for ${name.replaceAll('.', '\\.')}: ([\\d.]+)`).exec(
+          r.stdout + r.stderr,
+        )?.[1],
       );
-      expect(exposure, engine).toBeLessThanOrEqual(2.5);
+      expect(exposure, `${engine} ${name}`).toBeLessThanOrEqual(2.5);
     }
   }, 60_000);
 });

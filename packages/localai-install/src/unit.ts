@@ -2,6 +2,11 @@ import type { AppliancePaths } from '@slm-copilot/context-schema';
 import { SANDBOX_KERNEL_DIRECTIVES, SANDBOX_RESTRICT_DIRECTIVES, TaskError } from '@slm-copilot/task-kit';
 
 export const ENGINE_UNIT = 'slm-copilot-engine.service';
+/**
+ * The engine's dynamic user, named explicitly so that the prompt-cache unit can share it (systemd shares
+ * a dynamic user between units that give the same User=); unnamed it would be the unit's name anyway.
+ */
+export const ENGINE_USER = 'slm-copilot-engine';
 
 export interface EngineUnitSpec {
   description: string;
@@ -11,10 +16,16 @@ export interface EngineUnitSpec {
   startTimeoutSeconds: number;
   /** Directories the engine may write (everything else is read-only). */
   writablePaths?: string[];
+  /** Units started with the engine (the prompt-cache unit). */
+  wants?: string[];
+  /** Commands run as the engine's user before it starts (each an argv of plain words). */
+  execStartPre?: string[][];
+  /** The state directory's mode; systemd's default (0755) when unset. */
+  stateDirectoryMode?: string;
 }
 
 /** systemd's ExecStart splits on spaces and interprets quotes and specifiers: allow only plain words. */
-function execWord(word: string): string {
+export function execWord(word: string): string {
   if (!/^[A-Za-z0-9@%+=:,./_-]+$/.test(word) || word.includes('%')) {
     throw new TaskError(`internal: refusing to put ${JSON.stringify(word)} on a systemd ExecStart line`);
   }
@@ -32,12 +43,14 @@ export function renderEngineUnit(spec: EngineUnitSpec, paths: AppliancePaths): s
     '[Unit]',
     `Description=${spec.description}`,
     'After=network.target',
+    ...(spec.wants ?? []).map((u) => `Wants=${execWord(u)}`),
     'StartLimitIntervalSec=300',
     'StartLimitBurst=5',
     '',
     '[Service]',
     'Type=exec',
     ...(spec.environmentFile ? [`EnvironmentFile=${spec.environmentFile}`] : []),
+    ...(spec.execStartPre ?? []).map((argv) => `ExecStartPre=${argv.map(execWord).join(' ')}`),
     `ExecStart=${spec.execStart.map(execWord).join(' ')}`,
     'Restart=on-failure',
     'RestartSec=3',
@@ -46,8 +59,10 @@ export function renderEngineUnit(spec: EngineUnitSpec, paths: AppliancePaths): s
     // The engine locks the model in RAM (--mlock / mmlock); an unprivileged process may lock up to
     // RLIMIT_MEMLOCK, so no capability is needed. The plan already counts the model in its RAM check.
     'LimitMEMLOCK=infinity',
+    `User=${ENGINE_USER}`,
     'DynamicUser=yes',
     'StateDirectory=slm-copilot-engine',
+    ...(spec.stateDirectoryMode ? [`StateDirectoryMode=${execWord(spec.stateDirectoryMode)}`] : []),
     'WorkingDirectory=/var/lib/slm-copilot-engine',
     'UMask=0077',
     'NoNewPrivileges=yes',

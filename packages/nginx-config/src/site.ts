@@ -208,6 +208,23 @@ function metricsLines(c: RenderContext): string[] {
   ];
 }
 
+/**
+ * The engine's slot API never leaves the VM: GET /slots shows each slot's last prompt (another user's
+ * code) and POST /slots/<id>?action=save|restore|erase writes and reads files of the saved prompt cache
+ * (the prompt-cache unit calls it on loopback). 404 JSON, after the key check like every path.
+ */
+function slotsLines(c: RenderContext): string[] {
+  return [
+    "    # The engine's slot API (other users' prompts, the saved prompt cache's files): loopback only.",
+    '    location ^~ /slots {',
+    ...limitLines(c),
+    '        auth_request /_slm_copilot_auth;',
+    '        root /nonexistent;',
+    '        try_files /slm-copilot-slots =404;',
+    '    }',
+  ];
+}
+
 /** The API server's own settings: JSON defaults, limits, headers, errors, preflight, query keys. */
 function apiSettings(c: RenderContext): string {
   const keyInUrl = openAiError(
@@ -320,6 +337,7 @@ function apiServerSection(c: RenderContext): string {
   const body = `${apiSettings(c)}${internalLocations(c)}
 ${caLocation(c)}
 ${metricsLines(c).join('\n')}
+${slotsLines(c).join('\n')}
 
     # Everything else goes to the engine, with a valid key.
     location / {

@@ -65,6 +65,7 @@ export const BAD_VALUES: Record<string, BadValue[]> = {
   ONEAPP_COPILOT_THREADS: integer(0, 512, 4),
   ONEAPP_COPILOT_PARALLEL: integer(1, 64, 2),
   ONEAPP_COPILOT_MAX_TOKENS: integer(0, 262144, 4096, ['1', '15', '8k']),
+  ONEAPP_COPILOT_PROMPT_CACHE_PERSIST: boolean(),
   ONEAPP_COPILOT_HOSTNAME: cases(
     ['https://copilot.example.com', 'copilot_example.com'],
     [`${'a'.repeat(64)}.example.com`, `${'abcdefgh.'.repeat(28)}com`, '-copilot.example.com'],
