@@ -219,6 +219,23 @@ describe('the prompt cache across an engine restart (real llama-server)', () => 
     await server.stop();
   }, 120_000);
 
+  it('a LocalAI render leaves the decision to the fallback: falling back at each boot keeps the id', async () => {
+    const facts = { modelSha256: manifest.sha256, apiKeys: KEYS };
+    const inputsOf = (env: Record<string, string>) => ({
+      config: parseContext(env),
+      model: modelFactsFromManifest(manifest),
+      host,
+      paths,
+      chatTemplate: template,
+    });
+    const first = await prepareSlotCache(inputsOf({ ONEAPP_COPILOT_ENGINE: 'llama-server' }), facts, quietLog);
+    expect(first).toMatch(/^[0-9a-f]{32}$/);
+    // configure with the default engine (LocalAI), then bootstrap's fallback to llama-server, as at every boot
+    expect(await prepareSlotCache(inputsOf({}), facts, quietLog)).toBeNull();
+    expect(await readJson(slotCacheStateFile(paths))).toMatchObject({ id: first });
+    expect(await prepareSlotCache(inputsOf({ ONEAPP_COPILOT_ENGINE: 'llama-server' }), facts, quietLog)).toBe(first);
+  });
+
   it('persistence off: the saved caches and the decision are deleted', async () => {
     const config = parseContext({ ONEAPP_COPILOT_ENGINE: 'llama-server', ONEAPP_COPILOT_PROMPT_CACHE_PERSIST: 'NO' });
     const inputs = { config, model: modelFactsFromManifest(manifest), host, paths, chatTemplate: template };

@@ -46,7 +46,11 @@ export async function prepareSlotCache(
   facts: SlotCacheFacts,
   log: Logger,
 ): Promise<string | null> {
-  const { paths } = inputs;
+  const { paths, config } = inputs;
+  // LocalAI has no slot save/restore: its render neither uses nor judges the saved cache. Bootstrap's
+  // fallback to llama-server (same boot) decides with llama-server's fingerprint, so a VM that falls
+  // back at every boot keeps its id (and its saved prompts) instead of minting a new one each time.
+  if (config.promptCachePersist && config.engine !== 'llama-server') return null;
   const installed = await readJson<InstalledImage>(stateFiles(paths).installed);
   const fingerprint = engineCacheFingerprint(inputs, {
     ...facts,
