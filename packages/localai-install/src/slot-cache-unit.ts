@@ -1,8 +1,8 @@
 import type { AppliancePaths } from '@slm-copilot/context-schema';
-import { SANDBOX_KERNEL_DIRECTIVES, underRoot } from '@slm-copilot/task-kit';
+import { underRoot } from '@slm-copilot/task-kit';
 import type { EnginePlan } from './plan.js';
 import { slotCacheDir } from './slot-cache.js';
-import { ENGINE_UNIT, ENGINE_USER, execWord } from './unit.js';
+import { ENGINE_SANDBOX, ENGINE_UNIT, ENGINE_USER, execWord } from './unit.js';
 
 /** Restores the saved slots once the engine is ready; saves them before the engine stops. */
 export const SLOT_CACHE_UNIT = 'slm-copilot-engine-cache.service';
@@ -90,16 +90,7 @@ export function renderSlotCacheUnit(spec: SlotCacheUnitSpec): string {
     'DynamicUser=yes',
     'StateDirectory=slm-copilot-engine',
     'StateDirectoryMode=0700',
-    'UMask=0077',
-    'NoNewPrivileges=yes',
-    'CapabilityBoundingSet=',
-    'AmbientCapabilities=',
-    'ProtectSystem=strict',
-    'ProtectHome=yes',
-    'PrivateTmp=yes',
-    'PrivateDevices=yes',
-    'PrivateUsers=yes',
-    ...SANDBOX_KERNEL_DIRECTIVES,
+    ...ENGINE_SANDBOX,
     'RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX',
     'RestrictNamespaces=yes',
     'RestrictRealtime=yes',

@@ -8,6 +8,20 @@ export const ENGINE_UNIT = 'slm-copilot-engine.service';
  */
 export const ENGINE_USER = 'slm-copilot-engine';
 
+/** The sandbox every unit running as the engine's dynamic user shares (the engine and its cache unit). */
+export const ENGINE_SANDBOX: readonly string[] = [
+  'UMask=0077',
+  'NoNewPrivileges=yes',
+  'CapabilityBoundingSet=',
+  'AmbientCapabilities=',
+  'ProtectSystem=strict',
+  'ProtectHome=yes',
+  'PrivateTmp=yes',
+  'PrivateDevices=yes',
+  'PrivateUsers=yes',
+  ...SANDBOX_KERNEL_DIRECTIVES,
+];
+
 export interface EngineUnitSpec {
   description: string;
   execStart: string[];
@@ -64,16 +78,7 @@ export function renderEngineUnit(spec: EngineUnitSpec, paths: AppliancePaths): s
     'StateDirectory=slm-copilot-engine',
     ...(spec.stateDirectoryMode ? [`StateDirectoryMode=${execWord(spec.stateDirectoryMode)}`] : []),
     'WorkingDirectory=/var/lib/slm-copilot-engine',
-    'UMask=0077',
-    'NoNewPrivileges=yes',
-    'CapabilityBoundingSet=',
-    'AmbientCapabilities=',
-    'ProtectSystem=strict',
-    'ProtectHome=yes',
-    'PrivateTmp=yes',
-    'PrivateDevices=yes',
-    'PrivateUsers=yes',
-    ...SANDBOX_KERNEL_DIRECTIVES,
+    ...ENGINE_SANDBOX,
     ...SANDBOX_RESTRICT_DIRECTIVES,
     'SystemCallArchitectures=native',
     'SystemCallFilter=@system-service',

@@ -153,6 +153,29 @@ async function agentFromHost(apiKey: string): Promise<void> {
   figures['Continue request'] = `${(chats[0]!.request_length / 1024).toFixed(1)} KB`;
 }
 
+/**
+ * The saved prompt cache across an engine restart, with the VM's real systemd (the companion unit's first
+ * real run: its ordering saves before the engine stops, its BindsTo/Wants bring it back, Node under its
+ * sandbox): the agent's conversation is saved to a 0600 file, then restored into the new engine.
+ */
+async function promptCacheAcrossRestart(): Promise<void> {
+  const unit = 'slm-copilot-engine-cache';
+  expect((await vm.ssh(`systemctl is-active ${unit}`, { nothrow: true })).stdout.trim()).toBe('active');
+  const since = (await vm.ssh('date +%s')).stdout.trim();
+  await vm.ssh('systemctl restart slm-copilot-engine', { timeoutMs: 10 * MIN });
+  const files = (await vm.ssh('find /var/lib/slm-copilot-engine/slot-cache -type f -printf "%m %s %f\\n"')).stdout;
+  expect(files).toMatch(/^600 [1-9]\d* slot0\.bin$/m);
+  let journal = '';
+  for (const started = performance.now(); performance.now() - started < 10 * MIN;) {
+    journal = (await vm.ssh(`journalctl -u ${unit} --since @${since} -o cat --no-pager`, { nothrow: true })).stdout;
+    if (/slot 0: (restored|failed|skipped)/.test(journal)) break;
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  expect(journal).toMatch(/slot 0: saved [1-9]\d* tokens/);
+  expect(journal).toMatch(/slot 0: restored [1-9]\d* tokens/);
+  figures['prompt cache across a restart'] = (journal.match(/slot 0: (saved|restored) .*/g) ?? []).join('; ');
+}
+
 async function report(): Promise<Record<string, Record<string, string>>> {
   const text = (await vm.ssh('cat /etc/one-appliance/config')).stdout;
   const script =
@@ -364,6 +387,7 @@ describe('[slow] the appliance image, booted', () => {
       const check = await selfCheck();
       expect(check.find((c) => c.id === 'engine')).toMatchObject({ status: 'info', data: { fallback: false } });
       await agentFromHost(ini.Connection!.api_key!);
+      await promptCacheAcrossRestart();
     },
     45 * MIN,
   );
