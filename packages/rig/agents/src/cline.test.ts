@@ -5,14 +5,14 @@
 // reply without a tool call as the task's answer: one request, no re-prompt, exit 0.
 import { variableByName } from '@slm-copilot/context-schema';
 import { clineSnippet } from '@slm-copilot/report-writer';
-import { ensureTinyModel } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientTargetOf, runCline } from './agents.js';
-import { MODEL_ID, startAppliance, type Appliance } from './appliance.js';
+import { MODEL_ID, type Appliance } from './appliance.js';
 import { expectOnlyAppliance, expectServed } from './checks.js';
 import { KNOWN_ATTEMPTS } from './known-attempts.js';
-import { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
-import { session, slotContext, type Session } from './session.js';
+import { sandboxUnavailable } from './netns.js';
+import { runAtDefaults, type DefaultsRun } from './at-defaults.js';
+import { slotContext, type Session } from './session.js';
 
 const DEFAULT_CONTEXT = Number(variableByName.get('ONEAPP_COPILOT_CONTEXT_SIZE')!.default);
 const BOUND = 3 * 60_000;
@@ -23,23 +23,17 @@ const HUB = /cline --cline-hub-daemon /;
 const KNOWN = KNOWN_ATTEMPTS.cline;
 
 const unavailable = await sandboxUnavailable();
-let sandbox: Sandbox | undefined;
+let run: DefaultsRun;
 let app: Appliance;
 let s: Session;
 
 beforeAll(async () => {
-  sandbox = unavailable ? undefined : await createSandbox();
-  app = await startAppliance({
-    agents: ['cline'],
-    model: (build) => ensureTinyModel({ llama: build, variant: 'agent' }),
-    address: sandbox?.address,
-  });
-  s = await session(app, 'cline', runCline, { prompt: PROMPT, timeoutMs: BOUND, sandbox });
+  run = await runAtDefaults('cline', runCline, { prompt: PROMPT, timeoutMs: BOUND, sandboxed: !unavailable });
+  ({ app, s } = run);
 });
 
 afterAll(async () => {
-  await app?.stop();
-  await sandbox?.destroy();
+  await run?.stop();
 });
 
 describe('Cline through the gateway, at the appliance defaults', () => {

@@ -2,14 +2,14 @@
 // appliance's defaults (no ONEAPP_COPILOT_* override), serving the testbed's 'agent' model (it ends its
 // replies): Continue sends no max_tokens and needs nothing more.
 import { variableByName } from '@slm-copilot/context-schema';
-import { ensureTinyModel } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runContinue } from './agents.js';
-import { startAppliance, type Appliance } from './appliance.js';
+import { type Appliance } from './appliance.js';
 import { expectOnlyAppliance, expectServed } from './checks.js';
 import { KNOWN_ATTEMPTS } from './known-attempts.js';
-import { createSandbox, sandboxUnavailable, type Sandbox } from './netns.js';
-import { session, slotContext, type Session } from './session.js';
+import { sandboxUnavailable } from './netns.js';
+import { runAtDefaults, type DefaultsRun } from './at-defaults.js';
+import { slotContext, type Session } from './session.js';
 
 const DEFAULT_CONTEXT = Number(variableByName.get('ONEAPP_COPILOT_CONTEXT_SIZE')!.default);
 const BOUND = 3 * 60_000;
@@ -18,23 +18,17 @@ const PROMPT = 'Say hello.';
 const KNOWN = KNOWN_ATTEMPTS.continue;
 
 const unavailable = await sandboxUnavailable();
-let sandbox: Sandbox | undefined;
+let run: DefaultsRun;
 let app: Appliance;
 let s: Session;
 
 beforeAll(async () => {
-  sandbox = unavailable ? undefined : await createSandbox();
-  app = await startAppliance({
-    agents: ['continue'],
-    model: (build) => ensureTinyModel({ llama: build, variant: 'agent' }),
-    address: sandbox?.address,
-  });
-  s = await session(app, 'continue', runContinue, { prompt: PROMPT, timeoutMs: BOUND, sandbox });
+  run = await runAtDefaults('continue', runContinue, { prompt: PROMPT, timeoutMs: BOUND, sandboxed: !unavailable });
+  ({ app, s } = run);
 });
 
 afterAll(async () => {
-  await app?.stop();
-  await sandbox?.destroy();
+  await run?.stop();
 });
 
 describe('Continue CLI through the gateway, at the appliance defaults', () => {
