@@ -111,20 +111,18 @@ export async function runSnippet(
   return { task: await shRun(env, h.work, snippet, run, task.timeoutMs), setup };
 }
 
+/** A runner for the agent whose report lines `render` gives: runSnippet with the task (and `extraArgs`). */
+function snippetRunner(render: (t: ClientTarget) => AgentSnippet, extraArgs?: string[]) {
+  return (agent: InstalledAgent, h: AgentHome, t: Target, prompt: string, timeoutMs: number): Promise<AgentRun> =>
+    runSnippet(agent, h, t, render(clientTargetOf(t)), { prompt, timeoutMs, extraArgs });
+}
+
 /**
  * Continue CLI: the report's model block in ~/.continue/models/, the key as `${{ secrets.… }}` in
  * ~/.continue/.env, `cn -p --config FILE`. CONTINUE_METRICS_ENABLED=0 (read in the CLI's source: its
  * metrics exporter is only on with an OTLP endpoint anyway; it has no other telemetry switch).
  */
-export async function runContinue(
-  agent: InstalledAgent,
-  h: AgentHome,
-  t: Target,
-  prompt: string,
-  timeoutMs: number,
-): Promise<AgentRun> {
-  return runSnippet(agent, h, t, continueSnippet(clientTargetOf(t)), { prompt, timeoutMs });
-}
+export const runContinue = snippetRunner(continueSnippet);
 
 /**
  * Cline: the report's lines: telemetry and auto-update off in ~/.cline/data/settings/global-settings.json
@@ -132,30 +130,14 @@ export async function runContinue(
  * `cline auth`, which otherwise starts Cline's telemetry), then `cline auth -p openai -k KEY -m MODEL -b
  * URL/v1` (writes ~/.cline/data/settings/providers.json), then `cline "prompt"`.
  */
-export async function runCline(
-  agent: InstalledAgent,
-  h: AgentHome,
-  t: Target,
-  prompt: string,
-  timeoutMs: number,
-): Promise<AgentRun> {
-  return runSnippet(agent, h, t, clineSnippet(clientTargetOf(t)), { prompt, timeoutMs });
-}
+export const runCline = snippetRunner(clineSnippet);
 
 /**
  * Codex: the report's ~/.codex/config.toml (a provider with `wire_api = "responses"`, the key read from
  * SLM_COPILOT_API_KEY, `[analytics] enabled = false`, `check_for_update_on_startup = false`: a key in the
  * binary's config schema); it trusts the CA only through CODEX_CA_CERTIFICATE (no NODE_EXTRA_CA_CERTS here).
  */
-export async function runCodex(
-  agent: InstalledAgent,
-  h: AgentHome,
-  t: Target,
-  prompt: string,
-  timeoutMs: number,
-): Promise<AgentRun> {
-  return runSnippet(agent, h, t, codexSnippet(clientTargetOf(t)), { prompt, timeoutMs });
-}
+export const runCodex = snippetRunner(codexSnippet);
 
 /**
  * Claude Code: the report's env lines (ANTHROPIC_BASE_URL = the origin, no /v1; ANTHROPIC_API_KEY, sent
@@ -163,6 +145,5 @@ export async function runCodex(
  * `extraArgs` e.g. `--bare --tools Bash,Read`.
  */
 export function claudeRunner(extraArgs: string[] = []) {
-  return async (agent: InstalledAgent, h: AgentHome, t: Target, prompt: string, timeoutMs: number): Promise<AgentRun> =>
-    runSnippet(agent, h, t, claudeCodeSnippet(clientTargetOf(t)), { prompt, timeoutMs, extraArgs });
+  return snippetRunner(claudeCodeSnippet, extraArgs);
 }
