@@ -62,12 +62,38 @@ export interface Gateway {
   baseUrl: string;
   /** PEM the clients trust (the throwaway certificate, or StartGatewayOptions.trustPem). */
   trustPem: string;
-  accessLog(): Promise<string>;
+  /**
+   * The access log. nginx writes a request's line when it finalizes the request, which can come after
+   * the client has read the last byte of a stream; `settle` waits until `until` holds (or, without it,
+   * until the log stops growing for `quietMs`), at most `maxMs`, then returns what is there.
+   */
+  accessLog(settle?: AccessLogSettle): Promise<string>;
   errorLog(): Promise<string>;
   /** How many reloads the master has completed (new workers started after a SIGHUP), from its error log. */
   reloads(): Promise<number>;
   stop(): Promise<void>;
   process: ChildProcess;
+}
+
+export interface AccessLogSettle {
+  until?: (log: string) => boolean;
+  quietMs?: number;
+  maxMs?: number;
+}
+
+/** Reads `read()` until `until` holds or it stops changing for `quietMs`, bounded by `maxMs`. */
+export async function settledRead(read: () => Promise<string>, s: AccessLogSettle = {}): Promise<string> {
+  const { until, quietMs = 300, maxMs = 10_000 } = s;
+  const end = performance.now() + maxMs;
+  let text = await read();
+  for (;;) {
+    if (until?.(text)) return text;
+    if (performance.now() >= end) return text;
+    await new Promise((r) => setTimeout(r, until ? 50 : quietMs));
+    const next = await read();
+    if (!until && next === text) return text;
+    text = next;
+  }
 }
 
 export interface StartGatewayOptions {
@@ -186,7 +212,10 @@ export async function startGateway(opts: StartGatewayOptions = {}): Promise<Gate
     reloadCommand: [...nginx.baseCommand, '-s', 'reload'],
     baseUrl: `https://localhost:${httpsPort}`,
     trustPem: await readFile(opts.trustFile ?? tls.certificate, 'utf8'),
-    accessLog: () => readFile(path.join(logDir, 'slm-copilot.access.log'), 'utf8').catch(() => ''),
+    accessLog: (settle) => {
+      const read = () => readFile(path.join(logDir, 'slm-copilot.access.log'), 'utf8').catch(() => '');
+      return settle ? settledRead(read, settle) : read();
+    },
     errorLog: () => readFile(path.join(logDir, 'slm-copilot.error.log'), 'utf8').catch(() => ''),
     reloads: async () => countReloads(await readFile(path.join(runDir, 'main-error.log'), 'utf8').catch(() => '')),
     stop: nginx.stop,

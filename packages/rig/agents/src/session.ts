@@ -123,7 +123,7 @@ export async function session(app: Appliance, name: AgentName, runner: Runner, o
       runner(installed, h, target, opts.prompt, opts.timeoutMs),
     );
     const after = await engineCounters(app.engine.baseUrl);
-    const log = parseAccessLog(await app.gateway.accessLog());
+    const log = parseAccessLog(await app.gateway.accessLog({ quietMs: 300 }));
     const entries = log.filter((e) => e.key === key.name);
     const unkeyed = log.filter((e) => e.key === '' && !isCaFetch(e));
     const completion = await lastCompletion(app.engine.baseUrl).catch(() => undefined);
