@@ -11,6 +11,7 @@ export {
   type WatchBounds,
   type WatchOutcome,
 } from './engine-watch.js';
+export { restoreSlots, saveSlots, type SlotOutcome } from './prompt-cache/slots.js';
 export { serveAnEngine, type Attempt, type ServeResult } from './fallback.js';
 export { install, installServiceHardening, type BuildPlan, type PlannedArtifact } from './install.js';
 export { stagePaths } from './options.js';

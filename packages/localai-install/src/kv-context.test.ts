@@ -14,6 +14,7 @@ import { KV_CACHE_TYPES, buildManifest } from '@slm-copilot/model-fetch';
 import {
   ensureLlamaBuild,
   ensureTinyModel,
+  loggedKvCache,
   startLlamaServer,
   type GgufModel,
   type LlamaServer,
@@ -72,26 +73,6 @@ async function start(args: string[], port: number): Promise<LlamaServer> {
   const server = await startLlamaServer({ binary, args, host: '127.0.0.1', port });
   servers.push(server);
   return server;
-}
-
-/** The engine's own account of its KV cache (src/llama-kv-cache.cpp:301, printed at verbosity 4). */
-const KV_LINE = new RegExp(
-  String.raw`llama_kv_cache: size = +([\d.]+) MiB \( *(\d+) cells, +(\d+) layers.*` +
-    String.raw`K \((\w+)\): +([\d.]+) MiB, V \((\w+)\): +([\d.]+) MiB`,
-);
-function loggedKvCache(output: string) {
-  const m = KV_LINE.exec(output);
-  if (!m) throw new Error(`no llama_kv_cache size line in the engine's output:\n${output.slice(-3000)}`);
-  const [, total, cells, layers, typeK, kMiB, typeV, vMiB] = m;
-  return {
-    totalMiB: Number(total),
-    cells: Number(cells),
-    layers: Number(layers),
-    typeK,
-    typeV,
-    kMiB: Number(kMiB),
-    vMiB: Number(vMiB),
-  };
 }
 
 async function chat(server: LlamaServer, content: string, maxTokens = 4) {

@@ -31,6 +31,7 @@ const code = await runCommand(
       'tune-only': { type: 'boolean', default: false },
       'tune-pairs': { type: 'string' },
       'tune-variants': { type: 'string' },
+      'tune-depth': { type: 'string' },
       'skip-fetch': { type: 'boolean', default: false },
       json: { type: 'string' },
       markdown: { type: 'string' },
@@ -91,6 +92,9 @@ Examples:
     'tune-pairs': 'variant/rendered request pairs per variant (default 3; quick 1)',
     'tune-variants':
       'comma-separated variant names or flags to run (e.g. "-fa on,--mlock"); the A/A control always runs',
+    'tune-depth':
+      'long prompts: every engine caches a prefix of this many tokens and each measured request continues it ' +
+      '(1024 new tokens, then generation; quick 128)',
     'skip-fetch': 'skip figure 6',
     json: 'write the full report as JSON here',
     markdown: 'write the table as markdown here',
@@ -121,6 +125,7 @@ Examples:
       skipFetch: Boolean(values['skip-fetch']),
       tuneOnly: Boolean(values['tune-only']),
       tunePairs: int(values['tune-pairs'], 'tune-pairs'),
+      tuneDepth: int(values['tune-depth'], 'tune-depth'),
       tuneVariants: str(values['tune-variants'])
         ?.split(',')
         .map((x) => x.trim())

@@ -37,16 +37,27 @@ export function taskOrder(perUser: number): Array<{ user: 'A' | 'B'; task: numbe
   ]).flat();
 }
 
+/** What figure 4d continues from: the users' prompts, the samples, the engine's command line. */
+export interface TaskCacheOutcome {
+  system: Record<'A' | 'B', { text: string; tokens: number | null }>;
+  samples: TaskSample[];
+  /** The next task number (each task has its own first message). */
+  nextTask: number;
+  /** The command line the engine runs with now (test bed only). */
+  engineArgs: string[] | null;
+}
+
 /** The test bed restarts its engine as rendered (empty caches, one slot); an endpoint is used as it is. */
-async function freshEngine(bed: Bed): Promise<string> {
+async function freshEngine(bed: Bed): Promise<{ how: string; args: string[] | null }> {
   const { engine, res } = bed;
   if (!(bed.testbed && engine && res.server && bed.llamaServerBin))
-    return 'a deployed endpoint, not restarted: cold = the first task with a new system prompt';
+    return { how: 'a deployed endpoint, not restarted: cold = the first task with a new system prompt', args: null };
   await res.server.stop();
   const one = engine.plan.parallelSlots === 1;
   const args = one ? engine.args : withFlag(engine.args, '--parallel', '1', ['-np']);
   res.server = await startEngine(bed.llamaServerBin, args, engine.paths.engine.port);
-  return `engine restarted as rendered${one ? '' : ' except --parallel 1'}: cold = the first task after its start`;
+  const how = `engine restarted as rendered${one ? '' : ' except --parallel 1'}: cold = the first task after its start`;
+  return { how, args };
 }
 
 /** `--cache-ram` of the engine's command line (MiB), when the bench knows it. */
@@ -56,7 +67,7 @@ function cacheRamMiB(bed: Bed): number | null {
   return i >= 0 ? Number(args[i + 1]) : null;
 }
 
-const sample = (user: 'A' | 'B', task: number, r: StreamResult): TaskSample => ({
+export const sample = (user: 'A' | 'B', task: number, r: StreamResult): TaskSample => ({
   user,
   task,
   ttftMs: round(r.ttftMs, 1),
@@ -66,13 +77,13 @@ const sample = (user: 'A' | 'B', task: number, r: StreamResult): TaskSample => (
   cachedTokens: r.cachedTokens,
 });
 
-const processed = (x: TaskSample) => `${x.promptN ?? '?'}/${x.promptTokens}`;
+export const processed = (x: TaskSample) => `${x.promptN ?? '?'}/${x.promptTokens}`;
 
 /** Figure 4c: see the head of this file. */
-export async function taskCacheFigure(run: BenchRun, bed: Bed): Promise<void> {
+export async function taskCacheFigure(run: BenchRun, bed: Bed): Promise<TaskCacheOutcome> {
   const { P, log } = run;
   run.mark('task-cache');
-  const how = await freshEngine(bed);
+  const { how, args: engineArgs } = await freshEngine(bed);
   const target = bed.direct ?? bed.ep;
   const slots = (await getJson(target, '/props'))?.body as { total_slots?: number } | undefined;
   const system = {
@@ -128,4 +139,5 @@ export async function taskCacheFigure(run: BenchRun, bed: Bed): Promise<void> {
       phase: 'task-cache',
     },
   });
+  return { system, samples, nextTask: k, engineArgs };
 }

@@ -52,7 +52,8 @@ export function formatTable(r: BenchReport): string {
     out.push(
       '',
       `engine flag variants — each beside the rendered baseline, requests alternating, ${t.pairs} pair(s); ` +
-        `engine-reported tg over ${t.genTokens} tokens, pp over ~${t.promptTokens} tokens; ` +
+        `engine-reported tg over ${t.genTokens} tokens, pp over ~${t.promptTokens} tokens` +
+        (t.depth ? ` after a cached ~${t.depth}-token prefix; ` : '; ') +
         'ratio = median of variant ÷ baseline per pair:',
     );
     for (const v of t.variants) {
@@ -95,7 +96,8 @@ export function formatMarkdown(r: BenchReport): string {
       '',
       'Engine flag variants: each llama-server variant ran beside the rendered one and requests alternated ' +
         `between them (${t.pairs} pair(s)); ratios are medians of variant ÷ rendered per pair, ` +
-        `from the engine's own timings (generation over ${t.genTokens} tokens, prompt over ~${t.promptTokens}). ` +
+        `from the engine's own timings (generation over ${t.genTokens} tokens, prompt over ~${t.promptTokens}` +
+        (t.depth ? `, both continuing a cached ~${t.depth}-token prefix). ` : '). ') +
         'A variant is better/worse only when every pair agrees and the median moves more than 10 %.',
       '',
       "| variant | flags | generation × rendered | prompt × rendered | ready (s) | others' CPU | verdict |",

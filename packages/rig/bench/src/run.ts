@@ -13,6 +13,8 @@ import {
   threadSweepFigure,
 } from './figures-generation.js';
 import { promptCacheFigures, ttftFigure } from './figures-latency.js';
+import { kvTypeFigures } from './figures-kv.js';
+import { restartCacheFigure } from './figures-restart.js';
 import { taskCacheFigure } from './figures-tasks.js';
 import { machineFacts } from './machine.js';
 import { QuietMonitor, type QuietReport } from './quiet.js';
@@ -40,7 +42,9 @@ async function tuning(run: BenchRun, bed: Bed): Promise<TuningResult | undefined
     engine: bed.engine,
     pairs: opts.tunePairs ?? run.P.tunePairs,
     genTokens: opts.quick ? 16 : 32,
-    promptTokens: opts.quick ? 64 : 192,
+    // long-prompt mode: a new turn's worth of tokens at the prefix's depth
+    promptTokens: opts.tuneDepth ? (opts.quick ? 128 : 1024) : opts.quick ? 64 : 192,
+    depth: opts.tuneDepth,
     nCpu: run.monitor.nCpu,
     only: opts.tuneVariants,
     log: run.log,
@@ -132,10 +136,12 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     await ttftFigure(run, bed);
     await promptCacheFigures(run, bed);
     // After 4b (which may leave the test bed's engine without its prompt cache): restarts it as rendered.
-    await taskCacheFigure(run, bed);
+    // 4d continues from 4c's engine: the last user's slot is saved, the engine restarted, the slot restored.
+    await restartCacheFigure(run, bed, await taskCacheFigure(run, bed));
     await localaiFigure(run, bed);
     // Main engine and gateway are no longer needed.
     await runCleanups(res);
+    await kvTypeFigures(run, bed);
     await dispatchFigure(run, bed);
     const tuned = await tuning(run, bed);
     await fetchFigure(run, bed);

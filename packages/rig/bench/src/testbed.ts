@@ -1,6 +1,7 @@
 // The test bed the bench runs on when no --url is given: everything the appliance renders, under a
 // temp root, with real processes — llama-server started with renderEngine's command line, and the
 // real nginx with renderGateway's site, serving a leaf signed by the generated per-VM CA.
+import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +11,7 @@ import {
   loadChatTemplate,
   modelFactsFromManifest,
   renderEngine,
+  slotCacheDir,
   type EnginePlan,
   type EngineRender,
 } from '@slm-copilot/localai-install';
@@ -63,6 +65,8 @@ export interface ApplianceEngine {
   execStart: string[];
   /** ExecStart's arguments without the binary, --host and --port (startLlamaServer adds those). */
   args: string[];
+  /** The engine's `--slot-save-path` (made here, 0700), when the rendered config persists the prompt cache. */
+  slotDir: string | null;
 }
 
 /**
@@ -87,7 +91,9 @@ export async function renderApplianceEngine(opts: {
   const manifest = await buildManifest(opts.model, opts.sha256 ? { sha256: opts.sha256 } : {});
   const model = modelFactsFromManifest(manifest);
   const host = await gatherHostFacts();
-  const render = renderEngine({ config, model, host, paths, chatTemplate: await chatTemplate() });
+  // A fresh id, as configure mints one for a new fingerprint (lifecycle prompt-cache/prepare.ts).
+  const slotCacheId = randomBytes(16).toString('hex');
+  const render = renderEngine({ config, model, host, paths, chatTemplate: await chatTemplate(), slotCacheId });
   await applyFileSet(
     '/',
     render.files.filter((f) => f.path === paths.engine.chatTemplate),
@@ -102,12 +108,14 @@ export async function renderApplianceEngine(opts: {
   const line = unit?.text.split('\n').find((l) => l.startsWith('ExecStart='));
   if (!line) throw new Error('the rendered engine unit has no ExecStart');
   const execStart = line.slice('ExecStart='.length).trim().split(/\s+/);
+  const slotDir = execStart.includes('--slot-save-path') ? slotCacheDir(paths, slotCacheId) : null;
+  if (slotDir) await mkdir(slotDir, { recursive: true, mode: 0o700 });
   const args: string[] = [];
   for (let i = 1; i < execStart.length; i++) {
     if (execStart[i] === '--host' || execStart[i] === '--port') i++;
     else args.push(execStart[i]!);
   }
-  return { config, paths, host, plan: render.plan, render, execStart, args };
+  return { config, paths, host, plan: render.plan, render, execStart, args, slotDir };
 }
 
 /** Our Devstral template: beside localai-install in the workspace, else the one an appliance installed. */

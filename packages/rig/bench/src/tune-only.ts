@@ -46,7 +46,9 @@ export async function runTuneOnly(opts: BenchOptions): Promise<BenchReport> {
       engine,
       pairs: opts.tunePairs ?? (opts.quick ? QUICK : FULL).tunePairs,
       genTokens: opts.quick ? 16 : 32,
-      promptTokens: opts.quick ? 64 : 192,
+      // long-prompt mode: a new turn's worth of tokens at the prefix's depth
+      promptTokens: opts.tuneDepth ? (opts.quick ? 128 : 1024) : opts.quick ? 64 : 192,
+      depth: opts.tuneDepth,
       nCpu: monitor.nCpu,
       only: opts.tuneVariants,
       log,

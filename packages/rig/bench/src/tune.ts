@@ -3,6 +3,9 @@
 // flipped every pair), so each variant/baseline pair is measured seconds apart and the paired ratio
 // cancels the machine's drift. Speeds are the engine's own timings (/completion, cache_prompt:false);
 // the variant's start is timed to /health; the CPU used by other processes is recorded per pair.
+// With `depth` (`--tune-depth`, issue #14 item 5: long prompts are the workload), every engine first
+// takes a `depth`-token prefix into slot 0's cache, and each measurement then continues it, as an
+// agent's next turn does: `promptTokens` new tokens processed at that depth, and generation after it.
 import { freePort } from '@slm-copilot/task-kit';
 import type { LlamaServer } from '@slm-copilot/testbed';
 import { postJson, type Endpoint } from './client.js';
@@ -17,6 +20,8 @@ export interface TuneOptions {
   pairs: number;
   genTokens: number;
   promptTokens: number;
+  /** Long-prompt mode: the cached prefix every measurement continues (tokens, approximately); 0 = none. */
+  depth?: number;
   nCpu: number;
   /** Only these variants (by name or flags), plus the control. */
   only?: string[];
@@ -45,6 +50,12 @@ function flagVariants(base: string[], t: number, nCpu: number): FlagVariant[] {
       : { name: 'mlock', change: '--mlock', args: [...base, '--mlock'] },
     { name: 'ubatch 256', change: '-ub 256', args: withFlag(base, '--ubatch-size', '256', ['-ub']) },
     { name: 'ubatch 1024', change: '-ub 1024', args: withFlag(base, '--ubatch-size', '1024', ['-ub']) },
+    { name: 'ubatch 2048', change: '-ub 2048', args: withFlag(base, '--ubatch-size', '2048', ['-ub']) },
+    {
+      name: 'batch 4096 ubatch 1024',
+      change: '-b 4096 -ub 1024',
+      args: withFlag(withFlag(base, '--batch-size', '4096', ['-b']), '--ubatch-size', '1024', ['-ub']),
+    },
     { name: 'poll 0', change: '--poll 0', args: withFlag(base, '--poll', '0') },
     ...(nCpu !== t
       ? [
@@ -85,23 +96,41 @@ function pickVariants(all: FlagVariant[], only?: string[]): FlagVariant[] {
 
 const FILLER = 'The quick brown fox jumps over the lazy dog while the lighthouse keeper counts ships. ';
 
-/** The engine's own generation and prompt speeds for one uncached request of each. */
-async function measure(ep: Endpoint, opts: TuneOptions): Promise<{ tg: number; pp: number }> {
+/** `n` tokens (approximately: FILLER is about 18) of filler, made unique by a nonce at its start. */
+const filler = (n: number, tag = nonce()) => `(${tag}) ${FILLER.repeat(Math.ceil(n / 18))}`;
+
+/** The long-prompt mode's prefix: the same for every engine of one tuning run. */
+let prefix = '';
+
+type Timings = { timings?: { predicted_per_second?: number; prompt_per_second?: number; prompt_n?: number } };
+
+/**
+ * The engine's own generation and prompt speeds: one request of each, uncached — or, in the long-prompt
+ * mode, continuing the cached prefix in slot 0 (only the new tokens are processed).
+ */
+async function measure(ep: Endpoint, opts: TuneOptions): Promise<{ tg: number; pp: number; ppTokens: number }> {
+  const deep = Boolean(opts.depth);
+  const at = (prompt: string) =>
+    deep ? { prompt: prefix + prompt, cache_prompt: true, id_slot: 0 } : { prompt, cache_prompt: false };
   const gen = await postJson(ep, '/completion', {
-    prompt: `Once upon a time (${nonce()})`,
+    ...at(`Once upon a time (${nonce()})`),
     n_predict: opts.genTokens,
-    cache_prompt: false,
     temperature: 0,
   });
-  const pr = await postJson(ep, '/completion', {
-    prompt: `(${nonce()}) ${FILLER.repeat(Math.ceil(opts.promptTokens / 18))}`,
-    n_predict: 1,
-    cache_prompt: false,
-  });
+  const pr = await postJson(ep, '/completion', { ...at(filler(opts.promptTokens)), n_predict: 1 });
   return {
-    tg: (gen.body as { timings?: { predicted_per_second?: number } }).timings?.predicted_per_second ?? NaN,
-    pp: (pr.body as { timings?: { prompt_per_second?: number } }).timings?.prompt_per_second ?? NaN,
+    tg: (gen.body as Timings).timings?.predicted_per_second ?? NaN,
+    pp: (pr.body as Timings).timings?.prompt_per_second ?? NaN,
+    // tokens the engine processed for pp: about promptTokens when the prefix came from the cache
+    ppTokens: (pr.body as Timings).timings?.prompt_n ?? NaN,
   };
+}
+
+/** Long-prompt mode: the prefix into slot 0 (untimed); a no-op otherwise. */
+async function fillPrefix(ep: Endpoint, opts: TuneOptions): Promise<void> {
+  if (!opts.depth) return;
+  const r = await postJson(ep, '/completion', { prompt: prefix, cache_prompt: true, id_slot: 0, n_predict: 1 });
+  if (r.status !== 200) throw new Error(`the ${opts.depth}-token prefix was refused: HTTP ${r.status}`);
 }
 
 /** Starts one variant beside the baseline and measures `opts.pairs` alternating pairs. */
@@ -114,6 +143,7 @@ async function runVariant(v: FlagVariant, baseEp: Endpoint, baseLoadMs: number, 
     srv = await startEngine(opts.binary, v.args, await freePort());
     row.loadMs = performance.now() - s0;
     const ep: Endpoint = { baseUrl: srv.baseUrl, key: '', model: opts.engine.config.modelId };
+    await fillPrefix(ep, opts);
     await measure(ep, opts); // warm
     for (let i = 0; i < opts.pairs; i++) {
       const a = readCounters();
@@ -125,7 +155,8 @@ async function runVariant(v: FlagVariant, baseEp: Endpoint, baseLoadMs: number, 
       row.pairs.push({ tg: mv.tg, tgBaseline: mb.tg, pp: mv.pp, ppBaseline: mb.pp, othersCores: round(others, 2) });
       log(
         `  ${v.name.padEnd(30)} pair ${i + 1}: tg ${tps(mv.tg)} vs ${tps(mb.tg)} (${fmt(mv.tg / mb.tg)}×), ` +
-          `pp ${tps(mv.pp)} vs ${tps(mb.pp)} (${fmt(mv.pp / mb.pp)}×); others ${fmt(others)} cores`,
+          `pp ${tps(mv.pp)} vs ${tps(mb.pp)} (${fmt(mv.pp / mb.pp)}×) over ${mv.ppTokens}/${mb.ppTokens} tokens; ` +
+          `others ${fmt(others)} cores`,
       );
     }
     log(`  ${v.name}: ready in ${fmt(row.loadMs / 1000, 1)} s (the rendered baseline: ${fmt(baseLoadMs / 1000, 1)} s)`);
@@ -172,7 +203,9 @@ export async function tuneEngine(opts: TuneOptions): Promise<TuningResult> {
   const baseLoadMs = performance.now() - t0;
   const baseEp: Endpoint = { baseUrl: baseline.baseUrl, key: '', model: engine.config.modelId };
   const out: TuningResult['variants'] = [];
+  prefix = opts.depth ? filler(opts.depth) : '';
   try {
+    await fillPrefix(baseEp, opts);
     await measure(baseEp, opts); // warm
     for (const v of variants) out.push(await runVariant(v, baseEp, baseLoadMs, opts));
   } finally {
@@ -183,6 +216,7 @@ export async function tuneEngine(opts: TuneOptions): Promise<TuningResult> {
     pairs: opts.pairs,
     genTokens: opts.genTokens,
     promptTokens: opts.promptTokens,
+    depth: opts.depth ?? 0,
     baselineLoadMs: round(baseLoadMs, 0),
     variants: out,
   };

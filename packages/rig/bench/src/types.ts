@@ -11,6 +11,11 @@ export type FigureId =
   | 'prompt-cache-on'
   | 'prompt-cache-off'
   | 'cache-new-task'
+  | 'cache-after-restart'
+  | 'kv-q8_0-prefill'
+  | 'kv-q8_0-generation'
+  | 'kv-q4_0-prefill'
+  | 'kv-q4_0-generation'
   | 'thread-sweep'
   | 'fetch-vs-wget'
   | 'localai-vs-llama-server'
@@ -48,6 +53,8 @@ export interface TuningResult {
   pairs: number;
   genTokens: number;
   promptTokens: number;
+  /** Long-prompt mode: the cached prefix each measurement continued (0 = uncached requests). */
+  depth: number;
   baselineLoadMs: number;
   variants: Array<
     TuningVariant & {
@@ -124,6 +131,8 @@ export interface BenchOptions {
   tuneOnly?: boolean;
   /** Only these flag variants (names as printed, or their flags), plus the A/A control. */
   tuneVariants?: string[];
+  /** Long-prompt tuning: a cached prefix of this many tokens before every measured request. */
+  tuneDepth?: number;
   skipFetch?: boolean;
   log?: (msg: string) => void;
 }
@@ -137,6 +146,9 @@ export interface Params {
   systemTokens: number;
   /** Figure 4c: new tasks per user (two users alternating). */
   tasksPerUser: number;
+  /** Figures 9a–9d: the prompt each KV type's engine processes, and the reply length at that depth. */
+  kvDepth: number;
+  kvGenTokens: number;
   bwBytes: number;
   bwPasses: number;
   fetchSizeMb: number;
@@ -150,6 +162,8 @@ export const QUICK: Params = {
   ttftRounds: 6,
   systemTokens: 1024,
   tasksPerUser: 2,
+  kvDepth: 512,
+  kvGenTokens: 8,
   bwBytes: 256 * 2 ** 20,
   bwPasses: 4,
   fetchSizeMb: 64,
@@ -162,6 +176,8 @@ export const FULL: Params = {
   ttftRounds: 30,
   systemTokens: 8192,
   tasksPerUser: 3,
+  kvDepth: 16384,
+  kvGenTokens: 32,
   bwBytes: 1024 * 2 ** 20,
   bwPasses: 8,
   fetchSizeMb: 1536,

@@ -59,6 +59,7 @@ export {
 } from './symbol-versions.js';
 export { elfNeeded, elfRunpath, elfVersionNeeds, type VersionNeed } from './elf.js';
 export { startLlamaServer, type LlamaServer, type StartLlamaServerOptions } from './llama-server.js';
+export { loggedKvCache, type LoggedKvCache } from './kv-cache-log.js';
 export { startMirror, type Mirror, type MirrorFault, type MirrorOptions, type MirrorRequest } from './mirror.js';
 export { parseRange } from './mirror-serve.js';
 export { ggufContextLength, readGgufMetadata, type GgufHeader, type GgufValue } from './gguf.js';
