@@ -11,6 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installLocalAiStandIn, standInModeFile } from '@slm-copilot/localai-install';
 import { buildManifest, writeManifest } from '@slm-copilot/model-fetch';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
+import {
+  startOneGateDouble,
+  type DoubleVm,
+  type OneGateDouble,
+} from '@slm-copilot/onegate/test-support/onegate-double';
 import { createLogger, freePort, TaskError } from '@slm-copilot/task-kit';
 import { ensureLlamaBuild, ensureTinyModel } from '@slm-copilot/testbed';
 import { bootstrap, readyz } from './bootstrap.js';
@@ -27,11 +32,47 @@ const WATCH = { noProgressMs: 2000, pollMs: 200, maxRestarts: 3 };
 
 let model: { path: string; sha256: string };
 let llamaServer: string;
+/** TEST DOUBLE of OneGate (test-support of @slm-copilot/onegate): each case's VM publishes to it. */
+let onegate: OneGateDouble;
 beforeAll(async () => {
+  onegate = await startOneGateDouble();
   model = await ensureTinyModel();
   llamaServer = (await ensureLlamaBuild()).llamaServer;
 }, 30 * 60_000);
-afterAll(() => removeTempRoots());
+afterAll(async () => {
+  await onegate.close();
+  await removeTempRoots();
+});
+
+/** The requests one VM made to OneGate. */
+const requestsOf = (vm: DoubleVm) => onegate.requests.filter((r) => r.headers['x-onegate-vmid'] === String(vm.id));
+
+/**
+ * Exactly one PUT /vm, as `onegate vm update --data` sends it: the token and VM id headers, a form body
+ * of form-safe bytes only, decoding to the report's values in order — READY=YES only when asked; no key.
+ */
+function expectPublished(vm: DoubleVm, report: Record<string, Record<string, string>>, key: string, ready: boolean) {
+  const sent = requestsOf(vm);
+  expect(sent.map((r) => [r.method, r.path, r.status])).toEqual([['PUT', '/vm', 200]]);
+  const put = sent[0]!;
+  expect(put.headers).toMatchObject({
+    'x-onegate-token': vm.token,
+    'content-type': 'application/x-www-form-urlencoded',
+  });
+  expect(put.body).toMatch(/^data=[A-Za-z0-9%._*+-]+&type=1$/);
+  const lines = [
+    `ONEAPP_COPILOT_ENDPOINT=${report.Connection!.endpoint}`,
+    `ONEAPP_COPILOT_MODEL_ID=${report.Connection!.model_id}`,
+    `ONEAPP_COPILOT_ENGINE_SERVING=${report.Engine!.serving}`,
+    `ONEAPP_COPILOT_TLS_CA_SHA256=${report.TLS!.ca_sha256}`,
+    `ONEAPP_COPILOT_TLS_CERT_SHA256=${report.TLS!.certificate_sha256}`,
+    ...(ready ? ['READY=YES'] : []),
+  ];
+  expect(report.TLS!.ca_sha256).toMatch(/^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+  expect(new URLSearchParams(put.body).get('data')).toBe(lines.join('\n'));
+  expect(JSON.stringify(sent)).not.toContain(key);
+  expect(vm.userTemplate).toEqual(Object.fromEntries(lines.map((l) => [l.split('=')[0], l.slice(l.indexOf('=') + 1)])));
+}
 
 /**
  * TEST DOUBLE (slow loader), not LocalAI: reads the model slowly for `seconds` with next to no CPU,
@@ -135,10 +176,12 @@ const engineRestarts = (app: App) =>
 
 describe('bootstrap: the engine the user chose, or a working one', () => {
   it('stand-in mode exit: falls back to llama-server with reason "exited"; /readyz reflects llama-server', async () => {
-    const app = await appliance('exit', { localai: 'exit', llamaServer: true });
+    const vm = onegate.addVm();
+    const app = await appliance('exit', { localai: 'exit', llamaServer: true, env: onegate.contextOf(vm) });
     try {
       const { error, report, key } = await boot(app);
       expect(error).toBeNull();
+      expectPublished(vm, report, key, false);
       expect(report.Engine).toMatchObject({
         requested: 'localai',
         serving: 'llama-server',
@@ -196,14 +239,17 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
   }, 120_000);
 
   it('the chosen engine working (llama-server): no fallback', async () => {
+    const vm = onegate.addVm();
     const app = await appliance('chosen', {
       localai: 'exit',
       llamaServer: true,
-      env: { ONEAPP_COPILOT_ENGINE: 'llama-server' },
+      env: { ONEAPP_COPILOT_ENGINE: 'llama-server', REPORT_READY: 'YES', ...onegate.contextOf(vm) },
     });
     try {
-      const { error, report } = await boot(app);
+      const { error, report, key } = await boot(app);
       expect(error).toBeNull();
+      expectPublished(vm, report, key, true);
+      expect(app.log()).toContain(`published to OneGate (VM ${vm.id}): `);
       expect(report.Engine).toMatchObject({ requested: 'llama-server', serving: 'llama-server', fallback: 'no' });
       expect(report.Status!.state).toBe('ready');
       expect(engineRestarts(app)).toBe(1);
@@ -214,7 +260,9 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
   }, 120_000);
 
   it('both engines failing: bootstrap fails; the report (0600) has endpoint, key, what failed, the fix', async () => {
-    const app = await appliance('both', { localai: 'exit', llamaServer: false });
+    const vm = onegate.addVm();
+    const env = { REPORT_READY: 'YES', ...onegate.contextOf(vm) };
+    const app = await appliance('both', { localai: 'exit', llamaServer: false, env });
     try {
       const { error, report, key } = await boot(app);
       expect(error).toBeInstanceOf(TaskError);
@@ -235,6 +283,7 @@ describe('bootstrap: the engine the user chose, or a working one', () => {
       );
       expect(await readyz(app.httpsPort)).toBe(503);
       expect(app.log()).not.toContain(key);
+      expect(requestsOf(vm)).toEqual([]); // no engine ready: nothing published, READY=YES least of all
     } finally {
       await app.services.stopAll();
       await rm(app.root, { recursive: true, force: true });

@@ -5,9 +5,11 @@ import { readManifest } from '@slm-copilot/model-fetch';
 import { letsEncryptRequest, obtainLetsEncrypt, type ServedCertificate } from '@slm-copilot/nginx-config';
 import {
   endpointOf,
+  oneGatePublication,
   publishToOneGate,
   renderBanner,
   renderReport,
+  reportSecrets,
   type ReportInputs,
 } from '@slm-copilot/report-writer';
 import { applyFileSet, ExitCode, formatError, TaskError } from '@slm-copilot/task-kit';
@@ -183,9 +185,9 @@ export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }
   }
   await writeReport(report, files.reportInputs);
   log.info(`report written to ${paths.reportFile}`);
-  const endpoint = `${endpointOf(report)}/v1`;
-  const published = { ONEAPP_COPILOT_ENDPOINT: endpoint, ONEAPP_COPILOT_MODEL_ID: report.config.modelId };
-  await publishToOneGate(published, { env: opts.env, log });
+  // /readyz answered 200 (serveAnEngine): publish. OneGate absent or refusing: one line, never a failure
+  const published = oneGatePublication(report, opts.env);
+  await publishToOneGate(published, { env: opts.env, log, secrets: reportSecrets(report) });
 }
 
 /** Let's Encrypt once nginx serves port 80; the gateway is re-rendered (same render step) for the engine serving. */

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
+import { startOneGateDouble } from '@slm-copilot/onegate/test-support/onegate-double';
 import { generateApiKey } from '@slm-copilot/task-kit';
 import { nonEmptyLines, packageCli } from '@slm-copilot/task-kit/test-support/cli';
 
@@ -64,24 +65,44 @@ describe('report-writer CLI', () => {
     expect(r.stderr).not.toContain(key);
   }, 60_000);
 
-  it('onegate --context-file finds ONEGATE_ENDPOINT in the context (a FAKE onegate records the call)', async () => {
+  it('onegate --context-file: OneGate found through the context, one PUT /vm (the OneGate double)', async () => {
+    const og = await startOneGateDouble();
+    try {
+      const vm = og.addVm();
+      const dir = await mkdtemp(path.join(tmpdir(), 'report-cli-onegate-'));
+      const context = path.join(dir, 'context.sh');
+      const ctx = og.contextOf(vm);
+      await writeFile(
+        context,
+        Object.entries(ctx)
+          .map(([k, v]) => `${k}='${v}'\n`)
+          .join(''),
+      );
+      const r = await cli(['onegate', '--data', 'ONEAPP_COPILOT_MODEL_ID=m', '--context-file', context], {
+        ONEGATE_ENDPOINT: '',
+      });
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(og.requests.map((q) => [q.method, q.path, q.body])).toEqual([
+        ['PUT', '/vm', 'data=ONEAPP_COPILOT_MODEL_ID%3Dm&type=1'],
+      ]);
+      expect(vm.userTemplate).toEqual({ ONEAPP_COPILOT_MODEL_ID: 'm' });
+      expect(r.stderr).toContain(`published to OneGate (VM ${vm.id}): ONEAPP_COPILOT_MODEL_ID`);
+      expect(r.stderr).not.toContain(vm.token);
+    } finally {
+      await og.close();
+    }
+  }, 60_000);
+
+  it('onegate without OneGate in the context: one line naming what is missing, exit 0', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'report-cli-onegate-'));
-    await writeFile(
-      path.join(dir, 'onegate'),
-      `#!/bin/sh\n# FAKE onegate for tests\necho "$ONEGATE_ENDPOINT $@" > ${dir}/args\n`,
-      {
-        mode: 0o755,
-      },
-    );
     const context = path.join(dir, 'context.sh');
-    await writeFile(context, "ONEGATE_ENDPOINT='http://169.254.16.9:5030'\n");
+    await writeFile(context, "ONEAPP_COPILOT_MODEL_ID='m'\n");
     const r = await cli(['onegate', '--data', 'ONEAPP_COPILOT_MODEL_ID=m', '--context-file', context], {
-      PATH: `${dir}:${process.env.PATH}`,
       ONEGATE_ENDPOINT: '',
     });
     expect(r.exitCode, r.stderr).toBe(0);
-    expect((await readFile(path.join(dir, 'args'), 'utf8')).trim()).toBe(
-      'http://169.254.16.9:5030 vm update --data ONEAPP_COPILOT_MODEL_ID=m',
-    );
+    expect(lines(r.stderr).filter((l) => l.includes('OneGate'))).toEqual([
+      expect.stringMatching(/OneGate not configured: no ONEGATE_ENDPOINT in the context/),
+    ]);
   }, 60_000);
 });

@@ -66,11 +66,13 @@ const onegate = (argv: string[]) =>
   runCommand(
     {
       name: `${TOOL} onegate`,
-      summary: 'publish KEY=VALUE pairs on this VM through OneGate (skipped quietly when OneGate is absent)',
+      summary: 'publish KEY=VALUE pairs on this VM through OneGate (one line and exit 0 when it is absent or refuses)',
       usage: `${TOOL} onegate --data KEY=VALUE [--data KEY=VALUE]... [--context-file context.sh]`,
       options: { data: { type: 'string', multiple: true }, 'context-file': { type: 'string' } },
       details:
-        'OneGate is found through ONEGATE_ENDPOINT (and the VM token) of the context.\n\n' +
+        'OneGate is found through the context: ONEGATE_ENDPOINT, VMID and the VM token (ONEGATE_TOKEN, the\n' +
+        "CD's token.txt under MOUNT_DIR, or TOKENTXT in /var/run/one-context/one_env). The pairs are sent as\n" +
+        '`onegate vm update --data` sends them (PUT /vm, type 1), without the onegate tool.\n\n' +
         'Examples:\n' +
         `  ${TOOL} onegate --data ONEAPP_COPILOT_ENDPOINT=https://192.0.2.10/v1\n` +
         `  ${TOOL} onegate --data ONEAPP_COPILOT_MODEL_ID=devstral-small-2 ` +
@@ -78,7 +80,7 @@ const onegate = (argv: string[]) =>
     },
     {
       data: 'a KEY=VALUE pair (repeatable; at least one)',
-      'context-file': 'read ONEGATE_ENDPOINT and the rest of the context from this context.sh (never executed)',
+      'context-file': 'read ONEGATE_ENDPOINT, VMID and the rest of the context from this context.sh (never executed)',
     },
     argv,
     async ({ values, log }) => {
@@ -88,8 +90,8 @@ const onegate = (argv: string[]) =>
       if (bad !== undefined) return usage('onegate', `--data ${JSON.stringify(bad)}: expected KEY=VALUE`);
       const pairs = data.map((d) => [d.slice(0, d.indexOf('=')), d.slice(d.indexOf('=') + 1)] as const);
       const env = await loadContext(values['context-file'] as string | undefined, log);
-      const result = await publishToOneGate(Object.fromEntries(pairs), { env, log });
-      if (!result.published) log.info(`not published: ${result.reason}`);
+      // one line either way (published, not configured, refused); never a failed command for OneGate's sake
+      await publishToOneGate(Object.fromEntries(pairs), { env, log });
     },
   );
 

@@ -29,4 +29,11 @@ export {
   type ClientTarget,
 } from './client-snippets.js';
 export { renderBanner, bannerFiles } from './banner.js';
-export { publishToOneGate, type OneGateResult } from './onegate.js';
+export {
+  oneGatePublication,
+  publishToOneGate,
+  reportSecrets,
+  ONEGATE_KEYS,
+  type OneGateResult,
+  type PublishOptions,
+} from './onegate.js';

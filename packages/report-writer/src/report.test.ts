@@ -1,13 +1,12 @@
-import { chmod, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { $ } from 'zx';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
-import { applyFileSet, createLogger, generateApiKey } from '@slm-copilot/task-kit';
+import { applyFileSet, generateApiKey } from '@slm-copilot/task-kit';
 import { renderBanner } from './banner.js';
 import { agentSnippets, runLine } from './client-snippets.js';
-import { publishToOneGate } from './onegate.js';
 import { clientTarget, renderReport, type ReportInputs } from './report.js';
 
 const key = generateApiKey();
@@ -260,29 +259,5 @@ describe('login banner', () => {
     await applyFileSet('/', renderBanner({ ...inputs(), paths }));
     const out = await $({ quiet: true })`sh ${path.join(root, 'etc/update-motd.d/60-slm-copilot')}`;
     expect(out.stdout).toContain('SLM-Copilot');
-  });
-});
-
-describe('OneGate', () => {
-  const log = createLogger({ quiet: true });
-  it('is skipped quietly without the onegate command or endpoint', async () => {
-    expect(await publishToOneGate({ A: 'b' }, { env: {}, onegate: '/nonexistent/onegate', log })).toEqual({
-      published: false,
-      reason: 'no ONEGATE_ENDPOINT in the context',
-    });
-  });
-  it('calls `onegate vm update --data K=V` (a FAKE onegate records the call)', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'onegate-'));
-    const fake = path.join(dir, 'onegate');
-    await writeFile(fake, `#!/bin/sh\n# FAKE onegate for tests\necho "$@" > ${dir}/args\n`);
-    await chmod(fake, 0o755);
-    const result = await publishToOneGate(
-      { ONEAPP_COPILOT_ENDPOINT: 'https://192.0.2.10/v1' },
-      { env: { ...process.env, ONEGATE_ENDPOINT: 'http://169.254.16.9:5030' }, onegate: fake, log },
-    );
-    expect(result).toEqual({ published: true });
-    expect((await readFile(path.join(dir, 'args'), 'utf8')).trim()).toBe(
-      'vm update --data ONEAPP_COPILOT_ENDPOINT=https://192.0.2.10/v1',
-    );
   });
 });
