@@ -8,7 +8,22 @@ ONE_SERVICE_VERSION='0.1.0'
 ONE_SERVICE_BUILD=0
 ONE_SERVICE_SHORT_DESCRIPTION='CPU-only OpenAI-compatible coding assistant (Devstral Small 2) behind TLS, API keys and rate limits'
 ONE_SERVICE_DESCRIPTION='SLM-Copilot serves Devstral Small 2 24B (Q4_K_M) with LocalAI or llama.cpp on the VM CPUs, behind nginx with TLS, API keys, unbuffered streaming, CORS and rate limits. Point Cline, Continue or any OpenAI client at https://<vm>/v1 with the key from /etc/one-appliance/config.'
-# configure must run again on every boot and on every context change
+# configure must run again on every boot and on every context change.
+# A CONTEXT CD swapped on the running VM ("Update Configuration") needs nothing more from us: one-context
+# re-runs our stages (OpenNebula/one-apps, commit ae5a43e411bde941f46b1e8e314eccf5c7a327b2):
+#   context-linux/src/usr/lib/udev/rules.d/65-context.rules##deb.one: SUBSYSTEM=="block", ACTION=="change",
+#     ENV{ID_CDROM}=="1", ENV{ID_FS_TYPE}=="iso9660", ENV{ID_FS_LABEL_ENC}=="CONTEXT"
+#     -> systemctl --no-block start one-context-reconfigure.service
+#   .../systemd/system/one-context-reconfigure.service##systemd.one: TIMEOUT=0 /usr/sbin/one-context-run
+#     -> one-contextd all reconfigure (context-linux/src/usr/sbin/one-context-run##one)
+#   context-linux/src/usr/sbin/one-contextd: under its lock, when the CD's context.sh differs from the last
+#     one (check_context), exports its variables and runs every net-* script as `<script> network reconfigure`
+#   appliances/scripts/net-90-service-appliance (ignores its arguments):
+#     /etc/one-appliance/service configure && /etc/one-appliance/service bootstrap
+#   appliances/lib/functions.sh _check_service_status: after a boot's *_success or *_failure, configure
+#     and bootstrap run again only when ONE_SERVICE_RECONFIGURABLE is true (else configure exits 1).
+# So with `true` here a changed context runs configure with the new variables; a refused one fails configure
+# and `&&` skips bootstrap, leaving the last good configuration serving, exactly as at boot.
 ONE_SERVICE_RECONFIGURABLE=true
 
 SLM_NODE=/opt/slm-copilot/node/bin/node

@@ -18,7 +18,13 @@ if [ -x /etc/one-appliance/service ]; then
     install -D -m 0644 "$bundle/appliance/appliance.sh" /etc/one-appliance/service.d/appliance.sh
     /etc/one-appliance/service install
 else
-    install -m 0644 "$bundle/appliance/slm-copilot-context.service" /etc/systemd/system/slm-copilot-context.service
+    # without one-context: our boot unit, and a CONTEXT CD swapped on the running VM applied by udev
+    # (one-context has its own rule for that: see the README, "Changing the configuration of a running VM")
+    install -m 0644 "$bundle/appliance/slm-copilot-context.service" \
+        /etc/systemd/system/slm-copilot-context.service
+    install -m 0644 "$bundle/appliance/slm-copilot-reconfigure.service" \
+        /etc/systemd/system/slm-copilot-reconfigure.service
+    install -D -m 0644 "$bundle/appliance/65-slm-copilot-context.rules" /etc/udev/rules.d/65-slm-copilot-context.rules
     systemctl enable slm-copilot-context.service
     "$opt/node/bin/node" "$opt/bin/slm-copilot-service.mjs" install --plan "$opt/build-plan.json"
 fi

@@ -19,6 +19,15 @@ export const BUNDLED_CLIS: Record<string, string> = {
   'report-writer': 'packages/report-writer/src/cli.ts',
 };
 
+/** appliance/ files laid out in the bundle's appliance/ (install.sh places them). */
+export const APPLIANCE_FILES = [
+  'appliance.sh',
+  'slm-copilot-context.service',
+  // a CONTEXT CD swapped on the running VM, where one-context is absent
+  'slm-copilot-reconfigure.service',
+  '65-slm-copilot-context.rules',
+];
+
 export interface BundleManifest {
   builtAt: string;
   nodeRuntime: { package: string; version: string; integrity: string };
@@ -46,8 +55,7 @@ export async function bundleAppliance(
   const runtime = await log.phase('node runtime', () => ensureNodeRuntime(log, opts));
   await cp(runtime.node, path.join(out, 'node/bin/node'));
   await cp(path.join(repoRoot, 'packages/localai-install/templates'), path.join(out, 'templates'), { recursive: true });
-  for (const f of ['appliance.sh', 'slm-copilot-context.service'])
-    await cp(path.join(repoRoot, 'appliance', f), path.join(out, 'appliance', f));
+  for (const f of APPLIANCE_FILES) await cp(path.join(repoRoot, 'appliance', f), path.join(out, 'appliance', f));
   await cp(path.join(repoRoot, 'appliance/slm-copilot-context-boot'), path.join(out, 'bin/slm-copilot-context-boot'));
   await cp(path.join(repoRoot, 'appliance/install.sh'), path.join(out, 'install.sh'));
   await writeFile(path.join(out, 'build-plan.json'), `${JSON.stringify(plan, null, 2)}\n`);
@@ -57,7 +65,8 @@ export async function bundleAppliance(
     ...Object.keys(BUNDLED_CLIS).map((n) => `bin/${n}.mjs`),
     'node/bin/node',
     'templates/devstral-chat-template.jinja',
-    'appliance/appliance.sh',
+    ...APPLIANCE_FILES.map((f) => `appliance/${f}`),
+    'bin/slm-copilot-context-boot',
   ]) {
     files[rel] = await sha256File(path.join(out, rel));
   }

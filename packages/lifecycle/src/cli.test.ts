@@ -17,18 +17,20 @@ describe('slm-copilot-service CLI', () => {
       ['install', '--bogus'],
       ['configure', '--prefix', '/tmp'],
       ['install'],
+      ['reconfigure', '--bogus'],
+      ['reconfigure'],
     ]) {
       const r = await cli(...args);
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(lines(r.stderr), args.join(' ')).toHaveLength(1);
-      expect(r.stderr, args.join(' ')).toMatch(/^slm-copilot-service \w+: .*(--bogus|--prefix|--plan)/);
+      expect(r.stderr, args.join(' ')).toMatch(/^slm-copilot-service \w+: .*(--bogus|--prefix|--plan|--context-file)/);
     }
   }, 120_000);
 
-  it('configure and bootstrap --root on a root with no installed appliance refuse and write nothing', async () => {
-    for (const stage of ['configure', 'bootstrap']) {
+  it('configure, bootstrap, reconfigure --root on a root with no installed appliance refuse', async () => {
+    for (const stage of ['configure', 'bootstrap', 'reconfigure']) {
       const root = await mkdtemp(path.join(tmpdir(), 'lifecycle-cli-'));
-      const r = await cli(stage, '--root', root);
+      const r = await cli(stage, '--root', root, ...(stage === 'reconfigure' ? ['--context-file', '/dev/null'] : []));
       expect(r.exitCode, stage).toBe(4); // ExitCode.environment
       expect(r.stderr).toContain(path.join(root, 'etc/slm-copilot/installed.json'));
       expect(await readdir(root), `${stage} wrote into the root`).toEqual([]);
@@ -36,7 +38,7 @@ describe('slm-copilot-service CLI', () => {
   }, 60_000);
 
   it('every command has --help with examples', async () => {
-    for (const stage of ['install', 'configure', 'bootstrap']) {
+    for (const stage of ['install', 'configure', 'bootstrap', 'reconfigure']) {
       const r = await cli(stage, '--help');
       expect(r.exitCode).toBe(0);
       expect(r.stdout).toMatch(/--root <value>/);

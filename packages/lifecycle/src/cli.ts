@@ -6,6 +6,7 @@ import { checkCommand } from './check/command.js';
 import { cacheCommand } from './prompt-cache/command.js';
 import { configure } from './configure.js';
 import { install, type BuildPlan } from './install.js';
+import { applyContext, contextStageRunner } from './reconfigure.js';
 import { runStage, type Stage } from './runner.js';
 import { systemdControl } from './services.js';
 import { requireInstalled } from './state.js';
@@ -79,6 +80,56 @@ const stageCommand = (name: 'configure' | 'bootstrap', summary: string) => (argv
     },
   );
 
+const reconfigureCommand = (argv: string[]) =>
+  runCommand(
+    {
+      name: `${TOOL} reconfigure`,
+      summary:
+        'apply a context.sh as a boot does (configure, then bootstrap if configure succeeded), one run at a time',
+      usage: `${TOOL} reconfigure --context-file context.sh [--if-changed] [--root DIR]`,
+      options: {
+        'context-file': { type: 'string' },
+        'if-changed': { type: 'boolean', default: false },
+        root: { type: 'string' },
+      },
+      details:
+        'Without one-context: the boot unit runs it with the CONTEXT CD, and a CD swapped on the running VM\n' +
+        '(udev, slm-copilot-reconfigure.service) runs it with --if-changed. Each stage keeps its status, log and\n' +
+        'motd; a refused context is named in the report and the last good configuration keeps serving.\n\n' +
+        'Examples:\n' +
+        `  ${TOOL} reconfigure --context-file /run/slm-copilot/context-changed.sh --if-changed   # a CD change\n` +
+        `  ${TOOL} reconfigure --root /tmp/appliance --context-file ctx.sh   # a test root`,
+    },
+    {
+      'context-file': 'the context.sh to apply (read, never executed)',
+      'if-changed': 'do nothing when it is the context last applied (since boot)',
+      root: stageHelp.root,
+    },
+    argv,
+    async ({ values, log }) => {
+      const contextFile = values['context-file'];
+      if (typeof contextFile !== 'string') {
+        process.stderr.write(`${usageLine(`${TOOL} reconfigure`, new Error('missing option --context-file'))}\n`);
+        return ExitCode.usage;
+      }
+      const root = rootOf(values);
+      await requireInstalled(appliancePaths(root));
+      const result = await applyContext({
+        root,
+        contextFile,
+        ifChanged: values['if-changed'] === true,
+        runStage: contextStageRunner(root, (env, stageLog) => ({
+          prefix: root,
+          env,
+          services: systemdControl(stageLog),
+          log: stageLog,
+        })),
+        log,
+      });
+      return result.exitCode;
+    },
+  );
+
 const installCommand = (argv: string[]) =>
   runCommand(
     {
@@ -139,6 +190,10 @@ export function main(argv: string[]): Promise<number> {
           'bootstrap',
           "start or restart what changed, wait until the model answers, Let's Encrypt, write the report",
         ),
+      },
+      reconfigure: {
+        summary: 'apply a context file now (without one-context: boot and CONTEXT CD changes)',
+        run: reconfigureCommand,
       },
       check: { summary: 'check the running appliance as a client would (also: slm-copilot check)', run: checkCommand },
       cache: { summary: "save or restore the engine's prompt cache (run by its systemd unit)", run: cacheCommand },

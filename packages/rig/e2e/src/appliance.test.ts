@@ -176,6 +176,28 @@ async function promptCacheAcrossRestart(): Promise<void> {
   figures['prompt cache across a restart'] = (journal.match(/slot 0: (saved|restored) .*/g) ?? []).join('; ');
 }
 
+/** The second CD: the chosen engine, a bigger context, a reply cap; the last good context of the later tests. */
+const llamaContext = {
+  ...baseContext,
+  ONEAPP_COPILOT_ENGINE: 'llama-server',
+  ONEAPP_COPILOT_CONTEXT_SIZE: '8192',
+  // the test model never ends a reply; Continue sends no max_tokens: the operator's cap ends it
+  ONEAPP_COPILOT_MAX_TOKENS: String(AGENT_REPLY_CAP),
+};
+
+/** Polls `probe` every 3 s until it returns true (bounded); on timeout throws with `diagnose`'s output. */
+async function waitFor(what: string, timeoutMs: number, probe: () => Promise<boolean>, diagnose: string) {
+  const started = performance.now();
+  while (!(await probe().catch(() => false))) {
+    if (performance.now() - started > timeoutMs) {
+      const d = await vm.ssh(diagnose, { nothrow: true });
+      throw new Error(`${what}: not within ${formatDuration(timeoutMs)}\n${d.stdout}${d.stderr}`);
+    }
+    await new Promise((r) => setTimeout(r, 3000));
+  }
+  return performance.now() - started;
+}
+
 async function report(): Promise<Record<string, Record<string, string>>> {
   const text = (await vm.ssh('cat /etc/one-appliance/config')).stdout;
   const script =
@@ -366,13 +388,7 @@ describe('[slow] the appliance image, booted', () => {
     'a new CD with ONEAPP_COPILOT_ENGINE=llama-server and a bigger context: served by the chosen engine, no fallback',
     async () => {
       await vm.restart({
-        cdrom: await contextCd('llama', {
-          ...baseContext,
-          ONEAPP_COPILOT_ENGINE: 'llama-server',
-          ONEAPP_COPILOT_CONTEXT_SIZE: '8192',
-          // the test model never ends a reply; Continue sends no max_tokens: the operator's cap ends it
-          ONEAPP_COPILOT_MAX_TOKENS: String(AGENT_REPLY_CAP),
-        }),
+        cdrom: await contextCd('llama', llamaContext),
       });
       await vm.waitForSsh(20 * MIN);
       await waitReady(20 * MIN);
@@ -416,6 +432,90 @@ describe('[slow] the appliance image, booted', () => {
       expect(models.status).toBe(200);
     },
     45 * MIN,
+  );
+
+  it(
+    'Update Configuration on the running VM: a swapped CONTEXT CD is applied without a reboot (udev, ' +
+      'slm-copilot-reconfigure), gateway values without an engine restart; a refused one is named and changes nothing',
+    async () => {
+      const bootId = (await vm.ssh('cat /proc/sys/kernel/random/boot_id')).stdout.trim();
+      // the engine's run (a restart gets a new InvocationID) and nginx's master (a reload keeps it)
+      const runs = async () =>
+        (
+          await vm.ssh(
+            'systemctl show -p InvocationID --value slm-copilot-engine; systemctl show -p MainPID --value nginx',
+          )
+        ).stdout;
+      const before = await runs();
+      const origin = 'https://ide.example.test';
+      const preflight = async () =>
+        (
+          await httpsGet(url('/v1/chat/completions'), {
+            ...trust(),
+            method: 'OPTIONS',
+            headers: { origin, 'access-control-request-method': 'POST' },
+          })
+        ).headers['access-control-allow-origin'];
+      expect(await preflight()).toBeUndefined();
+      const diagnose =
+        'cat /etc/one-appliance/status; cat /sys/module/block/parameters/events_dfl_poll_msecs; ' +
+        'udevadm info -q property -n /dev/sr0; journalctl -u slm-copilot-reconfigure --no-pager -o cat | tail -n 40';
+
+      // the last good context (the 'llama' CD) with one gateway value more: a CORS origin
+      await vm.changeCdrom(await contextCd('live-good', { ...llamaContext, ONEAPP_COPILOT_CORS_ORIGINS: origin }));
+      const applied = await waitFor(
+        'the new CORS origin in effect',
+        10 * MIN,
+        async () => (await preflight()) === origin,
+        diagnose,
+      );
+      figures['CD swap to the new value in effect'] = formatDuration(applied);
+      expect((await vm.ssh('cat /proc/sys/kernel/random/boot_id')).stdout.trim()).toBe(bootId);
+      await waitFor(
+        'bootstrap done',
+        5 * MIN,
+        async () => (await vm.ssh('cat /etc/one-appliance/status')).stdout.trim() === 'bootstrap_success',
+        diagnose,
+      );
+      expect(await runs()).toBe(before);
+      const journal = (await vm.ssh('journalctl -u slm-copilot-reconfigure --no-pager -o cat')).stdout;
+      expect(journal).toMatch(/=== configure finished/);
+      expect(journal).toMatch(/=== bootstrap finished/);
+      // udev itself evaluates our rule for the swapped drive (its real properties): the RUN is ours
+      const udev = await vm.ssh('udevadm test --action=change /sys/class/block/sr0 2>&1', { nothrow: true });
+      expect(udev.stdout).toMatch(/systemctl --no-block start slm-copilot-reconfigure\.service/);
+
+      // refused: a bad number and a bad secret; the last good configuration keeps serving, nothing restarts
+      const bad = {
+        ...llamaContext,
+        ONEAPP_COPILOT_CORS_ORIGINS: origin,
+        ONEAPP_COPILOT_RATE_LIMIT: 'often',
+        ONEAPP_COPILOT_EXTRA_API_KEYS: 'tooshort',
+      };
+      await vm.changeCdrom(await contextCd('live-bad', bad));
+      await waitFor(
+        'the refusal',
+        10 * MIN,
+        async () => (await vm.ssh('cat /etc/one-appliance/status')).stdout.trim() === 'configure_failure',
+        diagnose,
+      );
+      const ini = await report();
+      const errors = Object.values(ini.Status!).join('\n');
+      expect(errors).toMatch(/ONEAPP_COPILOT_RATE_LIMIT = "often": expected an integer/);
+      expect(errors).toMatch(/ONEAPP_COPILOT_EXTRA_API_KEYS = \[hidden\]: expected /);
+      const stageLog = (await vm.ssh('cat /var/log/one-appliance/configure.log')).stdout;
+      expect(stageLog).toMatch(/ONEAPP_COPILOT_RATE_LIMIT = "often"/);
+      expect(stageLog + JSON.stringify(ini)).not.toContain('tooshort');
+      expect(await preflight()).toBe(origin);
+      const models = await httpsGet(url('/v1/models'), {
+        ...trust(),
+        headers: { authorization: `Bearer ${ini.Connection!.api_key}` },
+      });
+      expect(models.status).toBe(200);
+      expect(await runs()).toBe(before);
+      expect((await vm.ssh('cat /proc/sys/kernel/random/boot_id')).stdout.trim()).toBe(bootId);
+    },
+    30 * MIN,
   );
 
   it(

@@ -47,34 +47,56 @@ export async function imageFormat(image: string): Promise<string> {
   return String(JSON.parse(r.stdout).format);
 }
 
-/** Sends QMP commands over the unix socket; resolves when the last one is answered (or the socket closes). */
-export async function qmp(socket: string, commands: string[], timeoutMs = 5000): Promise<void> {
-  await withTimeout(
+/** A QMP command: its name alone, or with its arguments. */
+export type QmpCommand = string | { execute: string; arguments?: Record<string, unknown> };
+
+/** QMP's answer to one command: `return` on success, `error` ({ class, desc }) on failure. */
+export interface QmpReply {
+  return?: unknown;
+  error?: { class: string; desc: string };
+}
+
+/**
+ * Sends QMP commands over the unix socket, one after the other; resolves with their replies (an `error`
+ * reply does not stop the rest) when the last one is answered, or with those answered when the socket closes.
+ */
+export async function qmp(socket: string, commands: QmpCommand[], timeoutMs = 5000): Promise<QmpReply[]> {
+  const message = (c: QmpCommand) => JSON.stringify(typeof c === 'string' ? { execute: c } : c);
+  return withTimeout(
     'QMP',
     timeoutMs,
-    new Promise<void>((resolve, reject) => {
+    new Promise<QmpReply[]>((resolve, reject) => {
       const s = connect(socket);
       let buffer = '';
-      let sent = 0;
-      let answered = 0;
+      let greeted = false;
+      let answered = 0; // the first answer is qmp_capabilities'; answer n + 1 is commands[n]'s
+      const replies: QmpReply[] = [];
       s.on('error', reject);
-      s.on('close', () => resolve());
+      s.on('close', () => resolve(replies));
       s.on('data', (d) => {
         buffer += d.toString();
         const lines = buffer.split('\n');
         buffer = lines.pop() ?? '';
         for (const line of lines) {
-          if (line.includes('"QMP"') && sent === 0) {
+          if (line.includes('"QMP"') && !greeted) {
+            greeted = true;
             s.write(`${JSON.stringify({ execute: 'qmp_capabilities' })}\n`);
-            sent = 1;
-          } else if (line.includes('"return"') || line.includes('"error"')) {
-            answered++;
-            const next = commands[answered - 1];
-            if (next !== undefined) s.write(`${JSON.stringify({ execute: next })}\n`);
-            else {
-              s.end();
-              resolve();
-            }
+            continue;
+          }
+          let reply: QmpReply;
+          try {
+            reply = JSON.parse(line) as QmpReply;
+          } catch {
+            continue; // not a QMP message
+          }
+          if (!('return' in reply) && !('error' in reply)) continue; // an event (e.g. DEVICE_TRAY_MOVED)
+          if (answered > 0) replies.push(reply);
+          answered++;
+          const next = commands[answered - 1];
+          if (next !== undefined) s.write(`${message(next)}\n`);
+          else {
+            s.end();
+            resolve(replies);
           }
         }
       });

@@ -91,6 +91,12 @@ export interface Vm {
    * `waitForSsh()` after.
    */
   restart(options?: { cdrom?: string | null }): Promise<void>;
+  /**
+   * Swaps the CD of the RUNNING VM, as OpenNebula's "Update Configuration" swaps the CONTEXT CD: QMP's
+   * blockdev-change-medium, what the monitor's `change cd0 <iso>` runs. The guest sees a media change;
+   * `restart()` keeps the new CD. The VM must have been booted with a CD.
+   */
+  changeCdrom(iso: string, timeoutMs?: number): Promise<void>;
   /** Kills QEMU if running and removes `workDir` when bootVm created it. */
   dispose(): Promise<void>;
   serialText(): Promise<string>;
@@ -322,6 +328,27 @@ class BootedVm implements Vm {
     await this.shutdown();
     if (o.cdrom !== undefined) this.cdrom = o.cdrom === null ? undefined : path.resolve(o.cdrom);
     await this.start();
+  };
+
+  changeCdrom = async (iso: string, timeoutMs = 60_000): Promise<void> => {
+    const filename = path.resolve(iso);
+    const started = performance.now();
+    for (;;) {
+      // udev's cdrom_id locks the tray of a drive with a medium; QEMU then asks the guest to eject (udev
+      // does) and refuses: ask again; past half the time, force the tray open as a management tool may
+      const force = performance.now() - started > timeoutMs / 2;
+      const args = { device: 'cd0', filename, format: 'raw', force };
+      const [reply] = await qmp(this.p.qmpSocket, [{ execute: 'blockdev-change-medium', arguments: args }]);
+      if (reply && !reply.error) break;
+      const why = reply?.error?.desc ?? 'no answer';
+      if (!/locked/i.test(why) || performance.now() - started > timeoutMs)
+        throw new TaskError(`QMP blockdev-change-medium cd0 ${filename}: ${why}`, { exitCode: ExitCode.failure });
+      await sleep(2000);
+    }
+    this.cdrom = filename;
+    this.log.info(
+      `CD swapped in the running VM: ${path.basename(filename)} (${formatDuration(performance.now() - started)})`,
+    );
   };
 
   dispose = async (): Promise<void> => {
