@@ -20,7 +20,7 @@ export class ContextError extends TaskError {
       `invalid context: ${problems.length} variable${problems.length === 1 ? '' : 's'} refused\n${lines.join('\n')}`,
       {
         exitCode: ExitCode.invalidConfig,
-        hint: 'fix the VM template context (Update Configuration) and reboot, or run configure again',
+        hint: 'fix the VM context with Update Configuration (applied without a reboot), or run configure again',
       },
     );
     this.name = 'ContextError';

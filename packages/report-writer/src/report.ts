@@ -283,7 +283,7 @@ export function renderRefusedReport(paths: AppliancePaths, errors: string[], gen
         ['state', 'configuration refused: the API answers 503 until the context is fixed'],
         ['generated_at', generatedAt],
         ...errors.map((e, i): [string, string] => [`error_${i + 1}`, e]),
-        ['fix', 'correct the variables in the VM template context (Update Configuration), then reboot the VM'],
+        ['fix', 'correct the variables with Update Configuration on the VM: applied without a reboot'],
       ],
     ],
   ];
