@@ -35,6 +35,7 @@ ONE_SERVICE_PARAMS=(
     'ONEAPP_COPILOT_PASSWORD' 'configure' 'API key clients send as `Authorization: Bearer <key>`. Empty: one is generated on first boot and kept.' 'O|password'
     'ONEAPP_COPILOT_EXTRA_API_KEYS' 'configure' 'More API keys, comma-separated (e.g. one per team member), accepted alongside the main key.' 'O|password'
     'ONEAPP_COPILOT_ENGINE' 'configure' 'Inference engine: LocalAI (llama-cpp backend) or llama.cpp'\''s own llama-server.' 'O|list'
+    'ONEAPP_COPILOT_ROLE' 'configure' 'Role of this VM. standalone = the whole appliance in one VM; lb = the user-facing gateway of a OneFlow service, its backends discovered through OneGate; inference = an engine that only the service'\''s load balancer may use (mutual TLS).' 'O|list'
     'ONEAPP_COPILOT_MODEL_ID' 'configure' 'Model id clients put in requests and see in /v1/models (the same for both engines).' 'O|text'
     'ONEAPP_COPILOT_CONTEXT_SIZE' 'configure' 'Context window per request, in tokens (an agent'\''s first request alone can take 30-45 k). The engine reserves this times the parallel slots; clamped (with a warning) when RAM is short or beyond the model'\''s trained context.' 'O|number'
     'ONEAPP_COPILOT_KV_CACHE_TYPE' 'configure' 'Number format of the engine'\''s KV cache (the context held in RAM). f16 = exact; q8_0 = about half the RAM per token; q4_0 = about a quarter, with a larger quality loss. Never changed by the appliance: when RAM is short the context is clamped instead.' 'O|list'

@@ -21,6 +21,7 @@ import { bundleAppliance } from './bundle.js';
 import { hostProbes, type HostProbes } from './host-probes.js';
 import { LOCK_FILE } from './lock-file.js';
 import { imageFacts, renderMarketplaceYaml, type ImageFacts } from './marketplace.js';
+import { renderServiceTemplate } from './oneflow-template.js';
 import { hostOnlyMirrorFile, offlineBaseImage } from './mirror-layout.js';
 import { verifyMirror } from './mirror-manifest.js';
 import { preflightChecks, preflightError, type Check } from './preflight.js';
@@ -99,7 +100,7 @@ async function sourceImage(env: BuildEnv, recipe: BuildRecipe, deps: BuildDeps, 
   return { sourceImage: pin.url, sourceChecksum: pin.checksum };
 }
 
-/** The manifest and the marketplace entry beside the image. */
+/** The manifest, the marketplace entry and the OneFlow service template beside the image. */
 async function writeOutputs(env: BuildEnv, image: ImageFacts, plan: BuildPlan, outputDir: string) {
   const version = APPLIANCE_VERSION;
   const os = osOf(env);
@@ -127,6 +128,9 @@ async function writeOutputs(env: BuildEnv, image: ImageFacts, plan: BuildPlan, o
     createdAt: new Date(),
   });
   await writeFile(marketplaceFile, yaml);
+  // the team service (OneFlow) with the same builder defaults; its template_id is set at import
+  const oneflow = renderServiceTemplate({ defaults: { ONEAPP_COPILOT_CONTEXT_SIZE: env.contextSize } });
+  await writeFile(path.join(outputDir, 'slm-copilot.oneflow.json'), oneflow);
   return { manifestFile, marketplaceFile };
 }
 

@@ -2,6 +2,8 @@ import type { ContextValues } from './context-values.generated.js';
 
 /** The schema's engines. */
 export type Engine = ContextValues['ONEAPP_COPILOT_ENGINE'];
+/** The schema's roles: one VM, or a OneFlow service's load balancer or inference node. */
+export type Role = ContextValues['ONEAPP_COPILOT_ROLE'];
 /** The schema's KV-cache types (llama.cpp `--cache-type-k/-v` names). */
 export type KvCacheType = ContextValues['ONEAPP_COPILOT_KV_CACHE_TYPE'];
 /** The schema's TLS modes, `auto` resolved. */
@@ -13,6 +15,8 @@ export interface Config {
   apiKey: string | null;
   extraApiKeys: string[];
   engine: Engine;
+  /** standalone (one VM), lb (the service's gateway) or inference (an engine behind the lb, mTLS only). */
+  role: Role;
   modelId: string;
   /** Tokens each request may use; the engine's total is this × parallelSlots. */
   contextSize: number;

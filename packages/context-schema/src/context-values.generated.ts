@@ -11,6 +11,12 @@ export interface ContextValues {
   ONEAPP_COPILOT_EXTRA_API_KEYS: string[];
   /** Inference engine: LocalAI (llama-cpp backend) or llama.cpp's own llama-server. */
   ONEAPP_COPILOT_ENGINE: 'localai' | 'llama-server';
+  /**
+   * Role of this VM. standalone = the whole appliance in one VM; lb = the user-facing gateway of a
+   * OneFlow service, its backends discovered through OneGate; inference = an engine that only the
+   * service's load balancer may use (mutual TLS).
+   */
+  ONEAPP_COPILOT_ROLE: 'standalone' | 'lb' | 'inference';
   /** Model id clients put in requests and see in /v1/models (the same for both engines). */
   ONEAPP_COPILOT_MODEL_ID: string;
   /**

@@ -1,4 +1,4 @@
-export type { Config, Engine, KvCacheType, TlsConfig, TlsMode } from './config.js';
+export type { Config, Engine, KvCacheType, Role, TlsConfig, TlsMode } from './config.js';
 export { parseContext, ContextError, redactConfig, secretsOf, showValue, type ContextProblem } from './parse.js';
 export { parseContextFile, type ContextFile } from './context-file.js';
 export { loadContext } from './load-context.js';

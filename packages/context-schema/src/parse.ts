@@ -127,6 +127,7 @@ export function parseContext(env: Readonly<Record<string, string | undefined>>):
     apiKey: v.ONEAPP_COPILOT_PASSWORD || null,
     extraApiKeys: v.ONEAPP_COPILOT_EXTRA_API_KEYS,
     engine: v.ONEAPP_COPILOT_ENGINE,
+    role: v.ONEAPP_COPILOT_ROLE,
     modelId: v.ONEAPP_COPILOT_MODEL_ID,
     contextSize: v.ONEAPP_COPILOT_CONTEXT_SIZE,
     kvCacheType: v.ONEAPP_COPILOT_KV_CACHE_TYPE,

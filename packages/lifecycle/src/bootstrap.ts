@@ -20,6 +20,8 @@ import { stagePaths, type StageOptions } from './options.js';
 import { mappedCpuVariant } from './cpu-variant.js';
 import { renderServing, servingInputs, type EngineName, type Serving } from './serving.js';
 import { readJson, stateFiles, writeJson, type InstalledImage, type PendingWork } from './state.js';
+import { TEAM_UNIT } from './team/unit.js';
+import { waitForABackend } from './team/lb-ready.js';
 
 /**
  * The bound on the whole wait for an engine, fallback included (a 14 GB GGUF from a cold disk
@@ -135,6 +137,21 @@ export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }
   const render = renderer(opts, paths, state);
   const serving = { requested, serving: null, fallbackReason: null };
   let report: ReportInputs = { ...inputs, paths, serving, failure: null };
+  if (inputs.config.role === 'lb') {
+    // the service's load balancer runs no engine: the team refresher finds its inference nodes (OneGate);
+    // it is ready (and published like a single VM) once one of them answers through it
+    await services.daemonReload();
+    await services.ensureStarted('nginx');
+    await services.restart(TEAM_UNIT);
+    await writeReport(report, files.reportInputs);
+    await waitForABackend(() => readyz(inputs.config.httpsPort), timeoutMs, log);
+    await publishToOneGate(oneGatePublication(report, opts.env), {
+      env: opts.env,
+      log,
+      secrets: reportSecrets(report),
+    });
+    return;
+  }
 
   let result: ServeResult;
   try {
@@ -185,6 +202,7 @@ export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }
   }
   await writeReport(report, files.reportInputs);
   log.info(`report written to ${paths.reportFile}`);
+  if (inputs.config.role === 'inference') await services.restart(TEAM_UNIT); // publishes READY, learns the lb
   // /readyz answered 200 (serveAnEngine): publish. OneGate absent or refusing: one line, never a failure
   const published = oneGatePublication(report, opts.env);
   await publishToOneGate(published, { env: opts.env, log, secrets: reportSecrets(report) });

@@ -9,6 +9,7 @@ import { install, type BuildPlan } from './install.js';
 import { applyContext, contextStageRunner } from './reconfigure.js';
 import { runStage, type Stage } from './runner.js';
 import { systemdControl } from './services.js';
+import { teamCommand } from './team/command.js';
 import { requireInstalled } from './state.js';
 
 const TOOL = 'slm-copilot-service';
@@ -197,6 +198,7 @@ export function main(argv: string[]): Promise<number> {
       },
       check: { summary: 'check the running appliance as a client would (also: slm-copilot check)', run: checkCommand },
       cache: { summary: "save or restore the engine's prompt cache (run by its systemd unit)", run: cacheCommand },
+      team: { summary: "the service roles' OneGate refresher (run by slm-copilot-team.service)", run: teamCommand },
     },
     argv,
   );

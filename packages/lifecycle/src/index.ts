@@ -22,3 +22,21 @@ export { requireInstalled, stateFiles, type InstalledImage, type PendingWork, ty
 export { runChecks, formatHeader, formatLine, formatVerdict, type CheckReport } from './check/run.js';
 export { resolveTarget, parseIni, KEY_ENV, type CheckFlags, type CheckTarget } from './check/target.js';
 export type { CheckResult, Status as CheckStatus } from './check/probes.js';
+export {
+  backendsFromService,
+  backendSetKey,
+  lbFingerprintsFromService,
+  PUBLISHED,
+  ROLE_NAMES,
+  type ServiceView,
+} from './team/service-view.js';
+export { engineLoad, inferencePublication, type EngineLoad, type InferenceStatus } from './team/load.js';
+export {
+  drain,
+  runTeam,
+  TeamRefresher,
+  type DrainOptions,
+  type TeamDeps,
+  type TeamView,
+  type TickResult,
+} from './team/refresh.js';

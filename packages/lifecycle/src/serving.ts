@@ -5,6 +5,7 @@ import {
   installGateway,
   renderGateway,
   resolveApiKeys,
+  roleFiles,
   type GatewayRenderOptions,
   type ResolvedKeys,
   type ServedCertificate,
@@ -13,6 +14,8 @@ import { applyFileSet, changedPaths, removeFile, underRoot, type HostFacts } fro
 import type { StageOptions } from './options.js';
 import { prepareSlotCache } from './prompt-cache/prepare.js';
 import type { RenderFacts } from './state.js';
+import { teamRenderOptions } from './team/wiring.js';
+import { renderTeamUnit, teamUnitPath } from './team/unit.js';
 
 export type EngineName = Config['engine'];
 
@@ -87,7 +90,13 @@ export async function renderServing(inputs: ServingInputs, opts: StageOptions): 
   const slotCacheId = await prepareSlotCache(engineInputs, { modelSha256: inputs.manifest.sha256, apiKeys }, log);
   const engine = renderEngine({ ...engineInputs, slotCacheId });
   for (const w of engine.plan.warnings) log.warn(w.message);
-  const gateway = renderGateway(config, gatewayInputs(inputs, opts));
+  // roles lb and inference: their gateway part (upstream / accepted lb) and the refresher's unit
+  const role = await teamRenderOptions(config, paths, log);
+  const gateway = renderGateway(config, { ...gatewayInputs(inputs, opts), ...role });
+  const teamUnit = teamUnitPath(paths);
+  if (config.role !== 'lb') await removeFile('/', roleFiles(paths).lbMain); // the lb's drain bound
+  if (config.role === 'standalone') await removeFile('/', teamUnit);
+  else await applyFileSet('/', [{ path: teamUnit, text: renderTeamUnit(config), mode: 0o644 }]);
 
   const engineChanged = changedPaths(await applyFileSet('/', engine.files));
   for (const file of engine.remove) if (await removeFile('/', file)) engineChanged.push(file);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { AppliancePaths, Config } from '@slm-copilot/context-schema';
 import { underRoot } from '@slm-copilot/task-kit';
 import type { ResolvedKeys } from './keys.js';
+import type { Backend, TeamUpstreamOptions } from './team.js';
 
 /** The certificate chain and key nginx serves (self-signed leaf, operator's certificate, or Let's Encrypt). */
 export interface ServedCertificate {
@@ -33,6 +34,23 @@ export interface GatewayRenderOptions {
   keyFileOwner?: string | null;
   /** Requests allowed above the rate before 429 (default: a tenth of the per-minute rate, rounded down). */
   rateLimitBurst?: number;
+  /** Role lb (required there): the inference nodes and the client certificate the lb shows them. */
+  team?: TeamRenderOptions;
+  /** Role inference (required there): the load balancers' client certificate fingerprints it accepts. */
+  internal?: InternalRenderOptions;
+}
+
+export interface TeamRenderOptions {
+  backends: readonly Backend[];
+  /** The lb's client certificate and key (mutual TLS towards the inference nodes). */
+  clientCertificate: ServedCertificate;
+  /** Test mutations of the upstream (see renderTeamUpstream). */
+  upstream?: TeamUpstreamOptions;
+}
+
+export interface InternalRenderOptions {
+  /** SHA-1 fingerprints (lower-case hex) of the service's load balancers' client certificates. */
+  lbFingerprints: readonly string[];
 }
 
 /** Files of the gateway, by role (paths are absolute, as inside the appliance). */
@@ -57,6 +75,18 @@ export function gatewayFiles(paths: AppliancePaths): GatewayFiles {
   };
 }
 
+/** The service roles' own files, rewritten by the team refresher (beside the gateway's snippets). */
+export function roleFiles(paths: AppliancePaths): { teamUpstream: string; lbClients: string; lbMain: string } {
+  return {
+    /** Role lb: the upstreams of inference nodes. */
+    teamUpstream: path.join(paths.nginx.snippetsDir, 'team-upstream.conf'),
+    /** Role inference: the accepted load-balancer certificates. */
+    lbClients: path.join(paths.nginx.snippetsDir, 'lb-clients.conf'),
+    /** Role lb: a main-context line (Debian's and Ubuntu's nginx.conf include modules-enabled/ there). */
+    lbMain: path.join(paths.nginx.confDir, 'modules-enabled', '90-slm-copilot-lb.conf'),
+  };
+}
+
 /** Where the gateway's logs go unless told otherwise. */
 export const defaultLogDir = (paths: AppliancePaths): string => underRoot(paths.prefix || '/', '/var/log/nginx');
 
@@ -77,6 +107,8 @@ export interface RenderContext {
   burst: number;
   conn: number;
   timeout: number;
+  /** Role lb only. */
+  team?: TeamRenderOptions;
 }
 
 /** Headers a browser may send cross-origin: ours, and those the official OpenAI SDKs add. */

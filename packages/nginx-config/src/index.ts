@@ -2,6 +2,7 @@ export {
   renderGateway,
   renderUnconfigured,
   gatewayFiles,
+  roleFiles,
   assertSafe,
   openAiError,
   tlsDirectives,
@@ -12,6 +13,8 @@ export {
   TLS_CIPHERS,
   CA_DOWNLOAD_PATH,
   type GatewayRenderOptions,
+  type InternalRenderOptions,
+  type TeamRenderOptions,
   type UnconfiguredRenderOptions,
   type GatewayFiles,
   type ServedCertificate,
@@ -51,3 +54,15 @@ export {
   NGINX_DROP_IN,
   type NginxHardeningOptions,
 } from './service-hardening.js';
+export {
+  renderTeamUpstream,
+  renderLbClients,
+  backendAddressProblem,
+  nginxFingerprint,
+  BACKEND_FAIL_TIMEOUT_S,
+  TEAM_UPSTREAM,
+  TEAM_ANY_UPSTREAM,
+  type Backend,
+  type TeamUpstreamOptions,
+} from './team.js';
+export { ensureLbClientCertificate, type LbClientCertificate } from './team-tls.js';

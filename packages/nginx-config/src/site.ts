@@ -10,22 +10,25 @@ import {
 import { httpsServer } from './https-server.js';
 import { assertInt, assertSafe, listenLines, nginxJson, openAiError, quoted, TCP_PORT } from './nginx-syntax.js';
 import { errorPageLines } from './snippets.js';
+import { lbApiSettings, lbMainLocation, lbProbeLines, lbUpstreamLines, upstreamTarget } from './team-site.js';
 
 /** Where the gateway serves the per-VM CA certificate, without a key (the report's download line uses it). */
 export const CA_DOWNLOAD_PATH = '/slm-copilot-ca.pem';
 
 /** The access log format: no Authorization, no query string, the key's name only. */
-const LOG_FORMAT =
+const logFormat = (c: RenderContext) =>
   `log_format slm_copilot escape=json '{"time":"$time_iso8601","client":"$remote_addr","key":"$slm_key",` +
   `"method":"$request_method","path":"$uri","protocol":"$server_protocol","status":$status,` +
   `"bytes":$body_bytes_sent,"request_length":$request_length,"request_time":$request_time,` +
   `"upstream_status":"$upstream_status",` +
+  // role lb: which inference node served it (the routing is checked from this)
+  (c.team ? `"upstream_addr":"$upstream_addr",` : '') +
   `"upstream_time":"$upstream_response_time","user_agent":"$http_user_agent"}';`;
 
 /** Query parameters that look like a credential (keys never travel in URLs). */
 const KEY_IN_QUERY = '(api[-_]?key|x[-_]api[-_]key|key|access[-_]?token|token|auth|authorization|bearer|password)';
 
-const engineAddress = (c: RenderContext) =>
+export const engineAddress = (c: RenderContext) =>
   `${assertSafe(c.paths.engine.host, 'engine host')}:${assertInt(c.paths.engine.port, 'engine port', TCP_PORT)}`;
 
 function authSection(c: RenderContext): string {
@@ -93,7 +96,7 @@ map $limit_conn_status $slm_429_body {
 `;
 }
 
-function corsSection(c: RenderContext): string {
+export function corsSection(c: RenderContext): string {
   const corsMap: string[] = [];
   if (c.config.corsOrigins.includes('*')) {
     corsMap.push('    "" "";', '    default "*";');
@@ -114,21 +117,24 @@ ${preflightOnly('$slm_cors_max_age', String(CORS_MAX_AGE_SECONDS))}
 `;
 }
 
-function upstreamSection(c: RenderContext): string {
-  return `
-# --- Access log without secrets: no Authorization, no query string, the key's name only --------
-${LOG_FORMAT}
-
-upstream slm_copilot_engine {
+/** The local engine's upstream (standalone and inference roles). */
+export const engineUpstream = (c: RenderContext): string => `upstream slm_copilot_engine {
     server ${engineAddress(c)};
     keepalive 8;
     # below llama-server's 5 s idle timeout, so nginx never reuses a connection the engine is closing
     keepalive_timeout 4s;
-}
+}`;
+
+function upstreamSection(c: RenderContext): string {
+  return `
+# --- Access log without secrets: no Authorization, no query string, the key's name only --------
+${logFormat(c)}
+
+${c.team ? lbUpstreamLines(c).join('\n') : engineUpstream(c)}
 `;
 }
 
-const logLines = (c: RenderContext) => [
+export const logLines = (c: RenderContext) => [
   `    access_log ${quoted(path.join(c.logDir, 'slm-copilot.access.log'), 'log path')} slm_copilot;`,
   `    error_log ${quoted(path.join(c.logDir, 'slm-copilot.error.log'), 'log path')} warn;`,
 ];
@@ -156,8 +162,9 @@ ${logLines(c).join('\n')}
 }
 
 /** The readiness probe's upstream request: what "the model is loaded" means for each engine. */
-function probeLines(c: RenderContext): string[] {
+export function probeLines(c: RenderContext): string[] {
   const { config } = c;
+  if (c.team) return lbProbeLines();
   if (config.engine === 'llama-server') {
     return [
       '        # llama-server: /health answers 200 only once the model is loaded (503 while loading).',
@@ -192,7 +199,7 @@ function metricsLines(c: RenderContext): string[] {
       ...limitLines(c),
       '        auth_request /_slm_copilot_auth;',
       `        include ${quoted(c.files.proxy, 'proxy snippet path')};`,
-      '        proxy_pass http://slm_copilot_engine;',
+      `        proxy_pass ${upstreamTarget(c)};`,
       '    }',
     ];
   }
@@ -256,10 +263,10 @@ function apiSettings(c: RenderContext): string {
     if ($slm_key_in_query) {
         return 400 ${keyInUrl};
     }
-`;
+${c.team ? lbApiSettings(c).join('\n') + '\n' : ''}`;
 }
 
-const PROBE_FAILED_STATUSES = '300 301 302 303 307 308 400 401 403 404 405 408 429 500 501 502 503 504';
+export const PROBE_FAILED_STATUSES = '300 301 302 303 307 308 400 401 403 404 405 408 429 500 501 502 503 504';
 
 /**
  * The per-VM CA certificate at a fixed path, without a key (it is public): clients on images that refuse
@@ -333,19 +340,23 @@ ${probeLines(c).join('\n')}
 `;
 }
 
-function apiServerSection(c: RenderContext): string {
-  const body = `${apiSettings(c)}${internalLocations(c)}
-${caLocation(c)}
-${metricsLines(c).join('\n')}
-${slotsLines(c).join('\n')}
-
-    # Everything else goes to the engine, with a valid key.
+function mainLocation(c: RenderContext): string {
+  return `    # Everything else goes to the engine, with a valid key.
     location / {
 ${limitLines(c).join('\n')}
         auth_request /_slm_copilot_auth;
         include ${quoted(c.files.proxy, 'proxy snippet path')};
         proxy_pass http://slm_copilot_engine;
     }`;
+}
+
+function apiServerSection(c: RenderContext): string {
+  const body = `${apiSettings(c)}${internalLocations(c)}
+${caLocation(c)}
+${metricsLines(c).join('\n')}
+${slotsLines(c).join('\n')}
+
+${c.team ? lbMainLocation(c, limitLines(c)).join('\n') : mainLocation(c)}`;
   const server = httpsServer({ listen: c.listen, port: c.httpsPort, tls: c.tls, body: body.split('\n') });
   return `
 # --- Port ${c.httpsPort}: the API ---------------------------------------------------------------------

@@ -78,6 +78,15 @@ add_header Access-Control-Max-Age $slm_cors_max_age always;
 ${specific ? 'add_header Vary "Origin" always;\n' : ''}`;
 }
 
+/**
+ * Role lb: a node that refuses the connection, does not connect in time, answers 502/503 (its engine
+ * down or loading) or 403 (it does not know this lb's certificate yet) before any response byte is skipped
+ * for the next one; a stream that has begun is never retried, so a node dying mid-stream ends that stream
+ * (no [DONE]) and only new requests go elsewhere.
+ */
+const LB_NEXT_UPSTREAM = `proxy_next_upstream error timeout http_502 http_503 http_403 non_idempotent;
+proxy_next_upstream_tries 3;`;
+
 export function renderProxy(c: RenderContext): string {
   return `# Proxy settings for the engine: unbuffered streaming (server-sent events), long timeouts.
 proxy_http_version 1.1;
@@ -99,8 +108,7 @@ proxy_send_timeout ${c.timeout}s;
 # before any response byte ("upstream prematurely closed connection"): retry it once on a fresh
 # connection. Completions have no side effects, and nothing is retried once a response has begun,
 # so a stream cut mid-way still reaches the client as an error.
-proxy_next_upstream error non_idempotent;
-proxy_next_upstream_tries 2;
+${c.team ? LB_NEXT_UPSTREAM : 'proxy_next_upstream error non_idempotent;\nproxy_next_upstream_tries 2;'}
 
 # The engine's own CORS headers are replaced by ours.
 proxy_hide_header Access-Control-Allow-Origin;

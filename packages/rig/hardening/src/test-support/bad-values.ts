@@ -45,6 +45,11 @@ export const BAD_VALUES: Record<string, BadValue[]> = {
     ['ollama', 'vllm'],
     ['localai;', 'llama-server\nExecStartPre=/bin/sh', '$(echo localai)', 'localai {', '"localai"'],
   ),
+  ONEAPP_COPILOT_ROLE: cases(
+    ['1', 'LB'],
+    ['worker', 'loadbalancer'],
+    ['lb;', 'inference\nExecStartPre=/bin/sh', '$(echo lb)', 'lb {', '"lb"'],
+  ),
   ONEAPP_COPILOT_MODEL_ID: cases(
     ['{"id":1}', '-starts-with-dash'],
     ['m'.repeat(65), '.hidden'],
