@@ -96,8 +96,18 @@ function pickVariants(all: FlagVariant[], only?: string[]): FlagVariant[] {
 
 const FILLER = 'The quick brown fox jumps over the lazy dog while the lighthouse keeper counts ships. ';
 
-/** `n` tokens (approximately: FILLER is about 18) of filler, made unique by a nonce at its start. */
-const filler = (n: number, tag = nonce()) => `(${tag}) ${FILLER.repeat(Math.ceil(n / 18))}`;
+/** Tokens per FILLER in the engine's vocabulary (measured by `measureFiller`; 18 until then). */
+let fillerTokens = 18;
+
+/** `n` tokens (about) of filler, made unique by a nonce at its start. */
+const filler = (n: number, tag = nonce()) => `(${tag}) ${FILLER.repeat(Math.ceil(n / fillerTokens))}`;
+
+/** The engine's own count of FILLER's tokens (its /tokenize), so a prefix of N tokens is N in this model. */
+async function measureFiller(ep: Endpoint): Promise<void> {
+  const r = await postJson(ep, '/tokenize', { content: FILLER.repeat(32) });
+  const tokens = (r.body as { tokens?: unknown[] } | undefined)?.tokens;
+  if (r.status === 200 && Array.isArray(tokens) && tokens.length > 0) fillerTokens = tokens.length / 32;
+}
 
 /** The long-prompt mode's prefix: the same for every engine of one tuning run. */
 let prefix = '';
@@ -203,6 +213,7 @@ export async function tuneEngine(opts: TuneOptions): Promise<TuningResult> {
   const baseLoadMs = performance.now() - t0;
   const baseEp: Endpoint = { baseUrl: baseline.baseUrl, key: '', model: engine.config.modelId };
   const out: TuningResult['variants'] = [];
+  await measureFiller(baseEp);
   prefix = opts.depth ? filler(opts.depth) : '';
   try {
     await fillPrefix(baseEp, opts);
