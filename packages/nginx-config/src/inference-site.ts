@@ -5,7 +5,7 @@
 import { roleFiles, type RenderContext } from './gateway-files.js';
 import { httpsServer } from './https-server.js';
 import { openAiError, quoted } from './nginx-syntax.js';
-import { corsSection, engineUpstream, logLines, PROBE_FAILED_STATUSES, probeLines } from './site.js';
+import { corsSection, engineUpstream, logLines, readinessLocations } from './site.js';
 
 const LOG_FORMAT =
   `log_format slm_copilot_internal escape=json '{"time":"$time_iso8601","client":"$remote_addr",` +
@@ -38,6 +38,9 @@ ${engineUpstream(c)}
 `;
 }
 
+const READINESS_COMMENT =
+  "Readiness without a certificate (it says only loaded or not): the lb and OneFlow's checks use it.";
+
 function body(c: RenderContext): string[] {
   const proxy = `        include ${quoted(c.files.proxy, 'proxy snippet path')};`;
   return `    ssl_verify_client optional_no_ca;
@@ -54,25 +57,7 @@ ${logLines(c)
     include ${quoted(c.files.headers, 'headers snippet path')};
     include ${quoted(c.files.errors, 'errors snippet path')};
 
-    # Readiness without a certificate (it says only loaded or not): the lb and OneFlow's checks use it.
-    location = /readyz {
-        auth_request /_slm_copilot_probe;
-        error_page 401 403 404 500 502 503 504 = @slm_copilot_not_ready;
-        include ${quoted(c.files.headers, 'headers snippet path')};
-        add_header Cache-Control "no-store" always;
-        alias ${quoted(c.files.ready, 'ready body path')};
-    }
-    location = /_slm_copilot_probe {
-        internal;
-${probeLines(c).join('\n')}
-        proxy_method GET;
-        proxy_pass_request_headers off;
-        proxy_pass_request_body off;
-        proxy_read_timeout 5s;
-        proxy_intercept_errors on;
-        error_page ${PROBE_FAILED_STATUSES} = @slm_copilot_403;
-    }
-
+${readinessLocations(c, READINESS_COMMENT, '@slm_copilot_403')}
     # The slot API (other users' prompts, the saved cache's files) never leaves the VM.
     location ^~ /slots {
         return 404 ${openAiError('Not found.', 'invalid_request_error', 'not_found')};

@@ -299,10 +299,12 @@ function caLocation(c: RenderContext): string {
   ].join('\n');
 }
 
-/** /readyz, the probe behind it and the key check that every other location uses. */
-function internalLocations(c: RenderContext): string {
-  return `
-    # Readiness without a key: 200 only when the engine has the model loaded, else 503 JSON.
+/**
+ * `/readyz` (no credential: it says only "loaded or not") and the engine probe behind it; a failed
+ * probe goes to `failed`. Shared by the user-facing site and the inference node's site.
+ */
+export function readinessLocations(c: RenderContext, comment: string, failed: string): string {
+  return `    # ${comment}
     location = /readyz {
         auth_request /_slm_copilot_probe;
         error_page 401 403 404 500 502 503 504 = @slm_copilot_not_ready;
@@ -322,9 +324,17 @@ ${probeLines(c).join('\n')}
         proxy_send_timeout 5s;
         proxy_read_timeout 5s;
         proxy_intercept_errors on;
-        error_page ${PROBE_FAILED_STATUSES} = @slm_copilot_probe_failed;
+        error_page ${PROBE_FAILED_STATUSES} = ${failed};
     }
-    location @slm_copilot_probe_failed {
+`;
+}
+
+const READINESS_COMMENT = 'Readiness without a key: 200 only when the engine has the model loaded, else 503 JSON.';
+
+/** /readyz, the probe behind it and the key check that every other location uses. */
+function internalLocations(c: RenderContext): string {
+  return `
+${readinessLocations(c, READINESS_COMMENT, '@slm_copilot_probe_failed')}    location @slm_copilot_probe_failed {
         # (auth_request only reads the status; the body is for a client that requests the internal URI itself)
         return 403 ${openAiError('Forbidden.', 'invalid_request_error', null)};
     }
