@@ -1,8 +1,8 @@
 // The appliance the agents talk to, with real processes under a temp root: llama-server started with
-// the command line renderEngine renders (our chat template, our flags; the bench's renderApplianceEngine)
+// the command line renderEngine renders (our chat template, our flags; lifecycle's test-support renderApplianceEngine)
 // and the real nginx with the rendered gateway, serving a leaf signed by the per-VM CA (ensureSelfSigned).
 import { readFile, rm } from 'node:fs/promises';
-import { renderApplianceEngine } from '@slm-copilot/bench';
+import { renderApplianceEngine } from '@slm-copilot/lifecycle/test-support/appliance-engine';
 import { ensureSelfSigned } from '@slm-copilot/nginx-config';
 import { startGateway, tempRoot, type Gateway } from '@slm-copilot/nginx-config/test-support/nginx';
 import { freePort } from '@slm-copilot/task-kit';

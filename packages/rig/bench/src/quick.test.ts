@@ -23,6 +23,7 @@ const REQUIRED = [
   'thread-sweep',
   'fetch-vs-wget',
   'dispatch-vs-native',
+  'team-cache-affinity',
 ];
 
 describe('slm-bench --quick on the test bed', () => {

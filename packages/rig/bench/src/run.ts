@@ -16,6 +16,7 @@ import { promptCacheFigures, ttftFigure } from './figures-latency.js';
 import { kvTypeFigures } from './figures-kv.js';
 import { restartCacheFigure } from './figures-restart.js';
 import { taskCacheFigure } from './figures-tasks.js';
+import { teamCacheFigure } from './figures-team.js';
 import { machineFacts } from './machine.js';
 import { QuietMonitor, type QuietReport } from './quiet.js';
 import { setUp } from './setup.js';
@@ -143,6 +144,7 @@ export async function runBench(opts: BenchOptions = {}): Promise<BenchReport> {
     await runCleanups(res);
     await kvTypeFigures(run, bed);
     await dispatchFigure(run, bed);
+    await teamCacheFigure(run, bed);
     const tuned = await tuning(run, bed);
     await fetchFigure(run, bed);
     const quiet = monitor.stop();

@@ -1,34 +1,20 @@
 // The test bed the bench runs on when no --url is given: everything the appliance renders, under a
 // temp root, with real processes — llama-server started with renderEngine's command line, and the
 // real nginx with renderGateway's site, serving a leaf signed by the generated per-VM CA.
-import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, rmSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, symlink } from 'node:fs/promises';
+import { chmodSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { appliancePaths, parseContext, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
-import {
-  loadChatTemplate,
-  modelFactsFromManifest,
-  renderEngine,
-  slotCacheDir,
-  type EnginePlan,
-  type EngineRender,
-} from '@slm-copilot/localai-install';
-import { buildManifest } from '@slm-copilot/model-fetch';
+import { parseContext, type AppliancePaths, type Config } from '@slm-copilot/context-schema';
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
-import {
-  applyFileSet,
-  createLogger,
-  freePort,
-  gatherHostFacts,
-  reapOnExit,
-  type HostFacts,
-} from '@slm-copilot/task-kit';
+import { applyFileSet, createLogger, freePort, reapOnExit } from '@slm-copilot/task-kit';
 import { startLlamaServer, startNginx, type LlamaServer } from '@slm-copilot/testbed';
+import { TEST_ENGINE_KEY } from '@slm-copilot/lifecycle/test-support/appliance-engine';
 
-/** The API key of the test-bed gateway (never a real one). */
-export const BENCH_KEY = 'sk-bench-0123456789abcdef0123';
+export { renderApplianceEngine, type ApplianceEngine } from '@slm-copilot/lifecycle/test-support/appliance-engine';
+
+/** The API key of the test-bed gateway (never a real one): the rendered engine's context carries it too. */
+export const BENCH_KEY = TEST_ENGINE_KEY;
 /** The name the leaf certificate is checked against (a SAN of every self-signed leaf). */
 export const BENCH_HOST = 'localhost';
 
@@ -54,80 +40,6 @@ export function removeRoot(dir: string): void {
 }
 
 const quietLog = createLogger({ level: 'warn' });
-
-export interface ApplianceEngine {
-  config: Config;
-  paths: AppliancePaths;
-  host: HostFacts;
-  plan: EnginePlan;
-  render: EngineRender;
-  /** The rendered unit's ExecStart, verbatim. */
-  execStart: string[];
-  /** ExecStart's arguments without the binary, --host and --port (startLlamaServer adds those). */
-  args: string[];
-  /** The engine's `--slot-save-path` (made here, 0700), when the rendered config persists the prompt cache. */
-  slotDir: string | null;
-}
-
-/**
- * Renders the engine exactly as the appliance does (context defaults + `overrides`, this machine's
- * host facts, the model's manifest) under `root`, links the model where the render expects it and
- * writes our chat template. Returns the llama-server command line of the rendered unit.
- */
-export async function renderApplianceEngine(opts: {
-  root: string;
-  model: string;
-  sha256?: string;
-  enginePort: number;
-  overrides?: Record<string, string>;
-}): Promise<ApplianceEngine> {
-  const config = parseContext({
-    ONEAPP_COPILOT_PASSWORD: BENCH_KEY,
-    ...opts.overrides,
-    ONEAPP_COPILOT_ENGINE: 'llama-server',
-  });
-  const base = appliancePaths(opts.root);
-  const paths: AppliancePaths = { ...base, engine: { ...base.engine, port: opts.enginePort } };
-  const manifest = await buildManifest(opts.model, opts.sha256 ? { sha256: opts.sha256 } : {});
-  const model = modelFactsFromManifest(manifest);
-  const host = await gatherHostFacts();
-  // A fresh id, as configure mints one for a new fingerprint (lifecycle prompt-cache/prepare.ts).
-  const slotCacheId = randomBytes(16).toString('hex');
-  const render = renderEngine({ config, model, host, paths, chatTemplate: await chatTemplate(), slotCacheId });
-  await applyFileSet(
-    '/',
-    render.files.filter((f) => f.path === paths.engine.chatTemplate),
-  );
-  await mkdir(paths.modelsDir, { recursive: true });
-  await symlink(path.resolve(opts.model), path.join(paths.modelsDir, model.fileName)).catch(
-    (e: NodeJS.ErrnoException) => {
-      if (e.code !== 'EEXIST') throw e;
-    },
-  );
-  const unit = render.files.find((f) => f.path.endsWith(render.unit));
-  const line = unit?.text.split('\n').find((l) => l.startsWith('ExecStart='));
-  if (!line) throw new Error('the rendered engine unit has no ExecStart');
-  const execStart = line.slice('ExecStart='.length).trim().split(/\s+/);
-  const slotDir = execStart.includes('--slot-save-path') ? slotCacheDir(paths, slotCacheId) : null;
-  if (slotDir) await mkdir(slotDir, { recursive: true, mode: 0o700 });
-  const args: string[] = [];
-  for (let i = 1; i < execStart.length; i++) {
-    if (execStart[i] === '--host' || execStart[i] === '--port') i++;
-    else args.push(execStart[i]!);
-  }
-  return { config, paths, host, plan: render.plan, render, execStart, args, slotDir };
-}
-
-/** Our Devstral template: beside localai-install in the workspace, else the one an appliance installed. */
-async function chatTemplate(): Promise<string> {
-  try {
-    return await loadChatTemplate();
-  } catch (e) {
-    const installed = appliancePaths('').engine.chatTemplate;
-    if (existsSync(installed)) return readFile(installed, 'utf8');
-    throw e;
-  }
-}
 
 /** Replaces (or adds) a flag's value in a llama-server argument list. */
 export function withFlag(args: readonly string[], flag: string, value?: string, aliases: string[] = []): string[] {

@@ -19,7 +19,8 @@ export type FigureId =
   | 'thread-sweep'
   | 'fetch-vs-wget'
   | 'localai-vs-llama-server'
-  | 'dispatch-vs-native';
+  | 'dispatch-vs-native'
+  | 'team-cache-affinity';
 
 export interface Figure {
   /** "1" … "8" as in the README; "2a" is the bandwidth that figure 2 divides by. */

@@ -7,7 +7,7 @@
 // through installGateway (nginx -t, reload, rollback) — the one config path the appliance uses.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { renderApplianceEngine } from '@slm-copilot/bench';
+import { renderApplianceEngine } from '@slm-copilot/lifecycle/test-support/appliance-engine';
 import type { Config } from '@slm-copilot/context-schema';
 import { createNetns, type Netns } from '@slm-copilot/hardening/test-support/netns';
 import { engineLoad, runTeam, type InferenceStatus, type TeamDeps, type TeamView } from '@slm-copilot/lifecycle';
