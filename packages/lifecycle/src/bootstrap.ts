@@ -138,9 +138,10 @@ export async function bootstrap(opts: StageOptions & { readyTimeoutMs?: number }
   const serving = { requested, serving: null, fallbackReason: null };
   let report: ReportInputs = { ...inputs, paths, serving, failure: null };
   if (inputs.config.role === 'lb') {
-    // the service's load balancer runs no engine: the team refresher finds its inference nodes (OneGate);
-    // it is ready (and published like a single VM) once one of them answers through it
+    // the service's load balancer runs no engine (one left from another role is stopped): the team refresher
+    // finds its inference nodes (OneGate); it is ready (and published like a single VM) once one answers through it
     await services.daemonReload();
+    await services.stopAndDisable?.(pending.engineUnit);
     await services.ensureStarted('nginx');
     await services.restart(TEAM_UNIT);
     await writeReport(report, files.reportInputs);

@@ -4,7 +4,7 @@
  * (a directory stands in for the CD: no block device or root here) and the `node` it execs (it records its
  * arguments and the context file it was given; the lifecycle's `reconfigure` itself is reconfigure.test.ts's).
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,17 +22,18 @@ const DOUBLES: Record<string, string> = {
     'n=$(($(cat "$FAKE_CD.looks" 2>/dev/null || echo 0) + 1)); echo $n >"$FAKE_CD.looks"\n' +
     '[ "$n" -ge 3 ] && [ -f "$FAKE_LATE_CD" ] && mv "$FAKE_LATE_CD" "$FAKE_CD/context.sh"\n' +
     '[ -f "$FAKE_CD/context.sh" ] && echo /dev/fake-cd || exit 2',
-  // mount -o ro DEV DIR
-  mount: 'cp "$FAKE_CD/context.sh" "$4/context.sh"',
-  umount: 'rm -f "$1/context.sh"',
+  // mount -o ro DEV DIR (context.sh, and token.txt when the CD has one)
+  mount: 'cp "$FAKE_CD"/* "$4/"',
+  umount: 'rm -f "$1"/*',
   // node SERVICE reconfigure [--if-changed] --context-file FILE: one line per run; the first run may swap the CD
   node:
     'for a; do f=$a; done; printf "%s | %s\\n" "$*" "$(cat "$f")" >>"$FAKE_RUNS"\n' +
+    'echo "${TOKENTXT-(unset)}" >>"$FAKE_RUNS.token"\n' +
     'if [ -f "$FAKE_SWAP_TO" ]; then mv "$FAKE_SWAP_TO" "$FAKE_CD/context.sh"; fi\n' +
     'exit "${FAKE_EXIT:-0}"',
 };
 
-async function setup(cd: string | null, swapTo?: string, late?: string) {
+async function setup(cd: string | null, swapTo?: string, late?: string, token?: string) {
   const dir = await mkdtemp(path.join(tmpdir(), 'context-boot-'));
   roots.push(dir);
   const bin = path.join(dir, 'bin');
@@ -45,6 +46,7 @@ async function setup(cd: string | null, swapTo?: string, late?: string) {
       mode: 0o755,
     });
   if (cd !== null) await writeFile(path.join(dir, 'cd/context.sh'), cd);
+  if (token !== undefined) await writeFile(path.join(dir, 'cd/token.txt'), token);
   if (swapTo !== undefined) await writeFile(path.join(dir, 'swap.sh'), swapTo);
   if (late !== undefined) await writeFile(path.join(dir, 'late.sh'), late);
   const run = async (mode?: string, exit = 0) => {
@@ -62,10 +64,13 @@ async function setup(cd: string | null, swapTo?: string, late?: string) {
         SLM_COPILOT_RUN_DIR: path.join(dir, 'run'),
         SLM_COPILOT_OPT_DIR: opt,
         SLM_COPILOT_SETTLE_SECONDS: '0',
+        TOKENTXT: 'inherited, not from this CD',
       },
     })`sh ${SCRIPT} ${mode === undefined ? [] : [mode]}`;
     const runs = await readFile(path.join(dir, 'runs'), 'utf8').catch(() => '');
-    return { exitCode: r.exitCode, stderr: r.stderr, runs: runs.split('\n').filter(Boolean) };
+    const tokens = await readFile(path.join(dir, 'runs.token'), 'utf8').catch(() => '');
+    const lines = (t: string) => t.split('\n').filter(Boolean);
+    return { exitCode: r.exitCode, stderr: r.stderr, runs: lines(runs), tokens: lines(tokens) };
   };
   return { dir, run, service: path.join(opt, 'bin/slm-copilot-service.mjs'), runDir: path.join(dir, 'run') };
 }
@@ -116,6 +121,20 @@ describe('slm-copilot-context-boot', () => {
     const refused = await bad.run('changed', 2);
     expect(refused.exitCode).toBe(2);
     expect(refused.runs).toHaveLength(1);
+  });
+
+  it("hands the CD's OneGate token.txt to the run as TOKENTXT (as one-context does), never a stale one", async () => {
+    const withToken = await setup("VMID='7'\n", undefined, undefined, 'tok-7\n');
+    expect((await withToken.run('boot')).tokens).toEqual(['tok-7']);
+    expect((await withToken.run('changed')).tokens).toEqual(['tok-7', 'tok-7']);
+    // a CD without a token: the run gets none, not the one in the caller's environment
+    const without = await setup("VMID='7'\n");
+    expect((await without.run('boot')).tokens).toEqual(['(unset)']);
+    // the token is not left in any file of the run directory
+    const entries = await readdir(withToken.runDir, { recursive: true, withFileTypes: true });
+    const files = entries.filter((e) => e.isFile()).map((e) => path.join(e.parentPath, e.name));
+    expect(files.length).toBeGreaterThan(0);
+    for (const f of files) expect(await readFile(f, 'utf8')).not.toContain('tok-7');
   });
 
   it('refuses an unknown mode with a usage line', async () => {

@@ -13,6 +13,8 @@ export interface ServiceControl {
   isActive(unit: string): Promise<boolean>;
   /** State, restart count and processes of a unit; without it bootstrap can only wait for /readyz. */
   unitStatus?(unit: string): Promise<UnitStatus>;
+  /** Stops and disables a unit (a role that must not run it); one that is not installed is left alone. */
+  stopAndDisable?(unit: string): Promise<void>;
 }
 
 /** `systemctl show` output (`Key=value` lines) as a record. */
@@ -87,5 +89,11 @@ export function systemdControl(log: Logger): ServiceControl {
     },
     isActive: async (unit) => (await sh({ nothrow: true })`systemctl is-active --quiet ${unit}`).exitCode === 0,
     unitStatus: systemdUnitStatus,
+    stopAndDisable: async (unit) => {
+      const r = await sh({ nothrow: true })`systemctl disable --now --quiet ${unit}`;
+      if (r.exitCode === 0) log.info(`stopped and disabled ${unit}`);
+      else if (!/does not exist|not loaded|not found/i.test(r.stderr))
+        log.warn(`systemctl disable --now ${unit} failed (exit ${r.exitCode}): ${r.stderr.trim()}`);
+    },
   };
 }

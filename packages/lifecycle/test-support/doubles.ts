@@ -21,6 +21,9 @@ export class RecordingServices implements ServiceControl {
   async isActive() {
     return false;
   }
+  async stopAndDisable(unit: string) {
+    this.calls.push(`stop+disable ${unit}`);
+  }
 }
 
 /** A 2-core, 8 GiB host with AVX2 (the facts a configure run is given instead of reading this machine). */

@@ -78,7 +78,13 @@ describe('the service roles through configure and bootstrap', () => {
     services.calls.length = 0;
     // no nginx runs here, so no node answers: the bound passes and bootstrap says why
     await expect(bootstrap({ ...opts, readyTimeoutMs: 100 })).rejects.toThrow(/no inference node answered/);
-    expect(services.calls).toEqual(['daemon-reload', 'start nginx', `restart ${TEAM_UNIT}`]);
+    // an engine left running from another role (a VM switched to lb) is stopped and no longer starts at boot
+    expect(services.calls).toEqual([
+      'daemon-reload',
+      'stop+disable slm-copilot-engine.service',
+      'start nginx',
+      `restart ${TEAM_UNIT}`,
+    ]);
   }, 120_000);
 
   it('inference: no key map, the lb list; standalone again removes the unit', async () => {

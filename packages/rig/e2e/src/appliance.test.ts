@@ -15,6 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { $ } from 'zx';
 import { agentHome, ensureAgent, runContinue } from '@slm-copilot/agents';
+import {
+  startOneGateDouble,
+  type DoubleVm,
+  type OneGateDouble,
+} from '@slm-copilot/onegate/test-support/onegate-double';
 import { trustingFetch, httpsGet } from '@slm-copilot/nginx-config/test-support/client';
 import { buildApplianceImage, defaultDeps, type BuiltImage } from '@slm-copilot/scripts/build-image';
 import { readBuildEnv } from '@slm-copilot/scripts/build-env';
@@ -31,6 +36,15 @@ let built: BuiltImage;
 let key: SshKey;
 let vm: Vm;
 let caPem: string;
+let oneGate: OneGateDouble;
+let oneGateVm: DoubleVm;
+
+/**
+ * The OneGate double (test-support/onegate-double.ts) reached from the VM through QEMU's user network: the
+ * guest's connections to this address reach the double on the host's loopback (guestfwd), nothing else.
+ */
+const ONEGATE_IN_GUEST = { address: '10.0.2.100', port: 5030 };
+const guestForwards = () => [{ ...ONEGATE_IN_GUEST, hostPort: Number(new URL(oneGate.endpoint).port) }];
 
 // No ONEAPP_COPILOT_ENGINE: the default engine (LocalAI) — the test image's stand-in cannot serve, so
 // the first boot proves the fallback end to end. ONEAPP_TRICKY: a value no shell may ever run.
@@ -42,8 +56,25 @@ const baseContext = {
   ONEAPP_COPILOT_THREADS: '2',
 };
 
+/**
+ * What OpenNebula adds to every CD of a VM whose CONTEXT has TOKEN="YES" and REPORT_READY="YES"
+ * (OpenNebula/one src/vm/VirtualMachineContext.cc): OneGate's endpoint, the VM id; its token.txt beside.
+ */
+const withOneGate = (values: Record<string, string>) => ({
+  ...values,
+  ONEGATE_ENDPOINT: `http://${ONEGATE_IN_GUEST.address}:${ONEGATE_IN_GUEST.port}`,
+  VMID: String(oneGateVm.id),
+  REPORT_READY: 'YES',
+});
+
 async function contextCd(name: string, values: Record<string, string>): Promise<string> {
-  return (await makeContextIso({ values, sshPublicKey: key.publicKey, out: path.join(work, `${name}.iso`) })).path;
+  const iso = await makeContextIso({
+    values: withOneGate(values),
+    files: { 'token.txt': oneGateVm.token },
+    sshPublicKey: key.publicKey,
+    out: path.join(work, `${name}.iso`),
+  });
+  return iso.path;
 }
 
 /** TLS to 127.0.0.1:<forward> while verifying the VM's CA and the hostname in its SANs. */
@@ -104,6 +135,33 @@ async function selfCheck(): Promise<{ id: string; status: string; required: bool
     ['chat', 'pass'],
   ]);
   return checks;
+}
+
+/**
+ * What the VM told OneGate (the double's record of the exact requests): PUT /vm with its id and the CD's token,
+ * form-encoded as the official client sends it; the endpoint, model, engine, fingerprints and READY=YES (the
+ * context asked, REPORT_READY=YES) on its USER_TEMPLATE; never a key in any request.
+ */
+async function publishedThroughOneGate(ini: Record<string, Record<string, string>>, apiKey: string): Promise<void> {
+  const fromVm = oneGate.requests.filter((r) => r.headers['x-onegate-vmid'] === String(oneGateVm.id));
+  const puts = fromVm.filter((r) => r.method === 'PUT' && r.path === '/vm');
+  expect(puts.length, JSON.stringify(oneGate.requests.map((r) => [r.method, r.path, r.status]))).toBeGreaterThan(0);
+  for (const r of puts) {
+    expect(r).toMatchObject({ status: 200, headers: { 'x-onegate-token': oneGateVm.token } });
+    expect(r.headers['content-type']).toBe('application/x-www-form-urlencoded');
+    expect(new URLSearchParams(r.body).get('type')).toBe('1');
+  }
+  for (const r of oneGate.requests) expect(r.body.includes(apiKey)).toBe(false);
+  expect(oneGateVm.userTemplate).toMatchObject({
+    ONEAPP_COPILOT_ENDPOINT: ini.Connection!.endpoint,
+    ONEAPP_COPILOT_MODEL_ID: 'devstral-small-2',
+    ONEAPP_COPILOT_ENGINE_SERVING: ini.Engine!.serving,
+    ONEAPP_COPILOT_TLS_CA_SHA256: ini.TLS!.ca_sha256,
+    ONEAPP_COPILOT_TLS_CERT_SHA256: ini.TLS!.certificate_sha256,
+    READY: 'YES',
+  });
+  figures['OneGate'] =
+    `${puts.length} PUT /vm from the VM; published ${Object.keys(oneGateVm.userTemplate).join(', ')}`;
 }
 
 /** The reply cap (ONEAPP_COPILOT_MAX_TOKENS) the agent's run gets in the VM. */
@@ -220,10 +278,13 @@ async function fingerprints() {
 beforeAll(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'slm-e2e-'));
   key = await ensureSshKey();
+  oneGate = await startOneGateDouble();
+  oneGateVm = oneGate.addVm({ name: 'slm-copilot-e2e' });
 }, MIN);
 
 afterAll(async () => {
   await vm?.dispose();
+  await oneGate?.close();
   log.info(`figures: ${JSON.stringify(figures)}`);
   await rm(work, { recursive: true, force: true });
 }, 5 * MIN);
@@ -273,6 +334,7 @@ describe('[slow] the appliance image, booted', () => {
         image: built.image.file,
         cdrom: cd,
         forwards: { 443: 0 },
+        guestForwards: guestForwards(),
         memoryMb: 3072,
         cpus: 2,
         log,
@@ -329,6 +391,8 @@ describe('[slow] the appliance image, booted', () => {
       expect(chunks).toBeGreaterThan(1);
       expect(usage).toBeGreaterThan(0);
 
+      await publishedThroughOneGate(ini, apiKey);
+
       // the self-check a user runs on the VM: every required check passes, and it reports the fallback
       const check = await selfCheck();
       expect(check.find((c) => c.id === 'engine')).toMatchObject({
@@ -354,7 +418,7 @@ describe('[slow] the appliance image, booted', () => {
         'mkdir -p /mnt/ctx && mount -o ro LABEL=CONTEXT /mnt/ctx && cat /mnt/ctx/context.sh; umount /mnt/ctx',
       );
       // the tricky value verbatim, never run
-      expect(onCd.stdout).toBe(renderContextSh(baseContext, { sshPublicKey: key.publicKey }));
+      expect(onCd.stdout).toBe(renderContextSh(withOneGate(baseContext), { sshPublicKey: key.publicKey }));
       const authorized = (await vm.ssh('cat /root/.ssh/authorized_keys')).stdout;
       expect(authorized).toContain(key.publicKey);
       expect(authorized).not.toContain(built.packer.buildPublicKey.split(' ')[1]);

@@ -99,4 +99,21 @@ describe('makeContextIso', () => {
     expect(await readFile(out, 'utf8')).toBe(iso.contextSh);
     expect(iso.contextSh.startsWith(`${CONTEXT_HEADER}\n`)).toBe(true);
   }, 30_000);
+
+  it("carries further files (OneGate's token.txt) byte-identical and 0600; refuses a path for a name", async () => {
+    const dir = await tempDir('slm-vm-ctx-iso-');
+    const iso = await makeContextIso({
+      values: { VMID: '7' },
+      files: { 'token.txt': 'tok-7\n' },
+      out: path.join(dir, 'ctx.iso'),
+    });
+    const out = path.join(dir, 'token.txt');
+    await $({ quiet: true })`xorriso -osirrox on -indev ${iso.path} -extract /token.txt ${out}`;
+    expect(await readFile(out, 'utf8')).toBe('tok-7\n');
+    const listing = await $({ quiet: true })`xorriso -indev ${iso.path} -lsl /token.txt`;
+    expect(listing.stdout).toMatch(/^-rw------- /m);
+    await expect(
+      makeContextIso({ values: {}, files: { '../x': 'y' }, out: path.join(dir, 'bad.iso') }),
+    ).rejects.toThrow(/invalid CD file name "\.\.\/x"/);
+  }, 30_000);
 });

@@ -12,6 +12,7 @@ const machine: QemuMachine = {
   diskFormat: 'qcow2',
   cdrom: undefined,
   ports: { 22: 40022, 443: 40443 },
+  guestForwards: [],
   extraArgs: [],
 };
 
@@ -27,6 +28,14 @@ describe('qemuArgs', () => {
       'hostfwd=tcp:127.0.0.1:40022-:22',
       'hostfwd=tcp:127.0.0.1:40443-:443',
     ]);
+  });
+
+  it('hands guest connections to a host command (guestfwd), commas doubled', () => {
+    const guestForwards = [{ address: '10.0.2.100', port: 5030, command: '/usr/bin/node /w/relay.cjs 127.0.0.1,9' }];
+    const [netdev] = after(qemuArgs({ ...machine, guestForwards }), '-netdev');
+    expect(netdev).toMatch(
+      /,restrict=on,.*,guestfwd=tcp:10\.0\.2\.100:5030-cmd:\/usr\/bin\/node \/w\/relay\.cjs 127\.0\.0\.1,,9$/,
+    );
   });
 
   it('attaches the disk, the serial log and the QMP socket; a CD only when given', () => {

@@ -16,12 +16,25 @@ export interface QemuMachine {
   cdrom: string | undefined;
   /** guest port → 127.0.0.1 host port (every forward binds loopback only). */
   ports: Readonly<Record<number, number>>;
+  /** Guest connections to address:port, each handed to a new `command` on the host (its stdin/stdout). */
+  guestForwards: readonly GuestForwardCommand[];
   extraArgs: readonly string[];
+}
+
+export interface GuestForwardCommand {
+  address: string;
+  port: number;
+  command: string;
 }
 
 /** TCG machine, no display, serial to a file, QMP socket, virtio disk/NIC/RNG, restricted user network. */
 export function qemuArgs(m: QemuMachine): string[] {
   const hostfwd = Object.entries(m.ports).map(([guest, host]) => `hostfwd=tcp:127.0.0.1:${host}-:${guest}`);
+  // QEMU's manual: guestfwd=tcp:server:port-cmd:command spawns the command for each connection; explicit
+  // forwards still work under restrict=on. A comma inside an option value is written twice.
+  const guestfwd = m.guestForwards.map(
+    (f) => `guestfwd=tcp:${f.address}:${f.port}-cmd:${f.command.split(',').join(',,')}`,
+  );
   const args = [
     ...['-name', 'slm-vm', '-nodefaults', '-no-user-config', '-machine', 'pc'],
     ...['-accel', m.accel, '-cpu', m.cpuModel, '-smp', String(m.cpus), '-m', String(m.memoryMb)],
@@ -30,7 +43,7 @@ export function qemuArgs(m: QemuMachine): string[] {
     ...['-qmp', `unix:${m.qmpSocket},server=on,wait=off`],
     ...['-drive', `if=none,id=hd0,file=${m.disk},format=${m.diskFormat},discard=unmap`],
     ...['-device', 'virtio-blk-pci,drive=hd0,bootindex=0'],
-    ...['-netdev', ['user', 'id=net0', 'restrict=on', ...hostfwd].join(',')],
+    ...['-netdev', ['user', 'id=net0', 'restrict=on', ...hostfwd, ...guestfwd].join(',')],
     ...['-device', 'virtio-net-pci,netdev=net0,romfile=', '-device', 'virtio-rng-pci'],
   ];
   if (m.cdrom)

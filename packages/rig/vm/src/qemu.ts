@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ExitCode, formatDuration, TaskError, type Logger } from '@slm-copilot/task-kit';
 import { $ } from 'zx';
 import { ensureHostTools, TOOLS } from './host-tools.js';
-import { imageFormat, qemuArgs, qmp } from './qemu-args.js';
+import { imageFormat, qemuArgs, qmp, type GuestForwardCommand } from './qemu-args.js';
 import { QemuProcess } from './qemu-process.js';
 import { ensureSshKey, sshOptions, type SshKey } from './ssh.js';
 import { defaultLogger, sleep, tail } from './util.js';
@@ -21,6 +21,11 @@ export interface BootOptions {
   cdrom?: string;
   /** Extra forwards guest port → host port on 127.0.0.1 (0 = any free port). SSH (22) is always forwarded. */
   forwards?: Record<number, number>;
+  /**
+   * The other way: the guest's connections to address:port reach 127.0.0.1:hostPort on the host (e.g. a
+   * test double of a service the VM calls, such as OneGate), through QEMU's user network, nothing else.
+   */
+  guestForwards?: { address: string; port: number; hostPort: number }[];
   memoryMb?: number;
   cpus?: number;
   /** Serial console log (appended across reboots and restarts); default `<workDir>/serial.log`. */
@@ -114,6 +119,26 @@ interface Prepared {
   disk: string;
   diskFormat: string;
   key: SshKey;
+  guestForwards: GuestForwardCommand[];
+}
+
+/** Copies one connection between its stdin/stdout (QEMU's side) and a TCP port on the host. */
+const RELAY_SCRIPT = `const [host, port] = process.argv.slice(2);
+const socket = require('node:net').connect(Number(port), host);
+socket.on('error', () => process.exit(1));
+process.stdin.pipe(socket).pipe(process.stdout);
+`;
+
+/** Writes the relay into the VM's directory and gives QEMU one command per forward. */
+async function guestForwardCommands(workDir: string, forwards: BootOptions['guestForwards']) {
+  if (!forwards?.length) return [];
+  const relay = path.join(workDir, 'guest-relay.cjs');
+  await writeFile(relay, RELAY_SCRIPT, { mode: 0o600 });
+  return forwards.map((f) => ({
+    address: f.address,
+    port: f.port,
+    command: `${process.execPath} ${relay} 127.0.0.1 ${f.hostPort}`,
+  }));
 }
 
 /**
@@ -145,6 +170,7 @@ export async function bootVm(options: BootOptions): Promise<Vm> {
     disk,
     diskFormat: await imageFormat(disk),
     key,
+    guestForwards: await guestForwardCommands(workDir, options.guestForwards),
   });
   await vm.start();
   return vm;
@@ -184,6 +210,7 @@ class BootedVm implements Vm {
           diskFormat: p.diskFormat,
           cdrom: this.cdrom,
           ports,
+          guestForwards: p.guestForwards,
           extraArgs: o.extraArgs ?? [],
         }),
     });
