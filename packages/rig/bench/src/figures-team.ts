@@ -17,7 +17,7 @@ import { OneGateClient } from '@slm-copilot/onegate';
 import { startOneGateDouble, type OneGateDouble } from '@slm-copilot/onegate/test-support/onegate-double';
 import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { canCreateNetns, chat, startInference, startLb, type InferenceNode, type LbNode } from '@slm-copilot/team';
-import { ensureLlamaBuild, ensureTinyModel } from '@slm-copilot/testbed';
+import { ensureLlamaBuild, ensureTinyModel, seededRandom } from '@slm-copilot/testbed';
 import { asLogger, type Bed, type BenchRun } from './context.js';
 import { clineSystemPrompt, firstTurn } from './conversation.js';
 import { fmt, round } from './stats.js';
@@ -35,20 +35,8 @@ interface TeamSample {
   cached: number;
 }
 
-/** A small deterministic PRNG (mulberry32): the same turn order in both phases, and in every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function turnOrder(rounds: number): number[][] {
-  const next = prng(42);
+  const next = seededRandom(42);
   return Array.from({ length: rounds }, () => {
     const order = Array.from({ length: USERS }, (_, u) => u);
     for (let i = order.length - 1; i > 0; i--) {

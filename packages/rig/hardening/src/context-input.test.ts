@@ -11,7 +11,7 @@ import { loadChatTemplate, renderEngine, type ModelFacts } from '@slm-copilot/lo
 import { ensureSelfSigned, renderGateway } from '@slm-copilot/nginx-config';
 import { mainConf, NGINX, removeTempRoots, tempRoot } from '@slm-copilot/nginx-config/test-support/nginx';
 import { applyFileSet, sha256File, type FileSet } from '@slm-copilot/task-kit';
-import { ensureLlamaBuild, ensureTinyModel } from '@slm-copilot/testbed';
+import { ensureLlamaBuild, ensureTinyModel, seededRandom } from '@slm-copilot/testbed';
 import { $ } from 'zx';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BAD_VALUES, type BadKind } from './test-support/bad-values.js';
@@ -181,17 +181,6 @@ const SPECIALS = [
   'K',
 ];
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** A valid example per string variable, and the neutral value of the same shape used as the baseline. */
 const EXAMPLES: Record<string, { example: string; neutral: (accepted: Config) => Record<string, string> }> = {
   ONEAPP_COPILOT_PASSWORD: {
@@ -351,7 +340,7 @@ describe('property: any string parseContext accepts renders without extra direct
   };
 
   it(`random strings, every special character (seed ${seed}): accepted keep structure, pass nginx -t`, async () => {
-    const rand = prng(seed);
+    const rand = seededRandom(seed);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const base = { ONEAPP_COPILOT_PASSWORD: 'sk-neutral-main-key-0123' };
     const problems: string[] = [];

@@ -65,3 +65,4 @@ export { parseRange } from './mirror-serve.js';
 export { ggufContextLength, readGgufMetadata, type GgufHeader, type GgufValue } from './gguf.js';
 export { NGINX, nginxMainConf, startNginx, type NginxProcess, type StartNginxOptions } from './nginx.js';
 export { fetchOver, lookupTo, type NodeRequester } from './fetch.js';
+export { seededRandom } from './seeded-random.js';
