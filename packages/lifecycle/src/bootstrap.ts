@@ -29,28 +29,39 @@ import { waitForABackend } from './team/lb-ready.js';
  */
 export const READY_TIMEOUT_MS = 20 * 60_000;
 
-/** GET https://127.0.0.1:<port>/readyz, trusting any certificate (our own nginx on loopback; no key is sent). */
-export function readyz(port: number): Promise<number> {
+/**
+ * GET https://127.0.0.1:<port><path> from the VM itself, trusting any certificate (our own nginx on
+ * loopback; no key is sent): the status (0 when unreachable) and the body.
+ */
+export function loopbackGet(port: number, urlPath: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
     const req = request(
       {
         host: '127.0.0.1',
         port,
-        path: '/readyz',
+        path: urlPath,
         method: 'GET',
         agent: new Agent({ rejectUnauthorized: false }),
         timeout: 10_000,
       },
       (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (body.length < 65_536) body += c;
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        res.on('error', () => resolve({ status: 0, body: '' }));
       },
     );
-    req.on('error', () => resolve(0));
+    req.on('error', () => resolve({ status: 0, body: '' }));
     req.on('timeout', () => req.destroy());
     req.end();
   });
 }
+
+/** The gateway's /readyz status on loopback (0 when it does not answer). */
+export const readyz = async (port: number): Promise<number> => (await loopbackGet(port, '/readyz')).status;
 
 type StoredInputs = Omit<ReportInputs, 'paths'>;
 

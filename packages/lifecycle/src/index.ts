@@ -30,7 +30,7 @@ export {
   ROLE_NAMES,
   type ServiceView,
 } from './team/service-view.js';
-export { engineLoad, inferencePublication, type EngineLoad, type InferenceStatus } from './team/load.js';
+export { engineLoad, gatewayLoad, inferencePublication, type EngineLoad, type InferenceStatus } from './team/load.js';
 export {
   drain,
   runTeam,

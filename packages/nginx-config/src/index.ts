@@ -21,6 +21,7 @@ export {
 } from './render.js';
 export { namedKeys, basicCredentialPatterns, regexLiteral, type ResolvedKeys, type NamedKey } from './keys.js';
 export { resolveApiKeys } from './api-key.js';
+export { GATEWAY_LOAD_PATH } from './inference-site.js';
 export { installGateway, type InstallGatewayOptions, type InstallGatewayResult } from './install.js';
 export {
   ensureSelfSigned,

@@ -12,6 +12,9 @@ const LOG_FORMAT =
   `"from_lb":"$slm_from_lb","method":"$request_method","path":"$uri","status":$status,` +
   `"bytes":$body_bytes_sent,"request_time":$request_time,"upstream_status":"$upstream_status"}';`;
 
+/** Where an inference node's gateway tells the node itself how many requests it has in progress. */
+export const GATEWAY_LOAD_PATH = '/_slm_copilot_load';
+
 const NOT_LB = openAiError(
   'This is an inference node of an SLM-Copilot service: only its load balancer may use it (mutual TLS). ' +
     'Use the endpoint of the service with your API key.',
@@ -61,6 +64,16 @@ ${readinessLocations(c, READINESS_COMMENT, '@slm_copilot_403')}
     # The slot API (other users' prompts, the saved cache's files) never leaves the VM.
     location ^~ /slots {
         return 404 ${openAiError('Not found.', 'invalid_request_error', 'not_found')};
+    }
+
+    # The node's load figure for its own team refresher, from the node itself only: the requests in
+    # progress here (an engine without /slots, LocalAI, is measured this way).
+    location = ${GATEWAY_LOAD_PATH} {
+        if ($remote_addr != $server_addr) {
+            return 404 ${openAiError('Not found.', 'invalid_request_error', 'not_found')};
+        }
+        access_log off;
+        stub_status;
     }
 
     # Everything else: the load balancer's client certificate, else 403.

@@ -1,13 +1,16 @@
 // The service roles' gateway files: exact text of the pure renderers, and both roles' whole renders
 // accepted by the real nginx (nginx -t), with the inference node's mutual TLS checked on a live nginx.
 import { readFile, writeFile } from 'node:fs/promises';
+import { createServer, type ServerResponse } from 'node:http';
 import { request } from 'node:https';
 import path from 'node:path';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { afterAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
+import { waitFor } from '../test-support/poll.js';
 import { NGINX, removeTempRoots, startGateway, tempRoot, testPaths } from '../test-support/nginx.js';
+import { GATEWAY_LOAD_PATH } from './inference-site.js';
 import { renderGateway, type GatewayRenderOptions } from './render.js';
 import { renderLbClients, renderTeamUpstream, type Backend } from './team.js';
 import { ensureLbClientCertificate } from './team-tls.js';
@@ -149,6 +152,20 @@ function get(url: string, o: { ca: string; cert?: string; key?: string; bearer?:
   });
 }
 
+/** GET over HTTPS from a chosen local address: status and body. */
+function getFrom(url: string, o: { ca: string; localAddress?: string; cert?: string; key?: string }) {
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request(url, { ...o, agent: false, servername: 'localhost' }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 describe('the real nginx', () => {
   it.each([
     ['no node yet', []],
@@ -211,6 +228,49 @@ describe('the real nginx', () => {
       expect(await get(`${gw.baseUrl}/slots`, { ca, ...(await pem(lbCert)) })).toBe(404);
     } finally {
       await gw.stop();
+    }
+  });
+
+  it('inference: the gateway counts the requests in progress, for the node itself only', async () => {
+    // The engine's stand-in (LocalAI's binary cannot run here): it holds each request until released,
+    // as an engine does while a slot generates or a request waits in its queue.
+    const held: ServerResponse[] = [];
+    const engine = createServer((_req, res) => void held.push(res));
+    const root = await tempRoot('team-load');
+    const lbCert = await ensureLbClientCertificate(testPaths(root, 1), quietLog);
+    await new Promise<void>((resolve) => engine.listen(0, '127.0.0.1', resolve));
+    const enginePort = (engine.address() as { port: number }).port;
+    const gw = await startGateway({
+      root,
+      enginePort,
+      env: { ONEAPP_COPILOT_ROLE: 'inference' },
+      render: { internal: { lbFingerprints: [lbCert.fingerprint] } },
+    });
+    const loadUrl = `https://127.0.0.1:${gw.httpsPort}${GATEWAY_LOAD_PATH}`;
+    const writing = async () => {
+      const r = await getFrom(loadUrl, { ca: gw.trustPem });
+      expect(r.status, r.body).toBe(200);
+      return Number(/^Reading: \d+ Writing: (\d+) Waiting: \d+ *$/m.exec(r.body)?.[1]);
+    };
+    try {
+      expect(await writing()).toBe(1); // the reading request itself
+      const lb = { cert: await readFile(lbCert.certificate, 'utf8'), key: await readFile(lbCert.key, 'utf8') };
+      const inFlight = [1, 2, 3].map(() =>
+        getFrom(`https://127.0.0.1:${gw.httpsPort}/v1/models`, { ca: gw.trustPem, ...lb }),
+      );
+      await waitFor('3 requests at the engine', () => held.length === 3);
+      expect(await writing()).toBe(4);
+      for (const res of held.splice(0)) res.end('{}');
+      expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200, 200]);
+      expect(await writing()).toBe(1);
+      // from any other address (the lb, a user): nothing
+      const other = await getFrom(loadUrl, { ca: gw.trustPem, localAddress: '127.0.0.2' });
+      expect(other.status).toBe(404);
+      expect(other.body).not.toContain('Writing');
+    } finally {
+      await gw.stop();
+      engine.closeAllConnections();
+      engine.close();
     }
   });
 });

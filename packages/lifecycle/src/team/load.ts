@@ -2,6 +2,8 @@
 // elasticity reads. (busy slots + queued requests) ÷ slots × 100, an integer percent: 100 = every slot
 // busy, above 100 = requests waiting. From llama-server's GET /slots (is_processing per slot) and, when
 // the engine runs with --metrics (ONEAPP_COPILOT_METRICS=YES), the `llamacpp:requests_deferred` gauge.
+// An engine without /slots (LocalAI) is measured at the node's own gateway instead: the requests nginx has
+// in progress (stub_status' `Writing`), which are the engine's busy slots plus its queue.
 import { PUBLISHED } from './service-view.js';
 
 export interface EngineLoad {
@@ -20,6 +22,21 @@ export function engineLoad(slotsJson: unknown, metricsText: string | null): Engi
   const m = metricsText ? /^llamacpp:requests_deferred\s+([0-9.eE+-]+)\s*$/m.exec(metricsText) : null;
   const queued = m ? Math.max(0, Math.round(Number(m[1])) || 0) : 0;
   return { slots, busy, queued, load: Math.round(((busy + queued) / slots) * 100) };
+}
+
+/** stub_status' line `Reading: r Writing: w Waiting: i` (nginx src/http/modules/ngx_http_stub_status_module.c). */
+const STUB_WRITING = /^Reading:\s*\d+\s+Writing:\s*(\d+)\s+Waiting:\s*\d+\s*$/m;
+
+/**
+ * The load from the gateway's stub_status text read by one request of its own (null when unreadable):
+ * `Writing` counts every request in progress, that read included.
+ */
+export function gatewayLoad(stubStatusText: string | null, slots: number): EngineLoad | null {
+  const m = stubStatusText ? STUB_WRITING.exec(stubStatusText) : null;
+  if (!m || !(slots > 0)) return null;
+  const inFlight = Math.max(0, Number(m[1]) - 1);
+  const busy = Math.min(inFlight, slots);
+  return { slots, busy, queued: inFlight - busy, load: Math.round((inFlight / slots) * 100) };
 }
 
 export interface InferenceStatus {

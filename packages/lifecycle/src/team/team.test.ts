@@ -4,7 +4,7 @@ import { OneGateClient, type ServiceDocument } from '@slm-copilot/onegate';
 import { startOneGateDouble, type OneGateDouble } from '@slm-copilot/onegate/test-support/onegate-double';
 import { captureLog, quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { afterEach, describe, expect, it } from 'vitest';
-import { engineLoad, inferencePublication } from './load.js';
+import { engineLoad, gatewayLoad, inferencePublication } from './load.js';
 import { drain, TeamRefresher, type TeamView } from './refresh.js';
 import { backendsFromService, lbFingerprintsFromService, PUBLISHED } from './service-view.js';
 
@@ -86,6 +86,18 @@ describe('the load figure', () => {
     });
     expect(engineLoad(slots, null)).toEqual({ slots: 2, busy: 1, queued: 0, load: 50 });
     expect(engineLoad({ error: 'x' }, null)).toBeNull();
+  });
+
+  it("without /slots (LocalAI): the gateway's requests in progress, less the read itself, ÷ slots", () => {
+    // nginx's stub_status page, byte for byte (ngx_http_stub_status_module.c's format, trailing spaces included)
+    const page = (writing: number) =>
+      `Active connections: 9 \nserver accepts handled requests\n 120 120 480 \nReading: 0 Writing: ${writing} Waiting: 3 \n`;
+    expect(gatewayLoad(page(1), 2)).toEqual({ slots: 2, busy: 0, queued: 0, load: 0 });
+    expect(gatewayLoad(page(2), 2)).toEqual({ slots: 2, busy: 1, queued: 0, load: 50 });
+    expect(gatewayLoad(page(6), 2)).toEqual({ slots: 2, busy: 2, queued: 3, load: 250 });
+    expect(gatewayLoad('{"error":{"code":"not_found"}}', 2)).toBeNull();
+    expect(gatewayLoad(null, 2)).toBeNull();
+    expect(gatewayLoad(page(3), 0)).toBeNull();
   });
 
   it('publishes READY=NO while draining, never anything but the agreed keys', () => {

@@ -7,16 +7,17 @@ import {
   installGateway,
   renderGateway,
   resolveApiKeys,
+  GATEWAY_LOAD_PATH,
   type Backend,
   type GatewayRenderOptions,
 } from '@slm-copilot/nginx-config';
 import type { ReportInputs } from '@slm-copilot/report-writer';
 import { ExitCode, TaskError, type Logger } from '@slm-copilot/task-kit';
-import { readyz } from '../bootstrap.js';
+import { loopbackGet, readyz } from '../bootstrap.js';
 import type { StageOptions } from '../options.js';
 import { defaultSite, gatewayInputs } from '../serving.js';
 import { readJson, stateFiles, writeJson, type PendingWork } from '../state.js';
-import { engineLoad, type InferenceStatus } from './load.js';
+import { engineLoad, gatewayLoad, type InferenceStatus } from './load.js';
 import type { TeamView } from './refresh.js';
 
 /** What the refresher applied last (configure renders it again instead of an empty set). */
@@ -94,7 +95,7 @@ async function getJson(url: string): Promise<unknown> {
 
 /**
  * The inference node's status: ready = its own gateway's /readyz on loopback; the load from the engine's
- * /slots and /metrics (llama-server; LocalAI serves neither, so its load reads 0).
+ * /slots and /metrics (llama-server), else (LocalAI serves neither) the requests its gateway has in progress.
  */
 export function productionStatus(c: Configured, paths: AppliancePaths) {
   const engine = `http://${paths.engine.host}:${paths.engine.port}`;
@@ -112,7 +113,9 @@ export function productionStatus(c: Configured, paths: AppliancePaths) {
       modelId: c.config.modelId,
       contextSize: c.config.contextSize,
       slots: c.config.parallelSlots,
-      load: engineLoad(slots, metrics),
+      load:
+        engineLoad(slots, metrics) ??
+        gatewayLoad((await loopbackGet(c.config.httpsPort, GATEWAY_LOAD_PATH)).body, c.config.parallelSlots),
     };
   };
 }

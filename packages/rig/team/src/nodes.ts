@@ -10,10 +10,19 @@ import path from 'node:path';
 import { renderApplianceEngine } from '@slm-copilot/lifecycle/test-support/appliance-engine';
 import type { Config } from '@slm-copilot/context-schema';
 import { createNetns, type Netns } from '@slm-copilot/hardening/test-support/netns';
-import { engineLoad, runTeam, type InferenceStatus, type TeamDeps, type TeamView } from '@slm-copilot/lifecycle';
+import {
+  engineLoad,
+  gatewayLoad,
+  runTeam,
+  type EngineLoad,
+  type InferenceStatus,
+  type TeamDeps,
+  type TeamView,
+} from '@slm-copilot/lifecycle';
 import {
   ensureLbClientCertificate,
   ensureSelfSigned,
+  GATEWAY_LOAD_PATH,
   installGateway,
   renderGateway,
   type GatewayRenderOptions,
@@ -56,6 +65,8 @@ export interface InferenceNode extends RunningNode {
   /** What the node publishes and the lb's upstream names: `<link address>:<port>`. */
   address: string;
   engine: LlamaServer;
+  /** The load its gateway measures (the figure an engine without /slots, LocalAI, publishes). */
+  gatewayLoad(): Promise<EngineLoad | null>;
   /** The node is stopping: it publishes DRAINING=YES from the next tick on. */
   draining: { current: boolean };
   /** SIGKILL the engine and nginx (a node that dies); resolves with when the signals were sent. */
@@ -64,6 +75,8 @@ export interface InferenceNode extends RunningNode {
 }
 
 export interface LbNode extends RunningNode {
+  /** A change to what the lb's refresher read from /service (mutation checks), applied before each render. */
+  viewMutation: { current: ((view: TeamView) => TeamView) | null };
   /** `https://<ns address>:<port>` (no /v1). */
   origin: string;
   fingerprint: string;
@@ -142,13 +155,15 @@ export async function startLb(double: OneGateDouble, vm: DoubleVm, env: Record<s
     keyFileOwner: null,
     team: { backends: view.role === 'lb' ? view.backends : [], clientCertificate },
   });
-  const apply = applier(
+  const applyFiles = applier(
     ns,
     () => gateway,
     () => gateway.config,
     options,
     mutation,
   );
+  const viewMutation: LbNode['viewMutation'] = { current: null };
+  const apply = (view: TeamView) => applyFiles(viewMutation.current ? viewMutation.current(view) : view);
   const stopRefresher = startRefresher({
     role: 'lb',
     oneGate: oneGateClient(double, vm),
@@ -162,6 +177,7 @@ export async function startLb(double: OneGateDouble, vm: DoubleVm, env: Record<s
     gateway,
     ca: await readFile(paths.tls.caCert, 'utf8'),
     mutation,
+    viewMutation,
     apply,
     stopRefresher,
     origin: `https://${ns.nsAddress}:${gateway.httpsPort}`,
@@ -193,11 +209,20 @@ const INFERENCE_ENV = {
   ONEAPP_COPILOT_PROMPT_CACHE_PERSIST: 'NO',
 };
 
-/** The node's status as its refresher publishes it: readiness from its own /readyz, load from the engine. */
-async function inferenceStatus(
-  n: { address: string; ns: Netns; port: number; ca: string; enginePort: number; config: Config },
-  draining: boolean,
-): Promise<InferenceStatus> {
+type NodeState = { address: string; ns: Netns; port: number; ca: string; enginePort: number; config: Config };
+
+/** The gateway's own count, read from inside the node's namespace (it answers the node itself only). */
+async function gatewayLoadOf(n: NodeState): Promise<EngineLoad | null> {
+  const url = `https://${n.ns.nsAddress}:${n.port}${GATEWAY_LOAD_PATH}`;
+  const r = await $({ quiet: true, nothrow: true })`${n.ns.exec} curl -sk --max-time 3 ${url}`;
+  return gatewayLoad(r.exitCode === 0 ? r.stdout : null, n.config.parallelSlots);
+}
+
+/**
+ * The node's status as its refresher publishes it (as lifecycle's productionStatus): readiness from its own
+ * /readyz, load from the engine's /slots, else from its gateway.
+ */
+async function inferenceStatus(n: NodeState, draining: boolean): Promise<InferenceStatus> {
   const ready = await httpsGet(`https://${n.ns.nsAddress}:${n.port}/readyz`, { ca: n.ca, timeoutMs: 3000 })
     .then((r) => r.status === 200)
     .catch(() => false);
@@ -215,7 +240,7 @@ async function inferenceStatus(
     modelId: n.config.modelId,
     contextSize: n.config.contextSize,
     slots: n.config.parallelSlots,
-    load: engineLoad(slots, metrics),
+    load: engineLoad(slots, metrics) ?? (await gatewayLoadOf(n)),
   };
 }
 
@@ -275,7 +300,7 @@ export async function startInference(spec: InferenceSpec): Promise<InferenceNode
     mutation,
   );
   const draining = { current: false };
-  const state = { address, ns, port: gateway.httpsPort, ca, enginePort, config: gateway.config };
+  const state: NodeState = { address, ns, port: gateway.httpsPort, ca, enginePort, config: gateway.config };
   const stopRefresher = startRefresher({
     role: 'inference',
     oneGate: oneGateClient(double, vm),
@@ -303,6 +328,7 @@ export async function startInference(spec: InferenceSpec): Promise<InferenceNode
     link,
     address,
     engine,
+    gatewayLoad: () => gatewayLoadOf(state),
     draining,
     kill: async () => {
       const refresherStopped = stopRefresher();
@@ -336,4 +362,18 @@ export async function lbLog(lb: LbNode): Promise<Served[]> {
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as { key: string; status: number; upstream_addr: string; path: string })
     .map((r) => ({ key: r.key, status: r.status, upstream: r.upstream_addr.split(', ').at(-1) ?? '', path: r.path }));
+}
+
+/** The last lines of the lb's and each node's nginx logs: what a failed request through the lb is explained by. */
+export async function teamLogs(lb: LbNode, nodes: readonly InferenceNode[], lines = 30): Promise<string> {
+  const tail = async (name: string, root: string, file: string) => {
+    const text = await readFile(path.join(root, 'var/log/nginx', file), 'utf8').catch(() => '(none)');
+    return `--- ${name} ${file}\n${text.trimEnd().split('\n').slice(-lines).join('\n')}`;
+  };
+  const parts = [
+    await tail('lb', lb.gateway.root, 'slm-copilot.error.log'),
+    await tail('lb', lb.gateway.root, 'slm-copilot.access.log'),
+  ];
+  for (const n of nodes) parts.push(await tail(n.address, n.gateway.root, 'slm-copilot.error.log'));
+  return parts.join('\n');
 }

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { canCreateNetns } from '@slm-copilot/hardening/test-support/netns';
-import { backendsFromService, PUBLISHED } from '@slm-copilot/lifecycle';
+import { backendsFromService, PUBLISHED, type TeamView } from '@slm-copilot/lifecycle';
 import { renderTeamUpstream } from '@slm-copilot/nginx-config';
 import { httpsGet } from '@slm-copilot/nginx-config/test-support/client';
 import { removeTempRoots } from '@slm-copilot/nginx-config/test-support/nginx';
@@ -17,7 +17,7 @@ import type { FileSet } from '@slm-copilot/task-kit';
 import { ensureLlamaBuild, ensureTinyModel, type GgufModel, type LlamaBuild } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chat, direct, type ChatResult } from './client.js';
-import { lbLog, REFRESH_MS, startInference, startLb, type InferenceNode, type LbNode } from './nodes.js';
+import { lbLog, REFRESH_MS, teamLogs, startInference, startLb, type InferenceNode, type LbNode } from './nodes.js';
 
 const unavailable = await canCreateNetns();
 if (unavailable) console.warn(`team test skipped: network namespaces cannot be created here (${unavailable})`);
@@ -79,6 +79,18 @@ async function withLbMutation<T>(mutate: (files: FileSet) => FileSet, check: () 
   }
 }
 
+/** Runs `check` while the lb's refresher sees `mutate(view)` instead of what /service says, then undoes it. */
+async function withLbView<T>(mutate: (view: TeamView) => TeamView, check: () => Promise<T>): Promise<T> {
+  lb.viewMutation.current = mutate;
+  await lb.apply({ role: 'lb', backends: await currentBackends() });
+  try {
+    return await check();
+  } finally {
+    lb.viewMutation.current = null;
+    await lb.apply({ role: 'lb', backends: await currentBackends() });
+  }
+}
+
 /** The lb's client certificate and key (what its nginx shows the inference nodes). */
 const lbClientPem = async () => ({
   cert: await readFile(path.join(lb.gateway.paths.tls.dir, 'lb-client.crt'), 'utf8'),
@@ -87,6 +99,14 @@ const lbClientPem = async () => ({
 
 const replaceIn = (suffix: string, from: string | RegExp, to: string) => (files: FileSet) =>
   files.map((f) => (f.path.endsWith(suffix) ? { ...f, text: f.text.replace(from, to) } : f));
+
+/** Mutation: a failed node's request is neither retried on another node nor sent to the overflow. */
+const noRetryElsewhere = (files: FileSet) =>
+  replaceIn(
+    'proxy.conf',
+    /proxy_next_upstream error timeout[^;]*;/,
+    'proxy_next_upstream off;',
+  )(replaceIn('slm-copilot.conf', '= @slm_copilot_overflow;', '= @slm_copilot_502;')(files));
 
 const completions = async (key?: number) =>
   (await lbLog(lb)).filter((s) => s.path === '/v1/chat/completions' && (key === undefined || s.key === name(key)));
@@ -192,7 +212,18 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     expect(lbReads.some((r) => r.method === 'GET' && r.path === '/service' && r.status === 200)).toBe(true);
     expect(lbReads.every((r) => r.headers['x-onegate-token'] === lb.vm.token)).toBe(true);
     const r = await ask(0, 'hello');
-    expect(r.status, r.body).toBe(200);
+    expect(r.status, r.status === 200 ? '' : `${r.body}\n${await teamLogs(lb, nodes)}`).toBe(200);
+
+    // mutation: an lb that does not follow /service has no node: it serves nothing and is not ready
+    const blind = await withLbView(
+      (view) => ({ ...view, backends: [] }),
+      async () => ({
+        chat: await ask(0, 'hello'),
+        readyz: (await httpsGet(`${lb.origin}/readyz`, { ca: lb.ca, timeoutMs: 5000 })).status,
+      }),
+    );
+    expect(blind.chat.status).toBe(502);
+    expect(blind.readyz).toBe(503);
   });
 
   it("users' keys are refused by an inference node; the lb's certificate is accepted", async () => {
@@ -277,6 +308,36 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     expect(unspilled.size).toBe(1);
   });
 
+  it("load: the gateway's count (LocalAI's figure) equals llama-server's /slots, streaming and idle", async () => {
+    const key = 4;
+    const before = (await completions(key)).length;
+    expect((await ask(key, 'which node?')).status).toBe(200);
+    const node = nodeAt((await lastServed(key, 1, before))[0]!)!;
+    const engineBusy = async () =>
+      ((await (await fetch(`${node.engine.baseUrl}/slots`)).json()) as { is_processing: boolean }[]).filter(
+        (x) => x.is_processing,
+      ).length;
+    let during: [number | undefined, number] | null = null;
+    let sampled: Promise<void> | null = null;
+    const stream = await ask(key, 'a long answer please', {
+      stream: true,
+      maxTokens: 1500,
+      ignoreEos: true,
+      onFirstByte: () => {
+        // (a probe of the node's /readyz in progress at the same instant counts too: sample until they agree)
+        sampled = waitFor('the two figures to agree', async () => {
+          during = [(await node.gatewayLoad())?.load, await engineBusy()];
+          return during[0] === during[1] * 100;
+        });
+      },
+    });
+    await sampled;
+    expect(stream.done).toBe(true);
+    expect(during).toEqual([100, 1]);
+    await waitFor('the node to be idle', async () => (await engineBusy()) === 0);
+    expect(await node.gatewayLoad()).toEqual({ slots: 1, busy: 0, queued: 0, load: 0 });
+  });
+
   it('failover: a node killed mid-stream ends that stream promptly, the next 20 requests succeed', async () => {
     const key = 3;
     const before = (await completions(key)).length;
@@ -303,18 +364,10 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     expect(next.map((r) => r.status)).toEqual(Array(20).fill(200));
 
     // mutation: no retry on another node and no overflow: the dead node's keys get errors
-    const broken = await withLbMutation(
-      (files) =>
-        replaceIn(
-          'proxy.conf',
-          /proxy_next_upstream error timeout[^;]*;/,
-          'proxy_next_upstream off;',
-        )(replaceIn('slm-copilot.conf', '= @slm_copilot_overflow;', '= @slm_copilot_502;')(files)),
-      async () => {
-        await new Promise((r) => setTimeout(r, 11_000)); // the passive fail_timeout (10 s) passes
-        return ask(key, 'and now?');
-      },
-    );
+    const broken = await withLbMutation(noRetryElsewhere, async () => {
+      await new Promise((r) => setTimeout(r, 11_000)); // the passive fail_timeout (10 s) passes
+      return ask(key, 'and now?');
+    });
     expect(broken.status).toBe(502);
     removed.add(victim);
     setService(); // OneFlow replaces the dead VM: it leaves /service
@@ -331,6 +384,8 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     // control: up, but not in /service yet, it gets nothing
     for (let k = 0; k < KEYS.length; k++) await ask(k, 'before it joins', { maxTokens: 1 });
     expect((await lbLog(lb)).some((s) => s.upstream === node.address)).toBe(false);
+    const servedBy4 = async (from = 0) => (await completions()).slice(from).some((s) => s.upstream === node.address);
+    const known = await currentBackends();
     const t0 = performance.now();
     setService();
     let delay = -1;
@@ -338,13 +393,30 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
       'a request served by node 4',
       async () => {
         for (let k = 0; k < KEYS.length; k++) await ask(k, 'who serves me?', { maxTokens: 1 });
-        const hit = (await lbLog(lb)).some((s) => s.upstream === node.address);
+        const hit = await servedBy4();
         if (hit && delay < 0) delay = performance.now() - t0;
         return hit;
       },
       { timeoutMs: 40 * REFRESH_MS + 60_000 },
     );
     figures.push(`scale-out: node 4 served its first request ${Math.round(delay)} ms after it joined /service`);
+
+    // mutation: an lb whose upstream is the list it had before (a static list, not /service) never reaches
+    // node 4, though some of these keys went there a moment ago
+    const staticList = await withLbView(
+      (view) => ({ ...view, backends: known }),
+      async () => {
+        const mark = (await completions()).length;
+        for (let k = 0; k < KEYS.length; k++) await ask(k, 'static list', { maxTokens: 1 });
+        await lastServed(undefined, KEYS.length, mark);
+        return servedBy4(mark);
+      },
+    );
+    expect(staticList).toBe(false);
+    // each key asks once more, so that its last node is the lb's own choice again (the draining test reads it)
+    const mark = (await completions()).length;
+    for (let k = 0; k < KEYS.length; k++) await ask(k, 'back to /service', { maxTokens: 1 });
+    await lastServed(undefined, KEYS.length, mark);
   });
 
   it('scale-in: an in-flight stream on a draining node completes; no new request reaches it', async () => {
@@ -437,5 +509,19 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     await traffic;
     expect(statuses.length).toBeGreaterThan(3);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
+
+    // mutation: the stopped node still in the lb's upstream (not dropped first), with no retry elsewhere:
+    // the requests of the keys it had fail
+    const gone = { vmId: String(idle.vm.id), address: idle.address, slots: 1 };
+    const stale = await withLbView(
+      (view) => ({ ...view, backends: [...(view.role === 'lb' ? view.backends : []), gone] }),
+      () =>
+        withLbMutation(noRetryElsewhere, async () => {
+          const got: number[] = [];
+          for (let k = 0; k < KEYS.length; k++) got.push((await ask(k, 'to a stopped node', { maxTokens: 1 })).status);
+          return got;
+        }),
+    );
+    expect(stale.filter((s) => s !== 200).length).toBeGreaterThan(0);
   });
 });
