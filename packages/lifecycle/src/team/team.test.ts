@@ -91,7 +91,8 @@ describe('the load figure', () => {
   it("without /slots (LocalAI): the gateway's requests in progress, less the read itself, ÷ slots", () => {
     // nginx's stub_status page, byte for byte (ngx_http_stub_status_module.c's format, trailing spaces included)
     const page = (writing: number) =>
-      `Active connections: 9 \nserver accepts handled requests\n 120 120 480 \nReading: 0 Writing: ${writing} Waiting: 3 \n`;
+      'Active connections: 9 \nserver accepts handled requests\n 120 120 480 \n' +
+      `Reading: 0 Writing: ${writing} Waiting: 3 \n`;
     expect(gatewayLoad(page(1), 2)).toEqual({ slots: 2, busy: 0, queued: 0, load: 0 });
     expect(gatewayLoad(page(2), 2)).toEqual({ slots: 2, busy: 1, queued: 0, load: 50 });
     expect(gatewayLoad(page(6), 2)).toEqual({ slots: 2, busy: 2, queued: 3, load: 250 });
