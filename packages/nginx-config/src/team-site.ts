@@ -74,6 +74,9 @@ export function lbMainLocation(c: RenderContext, limits: string[]): string[] {
     '        auth_request /_slm_copilot_auth;',
     proxy,
     `        proxy_pass https://${TEAM_UPSTREAM};`,
+    // (off here, the first redirect marks the request and nginx ignores the overflow's own error_page: a
+    // request that finds no node at all got nginx's HTML 502 instead of the JSON one)
+    '        recursive_error_pages on;',
     ...errorPageLines({ 502: '@slm_copilot_overflow' }).map((l) => `        ${l}`),
     '    }',
     '    location @slm_copilot_overflow {',

@@ -152,10 +152,15 @@ function get(url: string, o: { ca: string; cert?: string; key?: string; bearer?:
   });
 }
 
-/** GET over HTTPS from a chosen local address: status and body. */
-function getFrom(url: string, o: { ca: string; localAddress?: string; cert?: string; key?: string }) {
+/** GET over HTTPS (from a chosen local address, with a key): status and body. */
+function fetchText(
+  url: string,
+  o: { ca: string; localAddress?: string; cert?: string; key?: string; bearer?: string },
+) {
+  const { bearer, ...tls } = o;
+  const headers: Record<string, string> = bearer ? { Authorization: `Bearer ${bearer}` } : {};
   return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request(url, { ...o, agent: false, servername: 'localhost' }, (res) => {
+    const req = request(url, { ...tls, headers, agent: false, servername: 'localhost' }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -169,7 +174,14 @@ function getFrom(url: string, o: { ca: string; localAddress?: string; cert?: str
 describe('the real nginx', () => {
   it.each([
     ['no node yet', []],
-    ['two unreachable nodes', B],
+    // (refused on loopback: this machine's network may answer for other addresses)
+    [
+      'two unreachable nodes',
+      [
+        { vmId: '12', address: '127.0.0.1:9', slots: 2 },
+        { vmId: '7', address: '127.0.0.1:19', slots: 1 },
+      ],
+    ],
   ])('lb (%s): the whole render passes nginx -t and serves; /readyz 503', async (_, backends) => {
     const root = await tempRoot('team-lb');
     const lbCert = await ensureLbClientCertificate(testPaths(root, 1), quietLog);
@@ -182,6 +194,10 @@ describe('the real nginx', () => {
       expect(lbCert.fingerprint).toMatch(/^[0-9a-f]{40}$/);
       expect(await get(`${gw.baseUrl}/readyz`, { ca: gw.trustPem })).toBe(503);
       expect(await get(`${gw.baseUrl}/v1/models`, { ca: gw.trustPem })).toBe(401);
+      // with a key: no node to serve it, the JSON 502 (not nginx's HTML page)
+      const r = await fetchText(`${gw.baseUrl}/v1/models`, { ca: gw.trustPem, bearer: gw.config.apiKey! });
+      expect(r.status, r.body).toBe(502);
+      expect(JSON.parse(r.body), r.body).toMatchObject({ error: { type: expect.any(String) } });
     } finally {
       await gw.stop();
     }
@@ -248,7 +264,7 @@ describe('the real nginx', () => {
     });
     const loadUrl = `https://127.0.0.1:${gw.httpsPort}${GATEWAY_LOAD_PATH}`;
     const writing = async () => {
-      const r = await getFrom(loadUrl, { ca: gw.trustPem });
+      const r = await fetchText(loadUrl, { ca: gw.trustPem });
       expect(r.status, r.body).toBe(200);
       return Number(/^Reading: \d+ Writing: (\d+) Waiting: \d+ *$/m.exec(r.body)?.[1]);
     };
@@ -256,7 +272,7 @@ describe('the real nginx', () => {
       expect(await writing()).toBe(1); // the reading request itself
       const lb = { cert: await readFile(lbCert.certificate, 'utf8'), key: await readFile(lbCert.key, 'utf8') };
       const inFlight = [1, 2, 3].map(() =>
-        getFrom(`https://127.0.0.1:${gw.httpsPort}/v1/models`, { ca: gw.trustPem, ...lb }),
+        fetchText(`https://127.0.0.1:${gw.httpsPort}/v1/models`, { ca: gw.trustPem, ...lb }),
       );
       await waitFor('3 requests at the engine', () => held.length === 3);
       expect(await writing()).toBe(4);
@@ -264,7 +280,7 @@ describe('the real nginx', () => {
       expect((await Promise.all(inFlight)).map((r) => r.status)).toEqual([200, 200, 200]);
       expect(await writing()).toBe(1);
       // from any other address (the lb, a user): nothing
-      const other = await getFrom(loadUrl, { ca: gw.trustPem, localAddress: '127.0.0.2' });
+      const other = await fetchText(loadUrl, { ca: gw.trustPem, localAddress: '127.0.0.2' });
       expect(other.status).toBe(404);
       expect(other.body).not.toContain('Writing');
     } finally {

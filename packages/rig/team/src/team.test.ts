@@ -223,6 +223,7 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
       }),
     );
     expect(blind.chat.status).toBe(502);
+    expect(JSON.parse(blind.chat.body), blind.chat.body).toHaveProperty('error.type');
     expect(blind.readyz).toBe(503);
   });
 
