@@ -6,7 +6,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { canCreateNetns } from '@slm-copilot/hardening/test-support/netns';
 import { backendsFromService, PUBLISHED, type TeamView } from '@slm-copilot/lifecycle';
-import { renderTeamUpstream } from '@slm-copilot/nginx-config';
 import { httpsGet } from '@slm-copilot/nginx-config/test-support/client';
 import { removeTempRoots } from '@slm-copilot/nginx-config/test-support/nginx';
 import { waitFor } from '@slm-copilot/nginx-config/test-support/poll';
@@ -67,25 +66,21 @@ async function currentBackends() {
   return backendsFromService(r.value).backends;
 }
 
-/** Applies a mutation to the lb's render now (and on its refresher's renders), runs `check`, then undoes it. */
-async function withLbMutation<T>(mutate: (files: FileSet) => FileSet, check: () => Promise<T>): Promise<T> {
-  lb.mutation.current = mutate;
+/** A mutation of the lb: of its rendered files, of what its refresher read from /service, or both. */
+interface LbMutation {
+  files?: (files: FileSet) => FileSet;
+  view?: (view: TeamView) => TeamView;
+}
+
+/** Applies a mutation to the lb now (and on its refresher's renders), runs `check`, then undoes it. */
+async function withLbMutation<T>(m: LbMutation, check: () => Promise<T>): Promise<T> {
+  lb.mutation.current = m.files ?? null;
+  lb.viewMutation.current = m.view ?? null;
   await lb.apply({ role: 'lb', backends: await currentBackends() });
   try {
     return await check();
   } finally {
     lb.mutation.current = null;
-    await lb.apply({ role: 'lb', backends: await currentBackends() });
-  }
-}
-
-/** Runs `check` while the lb's refresher sees `mutate(view)` instead of what /service says, then undoes it. */
-async function withLbView<T>(mutate: (view: TeamView) => TeamView, check: () => Promise<T>): Promise<T> {
-  lb.viewMutation.current = mutate;
-  await lb.apply({ role: 'lb', backends: await currentBackends() });
-  try {
-    return await check();
-  } finally {
     lb.viewMutation.current = null;
     await lb.apply({ role: 'lb', backends: await currentBackends() });
   }
@@ -215,13 +210,10 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     expect(r.status, r.status === 200 ? '' : `${r.body}\n${await teamLogs(lb, nodes)}`).toBe(200);
 
     // mutation: an lb that does not follow /service has no node: it serves nothing and is not ready
-    const blind = await withLbView(
-      (view) => ({ ...view, backends: [] }),
-      async () => ({
-        chat: await ask(0, 'hello'),
-        readyz: (await httpsGet(`${lb.origin}/readyz`, { ca: lb.ca, timeoutMs: 5000 })).status,
-      }),
-    );
+    const blind = await withLbMutation({ view: (view) => ({ ...view, backends: [] }) }, async () => ({
+      chat: await ask(0, 'hello'),
+      readyz: (await httpsGet(`${lb.origin}/readyz`, { ca: lb.ca, timeoutMs: 5000 })).status,
+    }));
     expect(blind.chat.status).toBe(502);
     expect(JSON.parse(blind.chat.body), blind.chat.body).toHaveProperty('error.type');
     expect(blind.readyz).toBe(503);
@@ -285,8 +277,9 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     figures.push(`8 keys spread over ${used.size} of 3 nodes`);
 
     // mutation: round robin instead of the hash on the key name
-    const rr = await withLbMutation(replaceIn('team-upstream.conf', 'hash $slm_key consistent;', '# round robin'), () =>
-      conversation(1, 'beta'),
+    const rr = await withLbMutation(
+      { files: replaceIn('team-upstream.conf', 'hash $slm_key consistent;', '# round robin') },
+      () => conversation(1, 'beta'),
     );
     expect(new Set(rr.served).size).toBeGreaterThan(1);
     expect(rr.cachedShare).toBeLessThanOrEqual(0.5);
@@ -301,11 +294,14 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     const served = new Set(await lastServed(2, 3, before));
     expect(served.size).toBeGreaterThan(1);
     // mutation: no max_conns, no spill
-    const unspilled = await withLbMutation(replaceIn('team-upstream.conf', / max_conns=\d+/g, ''), async () => {
-      const mark = (await completions(2)).length;
-      await run();
-      return new Set(await lastServed(2, 3, mark));
-    });
+    const unspilled = await withLbMutation(
+      { files: replaceIn('team-upstream.conf', / max_conns=\d+/g, '') },
+      async () => {
+        const mark = (await completions(2)).length;
+        await run();
+        return new Set(await lastServed(2, 3, mark));
+      },
+    );
     expect(unspilled.size).toBe(1);
   });
 
@@ -365,7 +361,7 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     expect(next.map((r) => r.status)).toEqual(Array(20).fill(200));
 
     // mutation: no retry on another node and no overflow: the dead node's keys get errors
-    const broken = await withLbMutation(noRetryElsewhere, async () => {
+    const broken = await withLbMutation({ files: noRetryElsewhere }, async () => {
       await new Promise((r) => setTimeout(r, 11_000)); // the passive fail_timeout (10 s) passes
       return ask(key, 'and now?');
     });
@@ -404,15 +400,12 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
 
     // mutation: an lb whose upstream is the list it had before (a static list, not /service) never reaches
     // node 4, though some of these keys went there a moment ago
-    const staticList = await withLbView(
-      (view) => ({ ...view, backends: known }),
-      async () => {
-        const mark = (await completions()).length;
-        for (let k = 0; k < KEYS.length; k++) await ask(k, 'static list', { maxTokens: 1 });
-        await lastServed(undefined, KEYS.length, mark);
-        return servedBy4(mark);
-      },
-    );
+    const staticList = await withLbMutation({ view: (view) => ({ ...view, backends: known }) }, async () => {
+      const mark = (await completions()).length;
+      for (let k = 0; k < KEYS.length; k++) await ask(k, 'static list', { maxTokens: 1 });
+      await lastServed(undefined, KEYS.length, mark);
+      return servedBy4(mark);
+    });
     expect(staticList).toBe(false);
     // each key asks once more, so that its last node is the lb's own choice again (the draining test reads it)
     const mark = (await completions()).length;
@@ -467,15 +460,12 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
 
     // mutation: an lb that keeps the draining node keeps sending it new requests
     const stillThere = await withLbMutation(
-      (files) =>
-        files.map((f) =>
-          f.path.endsWith('team-upstream.conf')
-            ? {
-                ...f,
-                text: renderTeamUpstream(live.map((n) => ({ vmId: String(n.vm.id), address: n.address, slots: 1 }))),
-              }
-            : f,
-        ),
+      {
+        view: () => ({
+          role: 'lb',
+          backends: live.map((n) => ({ vmId: String(n.vm.id), address: n.address, slots: 1 })),
+        }),
+      },
       async () => {
         for (let i = 0; i < 5; i++) await ask(key, `mutated ${i}`);
         return inLog();
@@ -514,14 +504,16 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     // mutation: the stopped node still in the lb's upstream (not dropped first), with no retry elsewhere:
     // the requests of the keys it had fail
     const gone = { vmId: String(idle.vm.id), address: idle.address, slots: 1 };
-    const stale = await withLbView(
-      (view) => ({ ...view, backends: [...(view.role === 'lb' ? view.backends : []), gone] }),
-      () =>
-        withLbMutation(noRetryElsewhere, async () => {
-          const got: number[] = [];
-          for (let k = 0; k < KEYS.length; k++) got.push((await ask(k, 'to a stopped node', { maxTokens: 1 })).status);
-          return got;
-        }),
+    const stale = await withLbMutation(
+      {
+        view: (view) => ({ ...view, backends: [...(view.role === 'lb' ? view.backends : []), gone] }),
+        files: noRetryElsewhere,
+      },
+      async () => {
+        const got: number[] = [];
+        for (let k = 0; k < KEYS.length; k++) got.push((await ask(k, 'to a stopped node', { maxTokens: 1 })).status);
+        return got;
+      },
     );
     expect(stale.filter((s) => s !== 200).length).toBeGreaterThan(0);
   });
