@@ -69,7 +69,10 @@ export interface Gateway {
    */
   accessLog(settle?: AccessLogSettle): Promise<string>;
   errorLog(): Promise<string>;
-  /** How many reloads the master has completed (new workers started after a SIGHUP), from its error log. */
+  /**
+   * How many reloads the master has completed, from its error log: new workers started after a SIGHUP
+   * and an old one shutting down (until then the old worker still accepts connections, with the old config).
+   */
   reloads(): Promise<number>;
   stop(): Promise<void>;
   process: ChildProcess;
@@ -134,11 +137,14 @@ async function throwawayCert(dir: string): Promise<{ certificate: string; key: s
 /** What a port race looks like: another process bound one of our free ports before nginx did. */
 const PORT_TAKEN = /Address already in use/;
 
-/** Completed reloads in a main error log: each SIGHUP's "reconfiguring" followed by a new worker. */
+/**
+ * Completed reloads in a main error log: each SIGHUP's "reconfiguring" followed by a new worker and an old
+ * worker's "gracefully shutting down" (it stops accepting then; `worker_processes 1` here).
+ */
 function countReloads(log: string): number {
   let n = 0;
   for (const part of log.split(/signal 1 \(SIGHUP\) received[^\n]*reconfiguring/).slice(1)) {
-    if (/start worker process/.test(part)) n++;
+    if (/start worker process[\s\S]*gracefully shutting down/.test(part)) n++;
   }
   return n;
 }

@@ -77,6 +77,8 @@ export interface InferenceNode extends RunningNode {
 export interface LbNode extends RunningNode {
   /** A change to what the lb's refresher read from /service (mutation checks), applied before each render. */
   viewMutation: { current: ((view: TeamView) => TeamView) | null };
+  /** Resolves once the render begun last (by the refresher or a test) is installed and nginx reloaded. */
+  settled(): Promise<void>;
   /** `https://<ns address>:<port>` (no /v1). */
   origin: string;
   fingerprint: string;
@@ -163,7 +165,12 @@ export async function startLb(double: OneGateDouble, vm: DoubleVm, env: Record<s
     mutation,
   );
   const viewMutation: LbNode['viewMutation'] = { current: null };
-  const apply = (view: TeamView) => applyFiles(viewMutation.current ? viewMutation.current(view) : view);
+  let applying: Promise<unknown> = Promise.resolve();
+  const apply = (view: TeamView) => {
+    const applied = applyFiles(viewMutation.current ? viewMutation.current(view) : view);
+    applying = applied.catch(() => undefined);
+    return applied;
+  };
   const stopRefresher = startRefresher({
     role: 'lb',
     oneGate: oneGateClient(double, vm),
@@ -178,6 +185,7 @@ export async function startLb(double: OneGateDouble, vm: DoubleVm, env: Record<s
     ca: await readFile(paths.tls.caCert, 'utf8'),
     mutation,
     viewMutation,
+    settled: async () => void (await applying),
     apply,
     stopRefresher,
     origin: `https://${ns.nsAddress}:${gateway.httpsPort}`,

@@ -171,6 +171,8 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
       const text = await upstreamFile();
       return nodes.every((n) => text.includes(`server ${n.address} max_conns=1 `));
     });
+    // (the file is written before nginx reloads: until then the old worker serves the old, empty set)
+    await lb.settled();
     const lbCert = await lbClientPem();
     await waitFor('every node to accept the lb certificate (learned from /service)', async () => {
       for (const n of nodes) {
