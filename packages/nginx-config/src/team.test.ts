@@ -2,12 +2,12 @@
 // accepted by the real nginx (nginx -t), with the inference node's mutual TLS checked on a live nginx.
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type ServerResponse } from 'node:http';
-import { request } from 'node:https';
 import path from 'node:path';
 import { appliancePaths, parseContext } from '@slm-copilot/context-schema';
 import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import { afterAll, describe, expect, it } from 'vitest';
 import { $ } from 'zx';
+import { httpsGet } from '../test-support/client.js';
 import { waitFor } from '../test-support/poll.js';
 import { NGINX, removeTempRoots, startGateway, tempRoot, testPaths } from '../test-support/nginx.js';
 import { GATEWAY_LOAD_PATH } from './inference-site.js';
@@ -140,36 +140,17 @@ describe('role renders', () => {
   });
 });
 
-function get(url: string, o: { ca: string; cert?: string; key?: string; bearer?: string }) {
-  return new Promise<number>((resolve, reject) => {
-    const headers: Record<string, string> = o.bearer ? { Authorization: `Bearer ${o.bearer}` } : {};
-    const req = request(url, { ca: o.ca, cert: o.cert, key: o.key, agent: false, headers }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+/** The status of a GET (a bearer key as Authorization), through the shared test client. */
+const get = async (url: string, o: { ca: string; cert?: string; key?: string; bearer?: string }) =>
+  (await fetchText(url, o)).status;
 
-/** GET over HTTPS (from a chosen local address, with a key): status and body. */
-function fetchText(
+const fetchText = (
   url: string,
   o: { ca: string; localAddress?: string; cert?: string; key?: string; bearer?: string },
-) {
-  const { bearer, ...tls } = o;
-  const headers: Record<string, string> = bearer ? { Authorization: `Bearer ${bearer}` } : {};
-  return new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = request(url, { ...tls, headers, agent: false, servername: 'localhost' }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
+) => {
+  const { bearer, ...rest } = o;
+  return httpsGet(url, { ...rest, headers: bearer ? { Authorization: `Bearer ${bearer}` } : {} });
+};
 
 describe('the real nginx', () => {
   it.each([

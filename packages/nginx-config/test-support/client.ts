@@ -34,6 +34,11 @@ export interface RequestOptions extends TlsTrust {
   headers?: Record<string, string | number>;
   body?: string | Buffer;
   timeoutMs?: number;
+  /** A client certificate and its key (PEM), for a server that asks for one (mutual TLS). */
+  cert?: string;
+  key?: string;
+  /** Connect from this local address (e.g. 127.0.0.2: a client that is not the server itself). */
+  localAddress?: string;
 }
 
 export function httpsGet(url: string, opts: RequestOptions): Promise<HttpResult> {
@@ -44,6 +49,8 @@ export function httpsGet(url: string, opts: RequestOptions): Promise<HttpResult>
         method: opts.method ?? 'GET',
         headers: opts.headers,
         agent: trustAgent(opts),
+        ...(opts.cert !== undefined ? { cert: opts.cert, key: opts.key } : {}),
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         timeout: opts.timeoutMs ?? 15_000,
       },
       (res) => {
@@ -110,6 +117,8 @@ export function sseTiming(url: string, opts: RequestOptions): Promise<SseTiming>
         method: opts.method ?? 'GET',
         headers: opts.headers,
         agent: trustAgent(opts),
+        ...(opts.cert !== undefined ? { cert: opts.cert, key: opts.key } : {}),
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
         timeout: opts.timeoutMs ?? 30_000,
       },
       (res: IncomingMessage) => {

@@ -118,33 +118,3 @@ export function chat(
     req.end(body);
   });
 }
-
-/** One HTTPS request, optionally showing a client certificate (what the lb does towards a node). */
-export function direct(
-  url: string,
-  o: { ca: string; cert?: string; key?: string; method?: string; headers?: Record<string, string>; body?: string },
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: o.method ?? 'GET',
-        ca: o.ca,
-        cert: o.cert,
-        key: o.key,
-        agent: false,
-        headers: { ...o.headers, ...(o.body ? { 'Content-Length': String(Buffer.byteLength(o.body)) } : {}) },
-        timeout: 30_000,
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`timeout: ${url}`)));
-    req.on('error', reject);
-    req.end(o.body);
-  });
-}

@@ -15,7 +15,7 @@ import { quietLog } from '@slm-copilot/task-kit/test-support/log';
 import type { FileSet } from '@slm-copilot/task-kit';
 import { ensureLlamaBuild, ensureTinyModel, type GgufModel, type LlamaBuild } from '@slm-copilot/testbed';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chat, direct, type ChatResult } from './client.js';
+import { chat, type ChatResult } from './client.js';
 import { lbLog, REFRESH_MS, teamLogs, startInference, startLb, type InferenceNode, type LbNode } from './nodes.js';
 
 const unavailable = await canCreateNetns();
@@ -176,7 +176,7 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
     const lbCert = await lbClientPem();
     await waitFor('every node to accept the lb certificate (learned from /service)', async () => {
       for (const n of nodes) {
-        const r = await direct(`https://${n.ns.nsAddress}:${n.gateway.httpsPort}/v1/models`, { ca: n.ca, ...lbCert });
+        const r = await httpsGet(`https://${n.ns.nsAddress}:${n.gateway.httpsPort}/v1/models`, { ca: n.ca, ...lbCert });
         if (r.status !== 200) return false;
       }
       return true;
@@ -230,7 +230,7 @@ describe.skipIf(unavailable !== null)('a OneFlow service: lb + inference nodes i
       max_tokens: 1,
     });
     const post = (extra: { cert?: string; key?: string } = {}) =>
-      direct(`${direct_}/v1/chat/completions`, {
+      httpsGet(`${direct_}/v1/chat/completions`, {
         ca: n.ca,
         method: 'POST',
         headers: { Authorization: `Bearer ${KEYS[0]}`, 'Content-Type': 'application/json' },
